@@ -1,0 +1,142 @@
+"""LanguageModel: embedding → n pre-norm residual blocks (mixer, optional MLP) → norm → head.
+
+`mixer` is one registered name for every layer, or a list with one name per layer (a hybrid).
+`mixer_options` is a flat dict of that mixer's options, or — for a hybrid — a dict keyed by
+mixer name. `mode` is likewise a name for every layer or a dict keyed by mixer name.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from models import registry
+
+
+class Block(nn.Module):
+    def __init__(self, mixer: nn.Module, d_model: int, mlp_ratio: int):
+        super().__init__()
+        self.mixer_norm = nn.RMSNorm(d_model)
+        self.mixer = mixer
+        self.mlp = None
+        if mlp_ratio:
+            self.mlp_norm = nn.RMSNorm(d_model)
+            self.mlp = nn.Sequential(
+                nn.Linear(d_model, mlp_ratio * d_model), nn.GELU(), nn.Linear(mlp_ratio * d_model, d_model)
+            )
+
+    def _mlp(self, x):
+        return x if self.mlp is None else x + self.mlp(self.mlp_norm(x))
+
+    def forward(self, x, mode):
+        y, state = self.mixer(self.mixer_norm(x), mode=mode, return_state=True)
+        return self._mlp(x + y), state
+
+    def step(self, x_t, state):
+        y_t, state = self.mixer.step(self.mixer_norm(x_t), state)
+        return self._mlp(x_t + y_t), state
+
+
+class LanguageModel(nn.Module):
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        d_model: int,
+        n_layers: int,
+        mixer: str | Sequence[str] = "gateloop",
+        mixer_options: Mapping[str, Any] | None = None,
+        mlp_ratio: int = 4,
+    ):
+        super().__init__()
+        if not isinstance(vocab_size, int) or vocab_size < 1:
+            raise ValueError(f"vocab_size must be a positive integer, got {vocab_size!r}")
+        if not isinstance(n_layers, int) or n_layers < 1:
+            raise ValueError(f"n_layers must be a positive integer, got {n_layers!r}")
+        if not isinstance(mlp_ratio, int) or mlp_ratio < 0:
+            raise ValueError(f"mlp_ratio must be a non-negative integer (0: no MLP), got {mlp_ratio!r}")
+        self.mixer_names = self._layer_names(mixer, n_layers)
+        per_mixer_options = self._options_by_mixer(self.mixer_names, mixer, dict(mixer_options or {}))
+        self.vocab_size, self.d_model = vocab_size, d_model
+        self.embedding = nn.Embedding(vocab_size, d_model)
+        self.blocks = nn.ModuleList(
+            Block(registry.build(name, d_model=d_model, **per_mixer_options.get(name, {})), d_model, mlp_ratio)
+            for name in self.mixer_names
+        )
+        self.norm = nn.RMSNorm(d_model)
+        self.head = nn.Linear(d_model, vocab_size, bias=False)
+
+    @staticmethod
+    def _layer_names(mixer, n_layers) -> list[str]:
+        if isinstance(mixer, str):
+            names = [mixer] * n_layers
+        else:
+            names = list(mixer)
+            if len(names) != n_layers:
+                raise ValueError(f"a hybrid needs one mixer name per layer: got {len(names)} names for {n_layers} layers")
+        for name in names:
+            registry.get_class(name)
+        return names
+
+    @staticmethod
+    def _options_by_mixer(names, mixer, options) -> dict[str, dict]:
+        if isinstance(mixer, str):
+            return {mixer: options}
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            raise ValueError(
+                f"for a hybrid, mixer_options is keyed by mixer name; {', '.join(map(repr, unknown))} "
+                f"is not among this model's mixers: {', '.join(sorted(set(names)))}"
+            )
+        return options
+
+    def _mode_for(self, name: str, mode: str | Mapping[str, str] | None):
+        if isinstance(mode, Mapping):
+            unknown = sorted(set(mode) - set(self.mixer_names))
+            if unknown:
+                raise ValueError(f"mode given for mixer(s) {unknown} not in this model: {sorted(set(self.mixer_names))}")
+            return mode.get(name)
+        return mode
+
+    # --- forward and decoding ------------------------------------------------------------------
+    def _check_tokens(self, tokens: torch.Tensor, ndim: int):
+        shape = "(batch, length)" if ndim == 2 else "(batch,)"
+        if not isinstance(tokens, torch.Tensor) or tokens.ndim != ndim or tokens.dtype not in (torch.long, torch.int):
+            got = f"{tokens.dtype} {tuple(tokens.shape)}" if isinstance(tokens, torch.Tensor) else type(tokens).__name__
+            raise ValueError(f"expected integer tokens of shape {shape}, got {got}")
+
+    def prefill(self, tokens: torch.Tensor, mode=None):
+        """(logits, per-layer states) for a prompt; decoding continues from the states with `step`."""
+        self._check_tokens(tokens, ndim=2)
+        x = self.embedding(tokens)
+        states = []
+        for name, block in zip(self.mixer_names, self.blocks):
+            x, state = block(x, self._mode_for(name, mode))
+            states.append(state)
+        return self.head(self.norm(x)), states
+
+    def forward(self, tokens: torch.Tensor, mode=None) -> torch.Tensor:
+        return self.prefill(tokens, mode)[0]
+
+    def init_state(self, batch_size: int, device=None, dtype=None) -> list:
+        return [block.mixer.init_state(batch_size, device=device, dtype=dtype) for block in self.blocks]
+
+    def step(self, token: torch.Tensor, states: list):
+        """One token per sequence: (logits (batch, vocab), new states)."""
+        self._check_tokens(token, ndim=1)
+        x = self.embedding(token)
+        new_states = []
+        for block, state in zip(self.blocks, states):
+            x, state = block.step(x, state)
+            new_states.append(state)
+        return self.head(self.norm(x)), new_states
+
+    # --- reporting -----------------------------------------------------------------------------
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def state_size(self, seq_len: int | None = None) -> int:
+        """Real scalars of decoding state per sequence, all layers."""
+        return sum(block.mixer.state_size(seq_len) for block in self.blocks)

@@ -1,0 +1,75 @@
+"""The one interface every sequence mixer implements.
+
+A mixer maps (batch, length, d_model) → (batch, length, d_model) causally, in any of its `modes`
+(all computing the same function), can return its final state after a prefill, and can decode
+one token at a time from a state with O(1) work per token (attention: O(context)).
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class Mixer(nn.Module, abc.ABC):
+    modes: tuple[str, ...] = ()
+    default_mode: str = ""
+    registry_name: str = ""
+
+    def __init__(self, *, d_model: int):
+        super().__init__()
+        self.d_model = d_model
+
+    # --- public interface -------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, mode: str | None = None, return_state: bool = False):
+        mode = self.resolve_mode(mode)
+        self._check_input(x, ndim=3)
+        y, state = self._forward(x, mode)
+        return (y, state) if return_state else y
+
+    def step(self, x_t: torch.Tensor, state: Any):
+        self._check_input(x_t, ndim=2)
+        return self._step(x_t, state)
+
+    @abc.abstractmethod
+    def init_state(self, batch_size: int, device=None, dtype=None) -> Any:
+        """The state before any token: what `step` consumes and `forward(return_state=True)` returns."""
+
+    @abc.abstractmethod
+    def state_size(self, seq_len: int | None = None) -> int:
+        """Real scalars of decoding state per sequence (a complex number counts as two)."""
+
+    def resolve_mode(self, mode: str | None) -> str:
+        if mode is None:
+            return self.default_mode
+        if mode not in self.modes:
+            raise ValueError(
+                f"unknown mode {mode!r} for mixer {self.registry_name!r}; valid modes: {', '.join(self.modes)}"
+            )
+        return mode
+
+    # --- implemented by each mixer ----------------------------------------------------------
+    @abc.abstractmethod
+    def _forward(self, x: torch.Tensor, mode: str) -> tuple[torch.Tensor, Any]:
+        """(y, final state) for a validated input and mode."""
+
+    @abc.abstractmethod
+    def _step(self, x_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """(y_t, next state) for one token."""
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _check_input(self, x: torch.Tensor, *, ndim: int) -> None:
+        shape = "(batch, length, d_model)" if ndim == 3 else "(batch, d_model)"
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{self.registry_name}: expected a tensor of shape {shape}, got {type(x).__name__}")
+        if x.ndim != ndim or x.shape[-1] != self.d_model:
+            raise ValueError(
+                f"{self.registry_name}: expected input of shape {shape} with d_model={self.d_model}, "
+                f"got {tuple(x.shape)}"
+            )
+        if ndim == 3 and x.shape[1] == 0:
+            raise ValueError(f"{self.registry_name}: the sequence is empty (length 0)")
+        if not x.is_floating_point():
+            raise TypeError(f"{self.registry_name}: expected a floating-point input, got {x.dtype}")

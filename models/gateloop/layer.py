@@ -1,0 +1,162 @@
+"""The GateLoop mixer: projections to q, k, v and a data-controlled transition a, then the op.
+
+Defaults follow the author-reviewed re-implementation (spec §1.2) where it published a choice:
+max heads, q/k/v from one bias-free projection, |a| = sigmoid(|z|) and arg a = angle(z) for a
+complex z from a biased projection, the transition's gradient scaled by 0.9, a SiLU output gate.
+Every ablation axis is a constructor option.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from models.base import Mixer
+from models.gateloop.ops import MODES, gateloop
+from models.gateloop.recurrent import gateloop_step
+from models.registry import register
+
+STATE_TRANSITIONS = ("data", "fixed", "none")
+PARAMETERISATIONS = ("sigmoid_of_modulus", "magnitude_and_phase")
+KV_PROJECTIONS = ("separate", "joint")
+
+
+def _scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Identity forward; gradient multiplied by `scale` (a slower-learning transition)."""
+    if scale == 1.0:
+        return x
+    return x * scale + x.detach() * (1.0 - scale)
+
+
+def _choice(name: str, value, valid) -> None:
+    if value not in valid:
+        raise ValueError(f"gateloop: unknown {name} {value!r}; valid: {', '.join(map(str, valid))}")
+
+
+@register("gateloop")
+class GateLoop(Mixer):
+    """GateLoop (Katsch 2023): linear recurrence with data-controlled complex state transitions."""
+
+    modes = MODES
+    default_mode = "chunked"
+
+    def __init__(
+        self,
+        *,
+        d_model: int,
+        heads: int | None = None,
+        d_inner: int | None = None,
+        state_transition: str = "data",
+        complex_transition: bool = True,
+        transition_parameterisation: str = "sigmoid_of_modulus",
+        kv_projection: str = "separate",
+        output_gate: bool = True,
+        transition_grad_scale: float = 0.9,
+        sub_layernorm: bool = False,
+        chunk_size: int = 64,
+    ):
+        super().__init__(d_model=d_model)
+        d_inner = d_model if d_inner is None else d_inner
+        heads = d_inner if heads is None else heads
+        if not isinstance(heads, int) or heads < 1 or d_inner % heads:
+            raise ValueError(f"gateloop: heads must be a positive divisor of d_inner={d_inner}, got {heads!r}")
+        _choice("state_transition", state_transition, STATE_TRANSITIONS)
+        _choice("transition_parameterisation", transition_parameterisation, PARAMETERISATIONS)
+        _choice("kv_projection", kv_projection, KV_PROJECTIONS)
+        if kv_projection == "joint" and heads != d_inner:
+            raise ValueError(
+                "gateloop: kv_projection='joint' replaces kᵀv by one projection, which needs max heads "
+                f"(heads == d_inner == {d_inner}); got heads={heads}"
+            )
+        if not 0.0 < transition_grad_scale <= 1.0:
+            raise ValueError(f"gateloop: transition_grad_scale must lie in (0, 1], got {transition_grad_scale}")
+        if not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"gateloop: chunk_size must be a positive integer, got {chunk_size!r}")
+        self.heads, self.d_inner, self.head_dim = heads, d_inner, d_inner // heads
+        self.state_transition, self.complex_transition = state_transition, complex_transition
+        self.transition_parameterisation, self.kv_projection = transition_parameterisation, kv_projection
+        self.transition_grad_scale, self.chunk_size = transition_grad_scale, chunk_size
+
+        projections = 2 if kv_projection == "joint" else 3  # q and kv, or q, k, v
+        self.to_qkv = nn.Linear(d_model, projections * d_inner, bias=False)
+        transition_reals = 2 if complex_transition else 1  # per head: complex z, or a real magnitude logit
+        if state_transition == "data":
+            self.to_transition = nn.Linear(d_model, transition_reals * heads, bias=True)
+        elif state_transition == "fixed":
+            self.transition_logits = nn.Parameter(torch.randn(heads, transition_reals) * 0.5 + 1.0)
+        self.sub_norm = nn.LayerNorm(d_inner) if sub_layernorm else None
+        self.to_gate = nn.Linear(d_model, d_inner, bias=False) if output_gate else None
+        self.to_out = nn.Linear(d_inner, d_model, bias=False)
+
+    # --- projections ----------------------------------------------------------------------------
+    def _transition(self, x: torch.Tensor) -> torch.Tensor:
+        """a of shape (..., heads, head_dim), complex64/128."""
+        shape = (*x.shape[:-1], self.heads, self.head_dim)
+        real_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        if self.state_transition == "none":
+            return torch.ones(shape, dtype=real_dtype, device=x.device).to(_complex(real_dtype))
+        if self.state_transition == "data":
+            logits = self.to_transition(x).to(real_dtype).unflatten(-1, (self.heads, -1))
+        else:
+            logits = self.transition_logits.to(real_dtype).expand(*x.shape[:-1], -1, -1)
+        logits = _scale_gradient(logits, self.transition_grad_scale)
+        if self.complex_transition:
+            first, second = logits.unbind(-1)
+            if self.transition_parameterisation == "sigmoid_of_modulus":
+                z = torch.complex(first, second)
+                magnitude, phase = torch.sigmoid(z.abs()), torch.angle(z)
+            else:
+                magnitude, phase = torch.sigmoid(first), second
+        else:
+            logit = logits.squeeze(-1)
+            magnitude = torch.sigmoid(logit.abs() if self.transition_parameterisation == "sigmoid_of_modulus" else logit)
+            phase = torch.zeros_like(magnitude)
+        a = torch.polar(magnitude, phase)
+        return a.unsqueeze(-1).expand(*shape)
+
+    def _project(self, x: torch.Tensor):
+        """q, k, v of shape (..., heads, head_dim) in x's dtype (float32 under autocast) and a."""
+        op_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        projected = self.to_qkv(x).to(op_dtype)
+        split = lambda t: t.unflatten(-1, (self.heads, self.head_dim))  # noqa: E731
+        if self.kv_projection == "joint":
+            q, kv = projected.chunk(2, dim=-1)
+            q, k, v = split(q), torch.ones_like(split(kv)), split(kv)
+        else:
+            q, k, v = map(split, projected.chunk(3, dim=-1))
+        return q, k, v, self._transition(x)
+
+    def _output(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        y = rearrange(y, "... h d -> ... (h d)").to(x.dtype)
+        if self.sub_norm is not None:
+            y = self.sub_norm(y)
+        if self.to_gate is not None:
+            y = F.silu(self.to_gate(x)) * y
+        return self.to_out(y)
+
+    # --- the interface -------------------------------------------------------------------------
+    def _forward(self, x, mode):
+        q, k, v, a = self._project(x)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            y, state = gateloop(q, k, v, a, mode=mode, chunk_size=self.chunk_size)
+        return self._output(y, x), state
+
+    def _step(self, x_t, state):
+        q, k, v, a = self._project(x_t)
+        with torch.autocast(device_type=x_t.device.type, enabled=False):
+            y_t, state = gateloop_step(q, k, v, a, state)
+        return self._output(y_t, x_t), state
+
+    def init_state(self, batch_size, device=None, dtype=None):
+        real_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        return torch.zeros(
+            batch_size, self.heads, self.head_dim, self.head_dim, dtype=_complex(real_dtype), device=device
+        )
+
+    def state_size(self, seq_len=None):
+        return 2 * self.heads * self.head_dim * self.head_dim
+
+
+def _complex(real_dtype: torch.dtype) -> torch.dtype:
+    return torch.complex128 if real_dtype == torch.float64 else torch.complex64

@@ -1,0 +1,70 @@
+"""gateloop(q, k, v, a, *, mode) → (y, final_state): one function, every mode, checked inputs.
+
+Shapes: q, k (B, L, H, dk) real; v (B, L, H, dv) real; a (B, L, H, dk) complex with the matching
+precision (float32 ↔ complex64, float64 ↔ complex128); state (B, H, dk, dv) complex; y (B, L, H, dv).
+"""
+from __future__ import annotations
+
+import torch
+
+from models.gateloop.attention import gateloop_attention, gateloop_attention_literal
+from models.gateloop.chunked import gateloop_chunked
+from models.gateloop.parallel_scan import gateloop_scan
+from models.gateloop.recurrent import gateloop_recurrent
+from models.scan import METHODS as SCAN_METHODS
+
+MODES = ("recurrent", "scan", "attention", "chunked")
+# not a mode to train with: the literal surrogate attention, kept to demonstrate its overflow
+LITERAL_VARIANT = "attention_literal"
+_COMPLEX_OF = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+
+
+def gateloop(q, k, v, a, *, mode: str, initial_state=None, chunk_size: int = 64, scan_method: str = "doubling"):
+    check_inputs(q, k, v, a, initial_state)
+    if mode == "recurrent" or mode == "scan":
+        if initial_state is None:
+            batch, _, heads, dk = q.shape
+            initial_state = torch.zeros(batch, heads, dk, v.shape[-1], dtype=a.dtype, device=q.device)
+        if mode == "recurrent":
+            return gateloop_recurrent(q, k, v, a, initial_state)
+        if scan_method not in SCAN_METHODS:
+            raise ValueError(f"unknown scan_method {scan_method!r}; valid: {', '.join(SCAN_METHODS)}")
+        return gateloop_scan(q, k, v, a, initial_state, method=scan_method)
+    if mode == "attention":
+        return gateloop_attention(q, k, v, a, initial_state)
+    if mode == "chunked":
+        if not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        return gateloop_chunked(q, k, v, a, initial_state, chunk_size=chunk_size)
+    if mode == LITERAL_VARIANT:
+        return gateloop_attention_literal(q, k, v, a, initial_state)
+    raise ValueError(f"unknown GateLoop mode {mode!r}; valid modes: {', '.join(MODES)} (and {LITERAL_VARIANT!r})")
+
+
+def check_inputs(q, k, v, a, initial_state) -> None:
+    for name, t in (("q", q), ("k", k), ("v", v), ("a", a)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 4:
+            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"gateloop: {name} must be a 4-d tensor (batch, length, heads, dim), got {shape}")
+    if q.dtype not in _COMPLEX_OF:
+        raise TypeError(f"gateloop: q, k, v must be float32 or float64, got {q.dtype}")
+    if k.dtype != q.dtype or v.dtype != q.dtype:
+        raise TypeError(f"gateloop: q, k, v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if a.dtype != _COMPLEX_OF[q.dtype]:
+        raise TypeError(f"gateloop: a must be {_COMPLEX_OF[q.dtype]} to match q's {q.dtype}, got {a.dtype}")
+    if k.shape != q.shape or a.shape != q.shape:
+        raise ValueError(
+            f"gateloop: q, k and a must have one shape (B, L, H, dk); got q {tuple(q.shape)}, "
+            f"k {tuple(k.shape)}, a {tuple(a.shape)}"
+        )
+    if v.shape[:3] != q.shape[:3]:
+        raise ValueError(f"gateloop: v must be (B, L, H, dv) with q's B, L, H {tuple(q.shape[:3])}, got {tuple(v.shape)}")
+    if q.shape[1] == 0:
+        raise ValueError("gateloop: the sequence is empty (length 0)")
+    if initial_state is not None:
+        expected = (q.shape[0], q.shape[2], q.shape[3], v.shape[3])
+        if tuple(initial_state.shape) != expected or initial_state.dtype != a.dtype:
+            raise ValueError(
+                f"gateloop: initial_state must be {a.dtype} of shape (B, H, dk, dv) = {expected}, "
+                f"got {initial_state.dtype} {tuple(initial_state.shape)}"
+            )

@@ -1,0 +1,72 @@
+import pytest
+import torch
+
+import models
+from tests.conftest import relative_error
+
+
+def lm(**kwargs):
+    torch.manual_seed(0)
+    options = {"vocab_size": 40, "d_model": 16, "n_layers": 2, "mixer_options": {"heads": 4, "chunk_size": 8}}
+    return models.LanguageModel(**{**options, **kwargs}).double()
+
+
+def tokens(length=23):
+    return torch.randint(0, 40, (2, length), generator=torch.Generator().manual_seed(2))
+
+
+def decode(model, toks, prefix):
+    logits, states = model.prefill(toks[:, :prefix]) if prefix else (None, model.init_state(toks.shape[0], dtype=torch.float64))
+    outputs = [logits] if prefix else []
+    for t in range(prefix, toks.shape[1]):
+        step_logits, states = model.step(toks[:, t], states)
+        outputs.append(step_logits.unsqueeze(1))
+    return torch.cat(outputs, 1)
+
+
+def test_all_modes_agree():
+    model, toks = lm(), tokens()
+    reference = model(toks, mode="recurrent")
+    assert reference.shape == (2, 23, 40)
+    for mode in ("scan", "attention", "chunked"):
+        assert relative_error(model(toks, mode=mode), reference) < 1e-10
+
+
+@pytest.mark.parametrize("prefix", [0, 1, 12])
+def test_step_and_prefill_then_step_equal_forward(prefix):
+    model, toks = lm(), tokens()
+    assert relative_error(decode(model, toks, prefix), model(toks)) < 1e-10
+
+
+def test_no_mlp_has_fewer_parameters():
+    assert lm(mlp_ratio=0).num_parameters() < lm().num_parameters()
+
+
+def test_parameter_count_and_state_size():
+    model = lm()
+    assert model.num_parameters() == sum(p.numel() for p in model.parameters())
+    assert model.state_size() == 2 * 2 * 4 * 4 * 4  # layers × complex × heads × dk × dv
+
+
+def test_hybrid_mode_by_mixer_name():
+    model = lm(mixer=["gateloop", "gateloop"], mixer_options={"gateloop": {"heads": 2}})
+    assert model.mixer_names == ["gateloop", "gateloop"]
+    toks = tokens()
+    assert relative_error(model(toks, mode={"gateloop": "scan"}), model(toks)) < 1e-10
+
+
+def test_bad_backbone_arguments():
+    with pytest.raises(ValueError, match="one mixer name per layer: got 1 names for 2 layers"):
+        lm(mixer=["gateloop"])
+    with pytest.raises(ValueError, match="unknown mixer 'lstm'"):
+        lm(mixer="lstm")
+    with pytest.raises(ValueError, match="keyed by mixer name; 'heads' is not among"):
+        lm(mixer=["gateloop", "gateloop"], mixer_options={"heads": 2})
+    with pytest.raises(ValueError, match="unknown option"):
+        lm(mixer_options={"head": 2})
+    with pytest.raises(ValueError, match="n_layers must be a positive integer"):
+        lm(n_layers=0)
+    with pytest.raises(ValueError, match=r"expected integer tokens of shape \(batch, length\)"):
+        lm()(torch.randn(2, 5))
+    with pytest.raises(ValueError, match="mode given for mixer"):
+        lm()(tokens(), mode={"mamba": "scan"})

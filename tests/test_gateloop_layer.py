@@ -1,0 +1,100 @@
+"""GateLoop's ablation options: each changes what it says and keeps every mode equal."""
+import itertools
+
+import pytest
+import torch
+
+import models
+from models.gateloop.layer import GateLoop
+from tests.conftest import relative_error
+
+
+def transition(layer, x):
+    return layer._transition(x)
+
+
+ABLATIONS = {
+    "state_transition": ["data", "fixed", "none"],
+    "complex_transition": [True, False],
+    "transition_parameterisation": ["sigmoid_of_modulus", "magnitude_and_phase"],
+    "output_gate": [True, False],
+    "sub_layernorm": [True, False],
+}
+
+
+@pytest.mark.parametrize("combo", list(itertools.product(*ABLATIONS.values())))
+def test_every_ablation_combination_keeps_modes_equal(combo):
+    options = dict(zip(ABLATIONS, combo))
+    torch.manual_seed(0)
+    layer = models.build("gateloop", d_model=12, heads=6, chunk_size=4, **options).double()
+    x = torch.randn(2, 13, 12, dtype=torch.float64)
+    reference = layer(x, mode="recurrent")
+    for mode in layer.modes:
+        assert relative_error(layer(x, mode=mode), reference) < 1e-10
+
+
+def test_default_is_max_heads_with_scalar_states():
+    layer = models.build("gateloop", d_model=32)
+    assert layer.heads == 32 and layer.head_dim == 1
+    assert layer.state_size() == 2 * 32  # one complex number per channel
+
+
+def test_head_dim_gives_matrix_state():
+    layer = models.build("gateloop", d_model=32, heads=4)
+    assert layer.head_dim == 8 and layer.state_size() == 2 * 4 * 8 * 8
+
+
+def test_transition_kinds():
+    x = torch.randn(3, 5, 8)
+    data = models.build("gateloop", d_model=8)
+    fixed = models.build("gateloop", d_model=8, state_transition="fixed")
+    none = models.build("gateloop", d_model=8, state_transition="none")
+    real = models.build("gateloop", d_model=8, complex_transition=False)
+    a_data, a_fixed = transition(data, x), transition(fixed, x)
+    assert a_data.std(dim=(0, 1)).max() > 0.01  # depends on the input
+    assert torch.equal(a_fixed, a_fixed[:1, :1].expand_as(a_fixed))  # input-independent
+    assert torch.equal(transition(none, x), torch.ones_like(a_data))
+    assert (transition(real, x).imag == 0).all()
+    # the re-implementation's parameterisation forces |a| ≥ 0.5; the separate one does not
+    assert a_data.abs().min() >= 0.5
+    separate = models.build("gateloop", d_model=8, transition_parameterisation="magnitude_and_phase")
+    with torch.no_grad():
+        separate.to_transition.bias.fill_(-5.0)
+    assert transition(separate, x).abs().min() < 0.5
+
+
+def test_joint_kv_projection_has_fewer_parameters_and_needs_max_heads():
+    separate = models.build("gateloop", d_model=16)
+    joint = models.build("gateloop", d_model=16, kv_projection="joint")
+    assert sum(p.numel() for p in joint.parameters()) == sum(p.numel() for p in separate.parameters()) - 16 * 16
+    with pytest.raises(ValueError, match="kv_projection='joint'.*needs max heads"):
+        models.build("gateloop", d_model=16, heads=4, kv_projection="joint")
+
+
+def test_transition_grad_scale_scales_only_the_transition_gradient():
+    torch.manual_seed(0)
+    full = models.build("gateloop", d_model=8, transition_grad_scale=1.0).double()
+    slow = models.build("gateloop", d_model=8, transition_grad_scale=0.5).double()
+    slow.load_state_dict(full.state_dict())
+    x = torch.randn(2, 9, 8, dtype=torch.float64)
+    full(x).sum().backward()
+    slow(x).sum().backward()
+    assert torch.allclose(slow(x), full(x))
+    assert torch.allclose(slow.to_transition.weight.grad, 0.5 * full.to_transition.weight.grad)
+    assert torch.allclose(slow.to_qkv.weight.grad, full.to_qkv.weight.grad)
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"heads": 5}, "heads must be a positive divisor of d_inner=16"),
+        ({"state_transition": "learned"}, "unknown state_transition 'learned'; valid: data, fixed, none"),
+        ({"transition_parameterisation": "tanh"}, "valid: sigmoid_of_modulus, magnitude_and_phase"),
+        ({"kv_projection": "tied"}, "valid: separate, joint"),
+        ({"transition_grad_scale": 0.0}, "transition_grad_scale must lie in"),
+        ({"chunk_size": 0}, "chunk_size must be a positive integer"),
+    ],
+)
+def test_bad_options(options, message):
+    with pytest.raises(ValueError, match=message):
+        GateLoop(d_model=16, **options)

@@ -41,6 +41,10 @@ class Mixer(nn.Module, abc.ABC):
     def state_size(self, seq_len: int | None = None) -> int:
         """Real scalars of decoding state per sequence (a complex number counts as two)."""
 
+    @abc.abstractmethod
+    def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The literal recurrence or formula in float64: the yardstick every mode is tested against."""
+
     def resolve_mode(self, mode: str | None) -> str:
         if mode is None:
             return self.default_mode

@@ -15,6 +15,7 @@ from torch import nn
 from models.base import Mixer
 from models.gateloop.ops import MODES, gateloop
 from models.gateloop.recurrent import gateloop_step
+from models.gateloop.reference import gateloop_reference
 from models.registry import register
 
 STATE_TRANSITIONS = ("data", "fixed", "none")
@@ -147,6 +148,11 @@ class GateLoop(Mixer):
         with torch.autocast(device_type=x_t.device.type, enabled=False):
             y_t, state = gateloop_step(q, k, v, a, state)
         return self._output(y_t, x_t), state
+
+    def reference_forward(self, x):
+        q, k, v, a = self._project(x.double())
+        y, _ = gateloop_reference(q, k, v, a)
+        return self._output(y, x.double())
 
     def init_state(self, batch_size, device=None, dtype=None):
         real_dtype = torch.float64 if dtype == torch.float64 else torch.float32

@@ -1,0 +1,120 @@
+"""Mamba's selective state-space block (Gu & Dao 2023) in pure PyTorch, or mamba-ssm's CUDA kernels.
+
+    u = SiLU(causal depthwise conv(W_in x)),  Δ_t = softplus(W_Δ u_t + b),  B_t, C_t = W_B u_t, W_C u_t
+    x_t = exp(Δ_t A) ⊙ x_{t−1} + Δ_t B_t u_t,   y_t = C_t x_t + D u_t,   out = W_out (y ⊙ SiLU(z))
+The selective scan is a real linear recurrence, so its modes use the shared models/scan.py.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.base import Mixer
+from models.optional import require
+from models.registry import register
+from models.scan import linear_recurrence
+
+BACKENDS = ("torch", "mamba_ssm")
+
+
+@register("mamba")
+class Mamba(Mixer):
+    """Mamba selective SSM block: pure-PyTorch selective scan, or mamba-ssm's CUDA kernel."""
+
+    modes = ("recurrent", "scan")
+    default_mode = "scan"
+
+    def __init__(self, *, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
+                 dt_rank: int | None = None, backend: str = "torch"):
+        super().__init__(d_model=d_model)
+        if backend not in BACKENDS:
+            raise ValueError(f"mamba: unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        for name, value, least in (("d_state", d_state, 1), ("d_conv", d_conv, 2), ("expand", expand, 1)):
+            if not isinstance(value, int) or value < least:
+                raise ValueError(f"mamba: {name} must be an integer ≥ {least}, got {value!r}")
+        self.d_state, self.d_conv, self.backend = d_state, d_conv, backend
+        self.d_inner = expand * d_model
+        self.dt_rank = dt_rank or math.ceil(d_model / 16)
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=False)
+        self.conv = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner, padding=d_conv - 1)
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner)
+        with torch.no_grad():  # Δ initialised log-uniform in [1e-3, 1e-1] through softplus⁻¹
+            dt = torch.exp(torch.empty(self.d_inner).uniform_(math.log(1e-3), math.log(1e-1)))
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        self.log_neg_a = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(self.d_inner, 1))
+        self.skip = nn.Parameter(torch.ones(self.d_inner))
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
+
+    def _selection(self, u):
+        """Δ (…, d_inner), B and C (…, d_state) from the convolved input u."""
+        dt, b, c = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        return F.softplus(self.dt_proj(dt)), b, c
+
+    def _scan_inputs(self, u):
+        dt, b, c = self._selection(u)
+        a = -self.log_neg_a.exp()
+        decay = torch.exp(dt.unsqueeze(-1) * a)  # (…, d_inner, d_state)
+        inputs = (dt * u).unsqueeze(-1) * b.unsqueeze(-2)
+        return decay, inputs, c
+
+    def _forward(self, x, mode):
+        xz = self.in_proj(x)
+        pre_conv, z = xz.chunk(2, dim=-1)
+        u = F.silu(self.conv(pre_conv.transpose(1, 2))[..., : x.shape[1]].transpose(1, 2))
+        if self.backend == "mamba_ssm":
+            y, ssm_state = self._mamba_ssm_scan(u, z)
+        else:
+            decay, inputs, c = self._scan_inputs(u)
+            states = linear_recurrence(decay, inputs, method="sequential" if mode == "recurrent" else "doubling")
+            y = (states * c.unsqueeze(-2)).sum(-1) + self.skip * u
+            y = y * F.silu(z)
+            ssm_state = states[:, -1]
+        conv_state = F.pad(pre_conv.transpose(1, 2), (self.d_conv - 1, 0))[..., -(self.d_conv - 1):]
+        return self.out_proj(y), (conv_state, ssm_state)
+
+    def _mamba_ssm_scan(self, u, z):
+        interface = require("mamba_ssm.ops.selective_scan_interface", backend="mamba_ssm", on_device=u.device)
+        dt, b, c = self._selection(u)
+        y, last_state = interface.selective_scan_fn(
+            u.transpose(1, 2).contiguous(), dt.transpose(1, 2).contiguous(), -self.log_neg_a.exp(),
+            b.transpose(1, 2).contiguous(), c.transpose(1, 2).contiguous(), self.skip, z.transpose(1, 2).contiguous(),
+            return_last_state=True,
+        )
+        return y.transpose(1, 2), last_state
+
+    def _step(self, x_t, state):
+        conv_state, ssm_state = state
+        pre_conv, z = self.in_proj(x_t).chunk(2, dim=-1)
+        window = torch.cat([conv_state, pre_conv.unsqueeze(-1)], dim=-1)  # (B, d_inner, d_conv)
+        u = F.silu((window * self.conv.weight[:, 0]).sum(-1) + self.conv.bias)
+        decay, inputs, c = self._scan_inputs(u)
+        ssm_state = decay * ssm_state + inputs
+        y = ((ssm_state * c.unsqueeze(-2)).sum(-1) + self.skip * u) * F.silu(z)
+        return self.out_proj(y), (window[..., 1:], ssm_state)
+
+    def reference_forward(self, x):
+        x = x.double()
+        pre_conv, z = self.in_proj(x).chunk(2, dim=-1)
+        weight = self.conv.weight[:, 0]  # (d_inner, d_conv): the causal conv written out
+        padded = F.pad(pre_conv, (0, 0, self.d_conv - 1, 0))
+        u = F.silu(torch.stack([(padded[:, t : t + self.d_conv].transpose(1, 2) * weight).sum(-1)
+                                for t in range(x.shape[1])], dim=1) + self.conv.bias)
+        dt, b, c = self._selection(u)
+        a = -self.log_neg_a.exp()
+        state = torch.zeros(x.shape[0], self.d_inner, self.d_state, dtype=x.dtype, device=x.device)
+        outputs = []
+        for t in range(x.shape[1]):
+            state = torch.exp(dt[:, t, :, None] * a) * state + dt[:, t, :, None] * b[:, t, None, :] * u[:, t, :, None]
+            outputs.append((state * c[:, t, None, :]).sum(-1) + self.skip * u[:, t])
+        return self.out_proj(torch.stack(outputs, dim=1) * F.silu(z))
+
+    def init_state(self, batch_size, device=None, dtype=None):
+        conv = torch.zeros(batch_size, self.d_inner, self.d_conv - 1, device=device, dtype=dtype)
+        return conv, torch.zeros(batch_size, self.d_inner, self.d_state, device=device, dtype=dtype)
+
+    def state_size(self, seq_len=None):
+        return self.d_inner * (self.d_state + self.d_conv - 1)

@@ -1,0 +1,125 @@
+"""RetNet multi-scale retention (Sun et al. 2023): per-head decay γ_h = 1 − 2^(−5−h), rotary q/k.
+
+    parallel:  Y = (Q Kᵀ ⊙ D) V with D_nm = γ^{n−m} for n ≥ m
+    recurrent: S_n = γ S_{n−1} + k_nᵀ v_n,  y_n = q_n S_n
+    chunked:   retention inside chunks, the recurrence across them
+then GroupNorm per head, a swish gate and an output projection.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.base import Mixer
+from models.registry import register
+from models.rotary import check_heads, rotate
+
+
+def decay_matrix(log_gamma: torch.Tensor, query_positions, key_positions) -> torch.Tensor:
+    """(H, n, m): γ^{n−m} where n ≥ m, else 0 — built from log γ so no power overflows."""
+    distance = (query_positions[:, None] - key_positions[None, :]).to(log_gamma.dtype)
+    decay = torch.exp(log_gamma[:, None, None] * distance.clamp_min(0))
+    return decay * (distance >= 0)
+
+
+def retention_parallel(q, k, v, log_gamma):
+    positions = torch.arange(q.shape[1], device=q.device)
+    scores = torch.einsum("bnhd,bmhd->bhnm", q, k) * decay_matrix(log_gamma, positions, positions)
+    return torch.einsum("bhnm,bmhv->bnhv", scores, v)
+
+
+def retention_step(q_t, k_t, v_t, log_gamma, state):
+    state = log_gamma.exp()[:, None, None] * state + k_t.unsqueeze(-1) * v_t.unsqueeze(-2)
+    return torch.einsum("bhd,bhdv->bhv", q_t, state), state
+
+
+def retention_recurrent(q, k, v, log_gamma, state):
+    outputs = []
+    for q_t, k_t, v_t in zip(q.unbind(1), k.unbind(1), v.unbind(1)):
+        y_t, state = retention_step(q_t, k_t, v_t, log_gamma, state)
+        outputs.append(y_t)
+    return torch.stack(outputs, dim=1), state
+
+
+def retention_chunked(q, k, v, log_gamma, state, chunk_size):
+    outputs = []
+    for start in range(0, q.shape[1], chunk_size):
+        qc, kc, vc = (t[:, start:start + chunk_size] for t in (q, k, v))
+        positions = torch.arange(qc.shape[1], device=q.device)
+        inner = retention_parallel(qc, kc, vc, log_gamma)
+        from_start = torch.exp(log_gamma[:, None] * (positions + 1))  # (H, C): γ^{i+1}
+        carried = torch.einsum("bnhd,hn,bhdv->bnhv", qc, from_start, state)
+        outputs.append(inner + carried)
+        to_end = torch.exp(log_gamma[:, None] * (positions[-1] - positions))  # γ^{C−1−j}
+        state = torch.exp(log_gamma * qc.shape[1])[:, None, None] * state + torch.einsum(
+            "bnhd,hn,bnhv->bhdv", kc, to_end, vc)
+    return torch.cat(outputs, dim=1), state
+
+
+@register("retnet")
+class RetNet(Mixer):
+    """RetNet multi-scale retention: fixed per-head decay, rotary positions, GroupNorm and swish gate."""
+
+    modes = ("parallel", "recurrent", "chunked")
+    default_mode = "chunked"
+
+    def __init__(self, *, d_model: int, heads: int = 4, chunk_size: int = 64, rotary_base: float = 10000.0):
+        super().__init__(d_model=d_model)
+        self.head_dim = check_heads("retnet", d_model, heads, even_head_dim=True)
+        if not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"retnet: chunk_size must be a positive integer, got {chunk_size!r}")
+        self.heads, self.chunk_size, self.rotary_base = heads, chunk_size, rotary_base
+        self.to_qkv = nn.Linear(d_model, 3 * d_model, bias=False)
+        self.to_gate = nn.Linear(d_model, d_model, bias=False)
+        self.to_out = nn.Linear(d_model, d_model, bias=False)
+        self.group_norm = nn.GroupNorm(heads, d_model)
+        self.register_buffer("log_gamma", torch.log(1 - 2.0 ** (-5.0 - torch.arange(heads, dtype=torch.float64))))
+
+    def _project(self, x, start: int):
+        q, k, v = (t.unflatten(-1, (self.heads, self.head_dim)) for t in self.to_qkv(x).chunk(3, dim=-1))
+        positions = torch.arange(start, start + x.shape[1], device=x.device)
+        q, k = rotate(q, positions, self.rotary_base), rotate(k, positions, self.rotary_base)
+        return q, k * self.head_dim ** -0.5, v
+
+    def _output(self, y, x):
+        shape = y.shape
+        y = self.group_norm(y.reshape(-1, self.d_model)).reshape(*shape[:-2], self.d_model)
+        return self.to_out(F.silu(self.to_gate(x)) * y)
+
+    def _forward(self, x, mode):
+        q, k, v = self._project(x, 0)
+        log_gamma = self.log_gamma.to(x.dtype)
+        state = self.init_state(x.shape[0], x.device, x.dtype)[0]
+        if mode == "parallel":
+            y = retention_parallel(q, k, v, log_gamma)
+            to_end = torch.exp(log_gamma[:, None] * torch.arange(x.shape[1] - 1, -1, -1, device=x.device))
+            state = torch.einsum("bnhd,hn,bnhv->bhdv", k, to_end, v)
+        elif mode == "recurrent":
+            y, state = retention_recurrent(q, k, v, log_gamma, state)
+        else:
+            y, state = retention_chunked(q, k, v, log_gamma, state, self.chunk_size)
+        return self._output(y, x), (state, x.shape[1])
+
+    def _step(self, x_t, state):
+        kv_state, position = state
+        q, k, v = (t[:, 0] for t in self._project(x_t.unsqueeze(1), position))
+        y_t, kv_state = retention_step(q, k, v, self.log_gamma.to(x_t.dtype), kv_state)
+        return self._output(y_t, x_t), (kv_state, position + 1)
+
+    def reference_forward(self, x):
+        x = x.double()
+        q, k, v = self._project(x, 0)
+        gamma = self.log_gamma.exp()
+        outputs = []
+        for n in range(x.shape[1]):  # y_n = Σ_{m ≤ n} γ^{n−m} (q_n · k_m) v_m, literally
+            weights = torch.stack([gamma ** (n - m) * (q[:, n] * k[:, m]).sum(-1) for m in range(n + 1)], dim=1)
+            outputs.append(torch.einsum("bmh,bmhv->bhv", weights, v[:, : n + 1]))
+        return self._output(torch.stack(outputs, dim=1), x)
+
+    def init_state(self, batch_size, device=None, dtype=None):
+        kv = torch.zeros(batch_size, self.heads, self.head_dim, self.head_dim, device=device, dtype=dtype)
+        return kv, 0
+
+    def state_size(self, seq_len=None):
+        return self.heads * self.head_dim * self.head_dim

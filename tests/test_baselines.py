@@ -1,0 +1,117 @@
+import pytest
+import torch
+
+import models
+from models.fair import count_parameters, match_width, matched_widths
+from models.gateloop.ops import gateloop
+from models.optional import try_import
+from tests.conftest import relative_error
+
+
+def test_s5_is_gateloop_with_a_fixed_transition():
+    """With real B̄ and C̃, S5's output equals the GateLoop op with a_n = Λ̄ for all n (an LTI GateLoop).
+
+    Per output channel o (a GateLoop head): q_n = C̃[o, :], k_n = B̄ u_n, v_n = 1, a_n = Λ̄.
+    """
+    torch.manual_seed(0)
+    d_model, states, length = 5, 7, 40
+    s5 = models.build("s5", d_model=d_model, state_dim=states).double()
+    with torch.no_grad():  # choose B̃ so that B̄ = (Λ̄ − 1)/Λ · B̃ is a real matrix R; make C̃ real; D = 0
+        lam_bar, _, _ = s5.discretised(torch.float64)
+        lam = torch.complex(-s5.log_neg_lambda_real.exp(), s5.lambda_imag)
+        real_b = torch.randn(states, d_model, dtype=torch.float64)
+        s5.input_matrix.copy_(torch.view_as_real((lam / (lam_bar - 1)).unsqueeze(-1) * real_b))
+        s5.output_matrix[..., 1] = 0
+        s5.skip.zero_()
+    u = torch.randn(2, length, d_model, dtype=torch.float64)
+    lam_bar, b_bar, c_tilde = s5.discretised(torch.float64)
+    assert b_bar.imag.abs().max() < 1e-12
+
+    q = c_tilde.real.expand(2, length, d_model, states)  # heads = output channels, dk = states
+    k = (u @ b_bar.real.T).unsqueeze(2).expand(2, length, d_model, states)
+    v = torch.ones(2, length, d_model, 1, dtype=torch.float64)
+    a = lam_bar.expand(2, length, d_model, states)
+    for mode in ("recurrent", "scan", "attention", "chunked"):
+        y, _ = gateloop(q, k, v, a, mode=mode, chunk_size=8)
+        assert relative_error(y[..., 0], s5(u)) < 1e-10, mode
+
+
+def test_retnet_decays_follow_the_paper():
+    layer = models.build("retnet", d_model=32, heads=4)
+    assert torch.allclose(layer.log_gamma.exp(), torch.tensor([1 - 2.0**-5, 1 - 2.0**-6, 1 - 2.0**-7, 1 - 2.0**-8], dtype=torch.float64))
+
+
+def test_s5_ring_init_and_hippo_init():
+    hippo = models.build("s5", d_model=8, state_dim=8, init="hippo")
+    ring = models.build("s5", d_model=8, state_dim=8, init="ring")
+    assert torch.allclose(hippo.log_neg_lambda_real.exp(), torch.full((8,), 0.5))
+    radius = (-ring.log_neg_lambda_real.exp()).exp()  # |λ̄| at unit step
+    assert ((radius >= 0.9 - 1e-6) & (radius <= 0.999 + 1e-6)).all()
+    with pytest.raises(ValueError, match="unknown init 'legt'; valid: hippo, ring"):
+        models.build("s5", d_model=8, init="legt")
+
+
+@pytest.mark.parametrize(
+    "name,options,message",
+    [
+        ("retnet", {"heads": 3}, "heads must be a positive divisor of d_model=16"),
+        ("retnet", {"heads": 16}, "rotary positions need an even head dim"),
+        ("softmax_attention", {"backend": "xformers"}, "unknown backend 'xformers'; valid: sdpa, flash_attn"),
+        ("mamba", {"backend": "cuda"}, "unknown backend 'cuda'; valid: torch, mamba_ssm"),
+        ("mamba", {"d_conv": 1}, "d_conv must be an integer ≥ 2"),
+        ("linear_attention", {"chunk_size": -1}, "chunk_size must be a positive integer"),
+        ("s5", {"dt_min": 0.5, "dt_max": 0.1}, "need 0 < dt_min <= dt_max"),
+    ],
+)
+def test_bad_baseline_options(name, options, message):
+    with pytest.raises(ValueError, match=message):
+        models.build(name, d_model=16, **options)
+
+
+def test_softmax_attention_state_size_needs_a_length():
+    layer = models.build("softmax_attention", d_model=16)
+    assert layer.state_size(seq_len=10) == 2 * 16 * 10
+    with pytest.raises(ValueError, match="pass seq_len"):
+        layer.state_size()
+
+
+# --- optional CUDA backends ---------------------------------------------------------------------
+OPTIONAL = [("softmax_attention", "flash_attn", "flash_attn", "flash-attn"),
+            ("mamba", "mamba_ssm", "mamba_ssm.ops.selective_scan_interface", "mamba-ssm")]
+
+
+@pytest.mark.parametrize("name,backend,module,package", OPTIONAL)
+def test_missing_optional_backend_names_package_and_install_command(name, backend, module, package):
+    if try_import(module) is not None:
+        pytest.skip(f"{package} is installed here")
+    layer = models.build(name, d_model=16, backend=backend)  # constructing is fine; running needs the package
+    with pytest.raises(RuntimeError, match=rf"backend '{backend}' needs the package '{package}'.*pip install 'seqbench\[cuda\]'"):
+        layer(torch.randn(1, 4, 16))
+
+
+@pytest.mark.parametrize("name,backend,module,package", OPTIONAL)
+def test_optional_backend_matches_pure_pytorch_on_cuda(name, backend, module, package):
+    if try_import(module) is None or not torch.cuda.is_available():
+        pytest.skip(f"needs {package} and a CUDA device")
+    torch.manual_seed(0)
+    fast = models.build(name, d_model=64, backend=backend).cuda().half()
+    pure = models.build(name, d_model=64).cuda().half()
+    pure.load_state_dict(fast.state_dict())
+    x = torch.randn(2, 128, 64, device="cuda", dtype=torch.half)
+    assert relative_error(fast(x), pure(x)) < 1e-2
+
+
+# --- fair comparison ----------------------------------------------------------------------------
+def test_matched_widths_are_within_five_percent():
+    reference = dict(vocab_size=256, d_model=128, n_layers=2, mixer="gateloop")
+    target = count_parameters(**reference)
+    widths = matched_widths(reference, models.available())
+    assert set(widths) == set(models.available())
+    for name, d_model in widths.items():
+        count = count_parameters(vocab_size=256, n_layers=2, mixer=name, d_model=d_model)
+        assert abs(count - target) / target <= 0.05, name
+
+
+def test_match_width_fails_loudly_when_impossible():
+    with pytest.raises(ValueError, match="within ±5% of 10 parameters"):
+        match_width(10, vocab_size=256, n_layers=2, mixer="gateloop", max_d_model=64)

@@ -1,0 +1,12 @@
+"""Tasks behind one interface: get_batch(split, batch_size, seed) → (inputs, targets), and scoring."""
+from tasks import enwik8, memory_horizon, mqar  # noqa: F401  (registers the tasks)
+from tasks.base import IGNORE, SPLITS, TASKS, Evaluation, Task
+
+available, describe, options = TASKS.available, TASKS.describe, TASKS.options
+
+
+def build(name: str, **task_options) -> Task:
+    return TASKS.build(name, **task_options)
+
+
+__all__ = ["IGNORE", "SPLITS", "Evaluation", "Task", "available", "build", "describe", "options"]

@@ -1,0 +1,99 @@
+"""The task interface: batches of (inputs, targets) and the task's own scoring.
+
+Targets hold −100 wherever nothing is scored. Evaluation is an accumulator so that metrics over a
+whole split (bits per byte over 5M bytes, accuracy per slice) never need the split in memory.
+"""
+from __future__ import annotations
+
+import abc
+import hashlib
+from collections.abc import Iterator
+
+import torch
+
+from models.registry import Registry
+
+IGNORE = -100
+SPLITS = ("train", "validation", "test")
+TASKS = Registry("task")
+
+
+def check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+
+
+def split_generator(task: str, split: str, seed: int) -> torch.Generator:
+    """A generator whose stream is fixed by (task, split, seed) and differs between splits."""
+    check_split(split)
+    digest = hashlib.sha256(f"{task}/{split}/{seed}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+
+
+class Evaluation(abc.ABC):
+    @abc.abstractmethod
+    def update(self, logits: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        """Add one batch: logits (B, L, V), inputs and targets (B, L)."""
+
+    @abc.abstractmethod
+    def result(self) -> dict[str, float]:
+        """Metric name → value over everything added."""
+
+
+class Task(abc.ABC):
+    registry_name = ""
+    vocab_size: int
+    seq_len: int
+
+    @abc.abstractmethod
+    def get_batch(self, split: str, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, targets), LongTensors (batch_size, seq_len); the same arguments give the same batch."""
+
+    @abc.abstractmethod
+    def eval_batches(self, split: str, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The whole evaluation set of `split`, in order."""
+
+    @abc.abstractmethod
+    def evaluation(self) -> Evaluation:
+        """A fresh accumulator of this task's metrics."""
+
+    def evaluate(self, predict, split: str, batch_size: int) -> dict[str, float]:
+        """Metrics of `predict(inputs) → logits` over the whole evaluation set of `split`."""
+        accumulator = self.evaluation()
+        for inputs, targets in self.eval_batches(split, batch_size):
+            accumulator.update(predict(inputs), inputs, targets)
+        return accumulator.result()
+
+    @staticmethod
+    def _check_batch_size(batch_size: int) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+class SliceAccuracy(Evaluation):
+    """Mean per-sequence accuracy over scored positions, overall and per named slice of positions."""
+
+    def __init__(self):
+        self.sequence_accuracy_sum = 0.0
+        self.sequences = 0
+        self.slice_correct: dict[str, int] = {}
+        self.slice_total: dict[str, int] = {}
+
+    def update_with_slices(self, logits, targets, slices: dict[str, torch.Tensor]) -> None:
+        """slices: name → bool mask (B, L) of the scored positions that belong to it."""
+        scored = targets != IGNORE
+        correct = (logits.argmax(-1) == targets) & scored
+        per_sequence = scored.sum(1)
+        has_scored = per_sequence > 0
+        self.sequence_accuracy_sum += (correct.sum(1)[has_scored] / per_sequence[has_scored]).sum().item()
+        self.sequences += int(has_scored.sum())
+        for name, mask in slices.items():
+            self.slice_correct[name] = self.slice_correct.get(name, 0) + int((correct & mask).sum())
+            self.slice_total[name] = self.slice_total.get(name, 0) + int((scored & mask).sum())
+
+    def result(self) -> dict[str, float]:
+        metrics = {"accuracy": self.sequence_accuracy_sum / max(self.sequences, 1)}
+        for name, total in self.slice_total.items():
+            if total:
+                metrics[f"accuracy/{name}"] = self.slice_correct[name] / total
+        return metrics

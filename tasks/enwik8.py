@@ -1,0 +1,202 @@
+"""Byte-level language modelling: enwik8 (Hutter prize) and any local file (`bytes`).
+
+enwik8 is the first 10⁸ bytes of an English Wikipedia XML dump; the standard split is the first
+90M bytes for training, the next 5M for validation and the last 5M for test. A `bytes` corpus is
+split in the same proportions. Files are memory-mapped, never read into Python objects.
+
+Evaluation scores every byte of a split except its first (which has no context inside the split)
+exactly once, in contiguous non-overlapping windows of seq_len predictions, and reports bits per
+byte = mean cross-entropy in nats / ln 2 over the scored bytes.
+"""
+from __future__ import annotations
+
+import math
+import os
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tasks.base import IGNORE, TASKS, Evaluation, Task, check_split, split_generator
+
+ENWIK8_URL = "http://mattmahoney.net/dc/enwik8.zip"
+ENWIK8_BYTES = 100_000_000
+DATA_ENV = "SEQBENCH_DATA"
+SPLIT_FRACTIONS = {"train": (0.0, 0.9), "validation": (0.9, 0.95), "test": (0.95, 1.0)}
+
+
+class DataError(ValueError):
+    """Missing, unreadable or malformed data, with where it looked and what to do."""
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "seqbench"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> tuple[Path, str]:
+    """The data directory and where that choice came from: the option, $SEQBENCH_DATA, or the default."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser(), "the data_dir option"
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser(), f"${DATA_ENV}"
+    return default_data_dir(), f"the default (set ${DATA_ENV} or data_dir to change it)"
+
+
+def open_bytes(path: Path) -> np.memmap:
+    if not path.exists():
+        raise DataError(f"no such file: {path}")
+    if not path.is_file():
+        raise DataError(f"{path} is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{path} is not readable (permissions)")
+    if path.stat().st_size < 2:
+        raise DataError(f"{path} holds {path.stat().st_size} byte(s); a corpus needs at least 2")
+    return np.memmap(path, dtype=np.uint8, mode="r")
+
+
+class ByteCorpus(Task):
+    """Shared by enwik8 and `bytes`: splits, random training windows, whole-split evaluation."""
+
+    vocab_size = 256
+
+    def __init__(self, path: Path, seq_len: int, eval_bytes: int | None):
+        if not isinstance(seq_len, int) or seq_len < 1:
+            raise ValueError(f"{self.registry_name}: seq_len must be a positive integer, got {seq_len!r}")
+        if eval_bytes is not None and (not isinstance(eval_bytes, int) or eval_bytes < 2):
+            raise ValueError(f"{self.registry_name}: eval_bytes must be an integer ≥ 2 or None (whole split), got {eval_bytes!r}")
+        self.path, self.data = path, open_bytes(path)
+        self.seq_len, self.eval_bytes = seq_len, eval_bytes
+        self.boundaries = self.split_boundaries(len(self.data))
+
+    def split_boundaries(self, size: int) -> dict[str, tuple[int, int]]:
+        return {split: (round(size * low), round(size * high)) for split, (low, high) in SPLIT_FRACTIONS.items()}
+
+    def split_bytes(self, split: str) -> np.memmap:
+        check_split(split)
+        start, stop = self.boundaries[split]
+        return self.data[start:stop]
+
+    def get_batch(self, split, batch_size, seed):
+        self._check_batch_size(batch_size)
+        data = self.split_bytes(split)
+        if len(data) < self.seq_len + 1:
+            raise DataError(f"the {split} split holds {len(data)} bytes, fewer than seq_len + 1 = {self.seq_len + 1}")
+        generator = split_generator(self.registry_name, split, seed)
+        starts = torch.randint(0, len(data) - self.seq_len, (batch_size,), generator=generator).tolist()
+        windows = torch.from_numpy(np.stack([data[s : s + self.seq_len + 1] for s in starts]).astype(np.int64))
+        return windows[:, :-1], windows[:, 1:]
+
+    def eval_batches(self, split, batch_size) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Windows w: inputs data[wL : wL+L], targets data[wL+1 : wL+L+1]; the last is padded with −100."""
+        self._check_batch_size(batch_size)
+        data = self.split_bytes(split)
+        if self.eval_bytes is not None:
+            data = data[: self.eval_bytes]
+        window_starts = range(0, len(data) - 1, self.seq_len)
+        for first in range(0, len(window_starts), batch_size):
+            inputs = torch.zeros(min(batch_size, len(window_starts) - first), self.seq_len, dtype=torch.long)
+            targets = torch.full_like(inputs, IGNORE)
+            for row, start in enumerate(window_starts[first : first + batch_size]):
+                window = torch.from_numpy(data[start : start + self.seq_len + 1].astype(np.int64))
+                inputs[row, : len(window) - 1], targets[row, : len(window) - 1] = window[:-1], window[1:]
+            yield inputs, targets
+
+    def evaluation(self):
+        return BitsPerByte()
+
+
+class BitsPerByte(Evaluation):
+    def __init__(self):
+        self.nats, self.count = 0.0, 0
+
+    def update(self, logits, inputs, targets):
+        self.nats += F.cross_entropy(logits.double().flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="sum").item()
+        self.count += int((targets != IGNORE).sum())
+
+    def result(self):
+        return {"bpc": self.nats / max(self.count, 1) / math.log(2), "scored_bytes": float(self.count)}
+
+
+@TASKS.register("bytes")
+class Bytes(ByteCorpus):
+    """Character-level LM on any local file, split 90/5/5 in order; bits per byte."""
+
+    def __init__(self, *, path: str, seq_len: int = 256, eval_bytes: int | None = None):
+        super().__init__(Path(path).expanduser(), seq_len, eval_bytes)
+
+
+@TASKS.register("enwik8")
+class Enwik8(ByteCorpus):
+    """enwik8: 90M/5M/5M bytes, bits per byte over the whole validation or test split."""
+
+    def __init__(self, *, seq_len: int = 256, data_dir: str | None = None, download: bool = False,
+                 eval_bytes: int | None = None):
+        super().__init__(locate_enwik8(data_dir, download), seq_len, eval_bytes)
+        if len(self.data) != ENWIK8_BYTES:
+            raise DataError(
+                f"{self.path} is {len(self.data):,} bytes; enwik8 is exactly {ENWIK8_BYTES:,}. "
+                "Delete it and fetch it again (incomplete download or a different file)."
+            )
+
+    def split_boundaries(self, size):
+        return {"train": (0, 90_000_000), "validation": (90_000_000, 95_000_000), "test": (95_000_000, 100_000_000)}
+
+
+def locate_enwik8(data_dir, download: bool) -> Path:
+    """The unpacked enwik8 file: found, unpacked from enwik8.zip, or (download=True) downloaded first."""
+    directory, source = resolve_data_dir(data_dir)
+    raw, archive = directory / "enwik8", directory / "enwik8.zip"
+    if raw.exists():
+        return raw
+    if not archive.exists():
+        if not download:
+            raise DataError(
+                f"enwik8 not found: looked for {raw} and {archive} (data directory from {source}). "
+                f"Download {ENWIK8_URL} into {directory}, or pass the task option download=True."
+            )
+        _download(ENWIK8_URL, archive)
+    return _unzip(archive, raw)
+
+
+def _download(url: str, destination: Path) -> None:
+    from tqdm import tqdm
+
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_suffix(".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {destination.name}") as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise DataError(f"could not download {url}: {error}. Fetch it by hand into {destination.parent}.") from error
+    partial.replace(destination)
+
+
+def _unzip(archive: Path, raw: Path) -> Path:
+    partial = raw.with_suffix(".part")
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            if "enwik8" not in zipped.namelist():
+                raise DataError(f"{archive} holds {zipped.namelist()}, not a member named 'enwik8'")
+            with zipped.open("enwik8") as source, open(partial, "wb") as out:
+                while chunk := source.read(1 << 24):
+                    out.write(chunk)
+    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as error:
+        partial.unlink(missing_ok=True)
+        raise DataError(f"{archive} is not a valid zip archive ({error}); delete it and download it again") from error
+    except PermissionError as error:
+        raise DataError(f"cannot unpack {archive} into {raw.parent}: {error}") from error
+    if partial.stat().st_size != ENWIK8_BYTES:
+        size = partial.stat().st_size
+        partial.unlink()
+        raise DataError(f"{archive} unpacks to {size:,} bytes; enwik8 is exactly {ENWIK8_BYTES:,}")
+    partial.replace(raw)
+    return raw

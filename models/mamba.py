@@ -112,6 +112,9 @@ class Mamba(Mixer):
             outputs.append((state * c[:, t, None, :]).sum(-1) + self.skip * u[:, t])
         return self.out_proj(torch.stack(outputs, dim=1) * F.silu(z))
 
+    def backend_used(self):
+        return self.backend
+
     def init_state(self, batch_size, device=None, dtype=None):
         conv = torch.zeros(batch_size, self.d_inner, self.d_conv - 1, device=device, dtype=dtype)
         return conv, torch.zeros(batch_size, self.d_inner, self.d_state, device=device, dtype=dtype)

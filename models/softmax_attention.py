@@ -64,6 +64,9 @@ class SoftmaxAttention(Mixer):
         weights = scores.masked_fill(~causal, float("-inf")).softmax(-1)
         return self.to_out(torch.einsum("bhnm,bmhd->bnhd", weights, v).flatten(-2))
 
+    def backend_used(self):
+        return self.backend
+
     def init_state(self, batch_size, device=None, dtype=None):
         empty = torch.zeros(batch_size, 0, self.heads, self.head_dim, device=device, dtype=dtype)
         return empty, empty.clone()

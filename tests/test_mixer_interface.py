@@ -108,5 +108,5 @@ def test_registry_errors_name_the_valid_choices():
 
 def test_describe_lists_modes_and_option_defaults():
     entry = next(e for e in models.describe() if e["name"] == "gateloop")
-    assert entry["modes"] == ["recurrent", "scan", "attention", "chunked"]
+    assert entry["modes"] == ["recurrent", "scan", "attention", "chunked"] and entry["default_mode"] == "recurrent"
     assert entry["options"]["state_transition"] == "data" and entry["options"]["heads"] is None

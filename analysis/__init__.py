@@ -1,0 +1,1 @@
+"""Store → pandas DataFrames → seaborn plots and reports."""

@@ -1,0 +1,72 @@
+"""seaborn figures of a collected sweep: final metric per configuration with 95% CIs over seeds,
+and learning curves (mean and CI over seeds)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from analysis.collect import main_metric, varying_columns  # noqa: E402
+
+
+def _label(column: str) -> str:
+    return column.removeprefix("model.options.").removeprefix("model.").removeprefix("optimizer.")
+
+
+def _axes(runs: pd.DataFrame) -> tuple[str, str | None]:
+    axes = varying_columns(runs) or ["model.name"]
+    x = "model.name" if "model.name" in axes else axes[0]
+    others = [a for a in axes if a != x]
+    return x, (others[0] if others else None)
+
+
+def plot_final(runs: pd.DataFrame, path: Path) -> Path:
+    metric, higher = main_metric(runs)
+    done = runs[runs[metric].notna()].copy()
+    x, hue = _axes(done)
+    for column in (x, hue):
+        if column:
+            done[column] = done[column].astype(str)
+    fig, ax = plt.subplots(figsize=(max(5, 1.3 * done[x].nunique() + 2), 4))
+    sns.barplot(data=done, x=x, y=metric, hue=hue, errorbar=("ci", 95), ax=ax, capsize=0.1)
+    sns.stripplot(data=done, x=x, y=metric, hue=hue, dodge=hue is not None, color="black", size=3, ax=ax, legend=False)
+    seeds = done.groupby([c for c in (x, hue) if c], dropna=False).size()
+    ax.set_title(f"{metric} ({'higher' if higher else 'lower'} is better); bars: mean, 95% CI over {seeds.min()}–{seeds.max()} seeds")
+    ax.set_xlabel(_label(x))
+    if hue:
+        ax.legend(title=_label(hue))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(runs: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
+    x, hue = _axes(runs)
+    label = runs.set_index("run_id")[x].astype(str)
+    if hue:
+        label = label + " / " + runs.set_index("run_id")[hue].astype(str)
+    table = curves.assign(configuration=curves["run_id"].map(label))
+    validation = table[(table["split"] == "validation") & table["metric"].isin(["accuracy", "bpc"])]
+    train = table[(table["split"] == "train") & (table["metric"] == "loss")].copy()
+    train["value"] = train.groupby("run_id")["value"].transform(lambda s: s.rolling(20, min_periods=1).mean())
+    panels = [(train, "train loss (20-step mean)")] + ([(validation, validation["metric"].iloc[0])] if len(validation) else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, (data, title) in zip(axes[0], panels):
+        sns.lineplot(data=data, x="step", y="value", hue="configuration", errorbar=("ci", 95), ax=ax)
+        ax.set_title(title)
+        ax.set_ylabel(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_sweep(runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [plot_final(runs, out_dir / "final.png"), plot_curves(runs, curves, out_dir / "curves.png")]

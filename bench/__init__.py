@@ -1,0 +1,1 @@
+"""Configs, the runner, the results store and the command line."""

@@ -1,0 +1,98 @@
+"""Sweep files: a base RunConfig, a grid (product) and a zip over dotted field paths, and seeds.
+
+    name = "mqar-small"
+    seeds = [0, 1]
+    [base]                      # a partial RunConfig
+    steps = 400
+    [grid]                      # every combination
+    "model.name" = ["gateloop", "retnet"]
+    [zip]                       # lists of one length, taken together (e.g. a width per model)
+    "model.d_model" = [64, 72]
+    "optimizer.lr" = [1e-3, 3e-3]
+    [executor]                  # submitit parameters (see slurm/executors.py), overridable on the command line
+    partition = "gpu"
+
+Every expanded run is validated; its id is the hash of its canonical config.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.config import RunConfig, parse_run_config
+
+SWEEP_KEYS = ("name", "seeds", "base", "grid", "zip", "executor")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    runs: list[RunConfig]
+    executor: dict[str, Any] = field(default_factory=dict)
+
+
+def set_path(config: dict, dotted: str, value: Any) -> None:
+    node = config
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ValueError(f"sweep axis {dotted!r}: {part!r} is not a section")
+        node = child
+    node[leaf] = value
+
+
+def expand(spec: dict[str, Any], *, source: str = "sweep") -> Sweep:
+    unknown = sorted(set(spec) - set(SWEEP_KEYS))
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(SWEEP_KEYS)}")
+    name = spec.get("name")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ValueError(f"{source}: 'name' must be letters, digits, '.', '_' or '-' (it names a folder), got {name!r}")
+    seeds = spec.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise ValueError(f"{source}: 'seeds' must be a non-empty list of integers, got {seeds!r}")
+    grid, zipped = spec.get("grid", {}), spec.get("zip", {})
+    for label, axes in (("grid", grid), ("zip", zipped)):
+        if not isinstance(axes, dict) or not all(isinstance(v, list) and v for v in axes.values()):
+            raise ValueError(f"{source}: every [{label}] axis must be a non-empty list of values")
+    both = sorted(set(grid) & set(zipped))
+    if both:
+        raise ValueError(f"{source}: axis {both} appears in both [grid] and [zip]")
+    lengths = {key: len(values) for key, values in zipped.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"{source}: [zip] lists must have one length, got {lengths}")
+    zip_rows = [dict(zip(zipped, row)) for row in zip(*zipped.values())] if zipped else [{}]
+    grid_rows = [dict(zip(grid, row)) for row in itertools.product(*grid.values())]
+
+    runs, seen = [], set()
+    for grid_row, zip_row, seed in itertools.product(grid_rows, zip_rows, seeds):
+        config = copy.deepcopy(spec.get("base", {}))
+        for dotted, value in {**grid_row, **zip_row, "seed": seed}.items():
+            set_path(config, dotted, value)
+        try:
+            run = parse_run_config(config)
+        except ValueError as error:
+            axes = ", ".join(f"{k}={v!r}" for k, v in {**grid_row, **zip_row, "seed": seed}.items())
+            raise ValueError(f"{source}: the run with {axes} is invalid: {error}") from None
+        if run.run_id() not in seen:
+            seen.add(run.run_id())
+            runs.append(run)
+    return Sweep(name=name, runs=runs, executor=dict(spec.get("executor", {})))
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"sweep file {path} does not exist")
+    try:
+        spec = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path} is not valid TOML: {error}") from None
+    return expand(spec, source=str(path))

@@ -81,7 +81,7 @@ class Trainer:
             lr=opt.lr, betas=opt.betas,
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
-        self.step, self.metrics, self.best = 0, [], None
+        self.step, self.metrics, self.resumed_from = 0, [], []
         self._resume()
 
     def lr_factor(self, step: int) -> float:
@@ -105,7 +105,8 @@ class Trainer:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
-            self.step, self.best = state["step"], state["best"]
+            self.step = state["step"]
+            self.resumed_from = state.get("resumed_from", []) + [self.step]
         except Exception as error:  # noqa: BLE001 — any unreadable checkpoint is set aside and the run restarts
             moved = quarantine(path)
             print(f"checkpoint {path} unreadable ({error}); moved to {moved.name}, starting from step 0", file=sys.stderr)
@@ -115,7 +116,7 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         buffer = io.BytesIO()
-        torch.save({"run_id": self.run_dir.run_id, "step": self.step, "best": self.best,
+        torch.save({"run_id": self.run_dir.run_id, "step": self.step, "resumed_from": self.resumed_from,
                     "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict()}, buffer)
         self.run_dir.write_metrics(self.metrics)  # metrics first: they may run ahead, never behind
@@ -220,7 +221,8 @@ class Trainer:
             "train_loss": recent[-1]["loss"] if recent else None,
             "tokens_per_s": sum(r["tokens_per_s"] for r in recent) / len(recent) if recent else None,
             "step_time_s": sum(r["step_time_s"] for r in recent) / len(recent) if recent else None,
-            "wall_time_s": time.time() - started, **peak_memory(self.device), **report,
+            "wall_time_s": time.time() - started, "resumed_from": self.resumed_from,
+            **peak_memory(self.device), **report,
         }
         run_dir.write_summary(summary)
         run_dir.write_status(status, step=self.step)

@@ -6,3 +6,16 @@ def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     expected = expected.to(torch.complex128 if expected.is_complex() else torch.float64)
     actual = actual.to(expected.dtype)
     return ((actual - expected).abs().norm() / expected.abs().norm().clamp_min(1e-300)).item()
+
+
+def tiny_run_config(**overrides) -> dict:
+    """A RunConfig dict that trains in about a second on CPU; overrides merge one level deep."""
+    config = {
+        "model": {"name": "retnet", "d_model": 16, "n_layers": 1, "mlp_ratio": 0, "options": {"heads": 2}},
+        "task": {"name": "mqar", "options": {"vocab_size": 64, "seq_len": 32, "num_pairs": 2,
+                                             "validation_examples": 16, "test_examples": 16}},
+        "steps": 20, "batch_size": 4, "eval_every": 10, "checkpoint_every": 5, "threads": 1,
+    }
+    for key, value in overrides.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) and isinstance(config.get(key), dict) else value
+    return config

@@ -1,5 +1,6 @@
 """Every GateLoop mode against the float64 reference: outputs, final state, gradients."""
 import math
+import os
 
 import pytest
 import torch
@@ -182,3 +183,42 @@ class TestBadInputs:
         q, k, v, a, _ = make_inputs(1, 0, 2, 2, 2)
         with pytest.raises(ValueError, match="empty"):
             gateloop(q, k, v, a, mode="scan")
+
+
+# --- the compiled CPU path of the recurrent mode -------------------------------------------------
+def require_compiled():
+    from models.gateloop import compiled
+
+    built, reason = compiled.available()
+    if not built:
+        if os.environ.get("CI"):
+            pytest.fail(f"the C++ extension must build in CI: {reason}")
+        pytest.skip(f"no C++ toolchain here: {reason}")
+
+
+@pytest.mark.parametrize("length", [1, 7, 64, 65, 257, 1024])
+@pytest.mark.parametrize("shape_name", list(HEAD_SHAPES))
+def test_compiled_recurrent_matches_float64_reference(shape_name, length):
+    require_compiled()
+    fn = lambda *t: gateloop(*t[:4], mode="recurrent", initial_state=t[4], backend="cpp")  # noqa: E731
+    assert_matches_reference(fn, shape_name, length)
+
+
+def test_compiled_recurrent_in_float64_is_exact():
+    require_compiled()
+    inputs = [t.to(torch.complex128 if t.is_complex() else torch.float64) for t in make_inputs(2, 130, 3, 2, 2)]
+    y, state, grads = outputs_and_gradients(lambda *t: gateloop(*t[:4], mode="recurrent", initial_state=t[4], backend="cpp"), inputs)
+    y_ref, state_ref, grads_ref = outputs_and_gradients(lambda *t: gateloop_reference(*t), inputs)
+    assert relative_error(y, y_ref) < 1e-12 and relative_error(state, state_ref) < 1e-12
+    assert all(relative_error(g, r) < 1e-12 for g, r in zip(grads, grads_ref))
+
+
+def test_backend_choice_is_reported_and_checked():
+    from models.gateloop.ops import resolve_backend
+
+    assert resolve_backend("torch", torch.device("cpu")) == "torch"
+    assert resolve_backend("auto", torch.device("meta")) == "torch"  # not a CPU tensor: the PyTorch loop
+    with pytest.raises(ValueError, match="unknown GateLoop backend 'triton'; valid: auto, torch, cpp"):
+        resolve_backend("triton", torch.device("cpu"))
+    with pytest.raises(RuntimeError, match="backend 'cpp' needs CPU tensors"):
+        resolve_backend("cpp", torch.device("meta"))

@@ -13,7 +13,7 @@ from einops import rearrange
 from torch import nn
 
 from models.base import Mixer
-from models.gateloop.ops import MODES, gateloop
+from models.gateloop.ops import BACKENDS, MODES, gateloop, resolve_backend
 from models.gateloop.recurrent import gateloop_step
 from models.gateloop.reference import gateloop_reference
 from models.registry import register
@@ -40,7 +40,7 @@ class GateLoop(Mixer):
     """GateLoop (Katsch 2023): linear recurrence with data-controlled complex state transitions."""
 
     modes = MODES
-    default_mode = "recurrent"  # on CPU the O(L) loop beats chunked decay matrices (spec §1.4)
+    default_mode = "recurrent"  # O(L); compiled on CPU, the fastest correct path there (spec §1.4)
 
     def __init__(
         self,
@@ -56,6 +56,7 @@ class GateLoop(Mixer):
         transition_grad_scale: float = 0.9,
         sub_layernorm: bool = False,
         chunk_size: int = 64,
+        backend: str = "auto",
     ):
         super().__init__(d_model=d_model)
         d_inner = d_model if d_inner is None else d_inner
@@ -78,6 +79,8 @@ class GateLoop(Mixer):
         self.state_transition, self.complex_transition = state_transition, complex_transition
         self.transition_parameterisation, self.kv_projection = transition_parameterisation, kv_projection
         self.transition_grad_scale, self.chunk_size = transition_grad_scale, chunk_size
+        _choice("backend", backend, BACKENDS)
+        self.backend = backend
 
         projections = 2 if kv_projection == "joint" else 3  # q and kv, or q, k, v
         self.to_qkv = nn.Linear(d_model, projections * d_inner, bias=False)
@@ -140,7 +143,7 @@ class GateLoop(Mixer):
     def _forward(self, x, mode):
         q, k, v, a = self._project(x)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            y, state = gateloop(q, k, v, a, mode=mode, chunk_size=self.chunk_size)
+            y, state = gateloop(q, k, v, a, mode=mode, chunk_size=self.chunk_size, backend=self.backend)
         return self._output(y, x), state
 
     def _step(self, x_t, state):
@@ -148,6 +151,10 @@ class GateLoop(Mixer):
         with torch.autocast(device_type=x_t.device.type, enabled=False):
             y_t, state = gateloop_step(q, k, v, a, state)
         return self._output(y_t, x_t), state
+
+    def backend_used(self):
+        """The recurrent mode's implementation on this module's device (other modes are PyTorch)."""
+        return resolve_backend(self.backend, self.to_out.weight.device)
 
     def reference_forward(self, x):
         q, k, v, a = self._project(x.double())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from models.gateloop import compiled
 from models.gateloop.attention import gateloop_attention, gateloop_attention_literal
 from models.gateloop.chunked import gateloop_chunked
 from models.gateloop.parallel_scan import gateloop_scan
@@ -14,18 +15,37 @@ from models.gateloop.recurrent import gateloop_recurrent
 from models.scan import METHODS as SCAN_METHODS
 
 MODES = ("recurrent", "scan", "attention", "chunked")
+# implementations of the recurrent mode: "cpp" is the compiled CPU loop (compiled.py), "auto" picks it
+# for CPU tensors when it builds here and the PyTorch loop otherwise; resolve_backend says which ran
+BACKENDS = ("auto", "torch", "cpp")
 # not a mode to train with: the literal surrogate attention, kept to demonstrate its overflow
 LITERAL_VARIANT = "attention_literal"
 _COMPLEX_OF = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 
 
-def gateloop(q, k, v, a, *, mode: str, initial_state=None, chunk_size: int = 64, scan_method: str = "doubling"):
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """The recurrent mode's implementation that `backend` means on `device`."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown GateLoop backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if backend == "torch" or (backend == "auto" and device.type != "cpu"):
+        return "torch"
+    built, reason = compiled.available()
+    if backend == "cpp" and (not built or device.type != "cpu"):
+        raise RuntimeError(f"GateLoop backend 'cpp' needs CPU tensors and a working C++ compiler "
+                           f"(g++ and ninja); here: device {device}, build: {reason or 'ok'}")
+    return "cpp" if built else "torch"
+
+
+def gateloop(q, k, v, a, *, mode: str, initial_state=None, chunk_size: int = 64, scan_method: str = "doubling",
+             backend: str = "auto"):
     check_inputs(q, k, v, a, initial_state)
     if mode == "recurrent" or mode == "scan":
         if initial_state is None:
             batch, _, heads, dk = q.shape
             initial_state = torch.zeros(batch, heads, dk, v.shape[-1], dtype=a.dtype, device=q.device)
         if mode == "recurrent":
+            if resolve_backend(backend, q.device) == "cpp":
+                return compiled.gateloop_recurrent_cpp(q, k, v, a, initial_state)
             return gateloop_recurrent(q, k, v, a, initial_state)
         if scan_method not in SCAN_METHODS:
             raise ValueError(f"unknown scan_method {scan_method!r}; valid: {', '.join(SCAN_METHODS)}")

@@ -1,0 +1,237 @@
+// GateLoop's recurrence as a sequential CPU loop, forward and backward.
+//
+//   h_t = a_t ⊙ h_{t-1} + k_tᵀ v_t,   y_t = Re(q_t h_t)      (h: H × dk × dv complex per sequence)
+//
+// Layouts (contiguous): q, k (B, L, H, dk); v (B, L, H, dv); a (B, L, H, dk, 2) = view_as_real;
+// h0 (B, H, dk, dv, 2). Time is the outer loop and channels the inner one, so every step reads and
+// writes contiguous memory. Forward keeps the state every `chunk` steps; backward recomputes one
+// chunk of states at a time from those checkpoints, so memory stays O(L / chunk · state).
+// Complex gradients follow PyTorch's convention: for z = a·w, grad_a = grad_z · conj(w).
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace {
+
+struct Shape {
+  int64_t B, L, H, dk, dv, chunk, chunks;
+};
+
+// Work items: (batch, block of heads). Enough of them to keep every thread busy.
+int64_t head_blocks(const Shape& s) {
+  const int64_t wanted = std::max<int64_t>(1, (2 * at::get_num_threads() + s.B - 1) / s.B);
+  return std::min<int64_t>(s.H, wanted);
+}
+
+// Max heads (dk = dv = 1): one complex multiply-add per channel, a flat loop the compiler vectorises.
+template <typename T>
+void step_forward_scalar_state(const Shape& s, int64_t b, int64_t t, int64_t h_begin, int64_t h_end,
+                               const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                               const T* __restrict__ a, T* __restrict__ state_re, T* __restrict__ state_im,
+                               T* __restrict__ y) {
+  const int64_t base = (b * s.L + t) * s.H;
+  const T *qt = q + base, *kt = k + base, *vt = v + base, *at = a + 2 * base;
+  const int64_t n = h_end - h_begin;
+  qt += h_begin, kt += h_begin, vt += h_begin, at += 2 * h_begin;
+  if (y) {
+    T* yt = y + base + h_begin;
+    for (int64_t h = 0; h < n; ++h) {
+      const T ar = at[2 * h], ai = at[2 * h + 1], sr = state_re[h], si = state_im[h];
+      const T nr = ar * sr - ai * si + kt[h] * vt[h];
+      state_im[h] = ar * si + ai * sr;
+      state_re[h] = nr;
+      yt[h] = qt[h] * nr;
+    }
+  } else {
+    for (int64_t h = 0; h < n; ++h) {
+      const T ar = at[2 * h], ai = at[2 * h + 1], sr = state_re[h], si = state_im[h];
+      state_re[h] = ar * sr - ai * si + kt[h] * vt[h];
+      state_im[h] = ar * si + ai * sr;
+    }
+  }
+}
+
+template <typename T>
+void step_forward(const Shape& s, int64_t b, int64_t t, int64_t h_begin, int64_t h_end,
+                  const T* q, const T* k, const T* v, const T* a, T* state_re, T* state_im, T* y) {
+  if (s.dk == 1 && s.dv == 1) return step_forward_scalar_state(s, b, t, h_begin, h_end, q, k, v, a, state_re, state_im, y);
+  const int64_t qk_base = (b * s.L + t) * s.H * s.dk;
+  const int64_t v_base = (b * s.L + t) * s.H * s.dv;
+  for (int64_t h = h_begin; h < h_end; ++h) {
+    T* y_h = y ? y + v_base + h * s.dv : nullptr;
+    const T* v_h = v + v_base + h * s.dv;
+    if (y_h) std::fill_n(y_h, s.dv, T(0));
+    for (int64_t i = 0; i < s.dk; ++i) {
+      const int64_t qi = qk_base + h * s.dk + i;
+      const T ar = a[2 * qi], ai = a[2 * qi + 1], kk = k[qi], qq = q[qi];
+      T* sr = state_re + ((h - h_begin) * s.dk + i) * s.dv;
+      T* si = state_im + ((h - h_begin) * s.dk + i) * s.dv;
+      for (int64_t j = 0; j < s.dv; ++j) {
+        const T nr = ar * sr[j] - ai * si[j] + kk * v_h[j];
+        const T ni = ar * si[j] + ai * sr[j];
+        sr[j] = nr;
+        si[j] = ni;
+        if (y_h) y_h[j] += qq * nr;
+      }
+    }
+  }
+}
+
+template <typename T>
+void load_state(const Shape& s, const T* source, int64_t h_begin, int64_t h_end, T* re, T* im) {
+  // source: (H, dk, dv, 2) of one sequence
+  const int64_t n = (h_end - h_begin) * s.dk * s.dv;
+  const T* from = source + h_begin * s.dk * s.dv * 2;
+  for (int64_t e = 0; e < n; ++e) {
+    re[e] = from[2 * e];
+    im[e] = from[2 * e + 1];
+  }
+}
+
+template <typename T>
+void store_state(const Shape& s, T* target, int64_t h_begin, int64_t h_end, const T* re, const T* im) {
+  const int64_t n = (h_end - h_begin) * s.dk * s.dv;
+  T* to = target + h_begin * s.dk * s.dv * 2;
+  for (int64_t e = 0; e < n; ++e) {
+    to[2 * e] = re[e];
+    to[2 * e + 1] = im[e];
+  }
+}
+
+// One reverse step for max heads: every array is indexed by channel at offset `base`.
+template <typename T>
+void backward_step_scalar_state(int64_t base, int64_t n, const T* __restrict__ q, const T* __restrict__ k,
+                                const T* __restrict__ v, const T* __restrict__ a, const T* __restrict__ grad_y,
+                                const T* __restrict__ after_re, const T* __restrict__ before_re,
+                                const T* __restrict__ before_im, T* __restrict__ g_re, T* __restrict__ g_im,
+                                T* __restrict__ grad_q, T* __restrict__ grad_k, T* __restrict__ grad_v,
+                                T* __restrict__ grad_a) {
+  q += base, k += base, v += base, a += 2 * base, grad_y += base;
+  grad_q += base, grad_k += base, grad_v += base, grad_a += 2 * base;
+  for (int64_t h = 0; h < n; ++h) {
+    const T gr = g_re[h] + q[h] * grad_y[h], gi = g_im[h], ar = a[2 * h], ai = a[2 * h + 1];
+    const T br = before_re[h], bi = before_im[h];
+    grad_q[h] = after_re[h] * grad_y[h];
+    grad_k[h] = gr * v[h];
+    grad_v[h] = gr * k[h];
+    grad_a[2 * h] = gr * br + gi * bi;
+    grad_a[2 * h + 1] = gi * br - gr * bi;
+    g_re[h] = ar * gr + ai * gi;
+    g_im[h] = ar * gi - ai * gr;
+  }
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> gateloop_forward(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor a,
+                                            torch::Tensor h0, int64_t chunk) {
+  const Shape s{q.size(0), q.size(1), q.size(2), q.size(3), v.size(3), chunk, (q.size(1) + chunk - 1) / chunk};
+  auto y = torch::empty_like(v);
+  auto final_state = torch::empty_like(h0);
+  auto checkpoints = torch::empty({s.B, s.chunks, s.H, s.dk, s.dv, 2}, h0.options());
+  const int64_t blocks = head_blocks(s);
+  AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "gateloop_forward", [&] {
+    const auto *qp = q.data_ptr<scalar_t>(), *kp = k.data_ptr<scalar_t>(), *vp = v.data_ptr<scalar_t>(),
+               *ap = a.data_ptr<scalar_t>(), *h0p = h0.data_ptr<scalar_t>();
+    auto *yp = y.data_ptr<scalar_t>(), *fp = final_state.data_ptr<scalar_t>(), *cp = checkpoints.data_ptr<scalar_t>();
+    const int64_t state_numel = s.H * s.dk * s.dv * 2;
+    at::parallel_for(0, s.B * blocks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t b = item / blocks, block = item % blocks;
+        const int64_t h_begin = s.H * block / blocks, h_end = s.H * (block + 1) / blocks;
+        std::vector<scalar_t> re((h_end - h_begin) * s.dk * s.dv), im(re.size());
+        load_state(s, h0p + b * state_numel, h_begin, h_end, re.data(), im.data());
+        for (int64_t t = 0; t < s.L; ++t) {
+          if (t % s.chunk == 0)
+            store_state(s, cp + (b * s.chunks + t / s.chunk) * state_numel, h_begin, h_end, re.data(), im.data());
+          step_forward(s, b, t, h_begin, h_end, qp, kp, vp, ap, re.data(), im.data(), yp);
+        }
+        store_state(s, fp + b * state_numel, h_begin, h_end, re.data(), im.data());
+      }
+    });
+  });
+  return {y, final_state, checkpoints};
+}
+
+std::vector<torch::Tensor> gateloop_backward(torch::Tensor grad_y, torch::Tensor grad_final, torch::Tensor q,
+                                             torch::Tensor k, torch::Tensor v, torch::Tensor a,
+                                             torch::Tensor checkpoints, int64_t chunk) {
+  const Shape s{q.size(0), q.size(1), q.size(2), q.size(3), v.size(3), chunk, checkpoints.size(1)};
+  auto grad_q = torch::empty_like(q), grad_k = torch::empty_like(k), grad_v = torch::empty_like(v);
+  auto grad_a = torch::empty_like(a), grad_h0 = torch::empty_like(grad_final);
+  const int64_t blocks = head_blocks(s);
+  AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "gateloop_backward", [&] {
+    const auto *qp = q.data_ptr<scalar_t>(), *kp = k.data_ptr<scalar_t>(), *vp = v.data_ptr<scalar_t>(),
+               *ap = a.data_ptr<scalar_t>(), *cp = checkpoints.data_ptr<scalar_t>(),
+               *gyp = grad_y.data_ptr<scalar_t>(), *gfp = grad_final.data_ptr<scalar_t>();
+    auto *gqp = grad_q.data_ptr<scalar_t>(), *gkp = grad_k.data_ptr<scalar_t>(), *gvp = grad_v.data_ptr<scalar_t>(),
+         *gap = grad_a.data_ptr<scalar_t>(), *gh0p = grad_h0.data_ptr<scalar_t>();
+    const int64_t state_numel = s.H * s.dk * s.dv * 2;
+    at::parallel_for(0, s.B * blocks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t b = item / blocks, block = item % blocks;
+        const int64_t h_begin = s.H * block / blocks, h_end = s.H * (block + 1) / blocks;
+        const int64_t n = (h_end - h_begin) * s.dk * s.dv;
+        std::vector<scalar_t> g_re(n), g_im(n);  // gradient w.r.t. the state, carried backwards
+        load_state(s, gfp + b * state_numel, h_begin, h_end, g_re.data(), g_im.data());
+        std::vector<scalar_t> states_re((s.chunk + 1) * n), states_im((s.chunk + 1) * n);
+        for (int64_t c = s.chunks - 1; c >= 0; --c) {
+          const int64_t t0 = c * s.chunk, t1 = std::min(s.L, t0 + s.chunk);
+          load_state(s, cp + (b * s.chunks + c) * state_numel, h_begin, h_end, states_re.data(), states_im.data());
+          for (int64_t t = t0; t < t1; ++t) {  // states after each step of this chunk
+            const int64_t slot = (t - t0 + 1) * n;
+            std::copy_n(states_re.data() + slot - n, n, states_re.data() + slot);
+            std::copy_n(states_im.data() + slot - n, n, states_im.data() + slot);
+            step_forward<scalar_t>(s, b, t, h_begin, h_end, qp, kp, vp, ap, states_re.data() + slot,
+                                   states_im.data() + slot, nullptr);
+          }
+          for (int64_t t = t1 - 1; t >= t0; --t) {
+            const scalar_t *after_re = states_re.data() + (t - t0 + 1) * n, *before_re = after_re - n;
+            const scalar_t *before_im = states_im.data() + (t - t0) * n;
+            const int64_t qk_base = (b * s.L + t) * s.H * s.dk, v_base = (b * s.L + t) * s.H * s.dv;
+            if (s.dk == 1 && s.dv == 1) {
+              backward_step_scalar_state(qk_base + h_begin, n, qp, kp, vp, ap, gyp, after_re, before_re, before_im,
+                                         g_re.data(), g_im.data(), gqp, gkp, gvp, gap);
+              continue;
+            }
+            for (int64_t h = h_begin; h < h_end; ++h) {
+              const scalar_t* gy = gyp + v_base + h * s.dv;
+              const scalar_t* vv = vp + v_base + h * s.dv;
+              scalar_t* gv = gvp + v_base + h * s.dv;
+              std::fill_n(gv, s.dv, scalar_t(0));
+              for (int64_t i = 0; i < s.dk; ++i) {
+                const int64_t qi = qk_base + h * s.dk + i, e0 = ((h - h_begin) * s.dk + i) * s.dv;
+                const scalar_t ar = ap[2 * qi], ai = ap[2 * qi + 1], kk = kp[qi], qq = qp[qi];
+                scalar_t gq = 0, gk = 0, ga_re = 0, ga_im = 0;
+                for (int64_t j = 0; j < s.dv; ++j) {
+                  const int64_t e = e0 + j;
+                  const scalar_t gr = g_re[e] + qq * gy[j], gi = g_im[e];  // add y_t's read-out of h_t
+                  gq += after_re[e] * gy[j];
+                  gk += gr * vv[j];
+                  gv[j] += gr * kk;
+                  ga_re += gr * before_re[e] + gi * before_im[e];  // G · conj(h_{t-1})
+                  ga_im += gi * before_re[e] - gr * before_im[e];
+                  g_re[e] = ar * gr + ai * gi;  // conj(a_t) · G
+                  g_im[e] = ar * gi - ai * gr;
+                }
+                gqp[qi] = gq;
+                gkp[qi] = gk;
+                gap[2 * qi] = ga_re;
+                gap[2 * qi + 1] = ga_im;
+              }
+            }
+          }
+        }
+        store_state(s, gh0p + b * state_numel, h_begin, h_end, g_re.data(), g_im.data());
+      }
+    });
+  });
+  return {grad_q, grad_k, grad_v, grad_a, grad_h0};
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", &gateloop_forward, "GateLoop recurrence, forward (CPU)");
+  m.def("backward", &gateloop_backward, "GateLoop recurrence, backward with chunked recomputation (CPU)");
+}

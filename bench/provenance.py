@@ -55,13 +55,14 @@ def slurm_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
-def provenance(device: torch.device) -> dict:
+def provenance(device: torch.device | None) -> dict:
+    """None for the device when a run failed before choosing one."""
     return {
         **git_state(),
         "packages": package_versions(),
         "python": platform.python_version(),
-        "device": str(device),
-        "device_name": device_name(device),
+        "device": str(device) if device else None,
+        "device_name": device_name(device) if device else None,
         "torch_threads": torch.get_num_threads(),
         "host": socket.gethostname(),
         "slurm_job_id": slurm_job_id(),

@@ -248,6 +248,7 @@ class Run(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict:
         run_dir = self.run_dir
+        run_dir.write_config(self.config.model_dump(mode="json"), provenance(None))  # even if set-up fails
         try:
             self._trainer = Trainer(self.config, run_dir)
             return self._trainer.run()

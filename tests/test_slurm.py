@@ -1,0 +1,95 @@
+"""Against a real one-node Slurm cluster (slurm/cluster.sh; CI starts it): job arrays, failures,
+preemption with requeue and resume, cancellation, and re-submission of a finished sweep."""
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+import submitit
+
+from analysis.collect import collect
+from bench.config import parse_run_config
+from bench.store import RunDir
+from slurm.executors import submit, submitit_folder
+from slurm.status import sweep_status
+from slurm.sweep import Sweep, expand
+from tests.conftest import tiny_run_config
+
+pytestmark = pytest.mark.slurm
+TERMINAL = {"completed", "diverged", "failed", "cancelled"}
+SLURM = {"timeout_min": 10, "cpus_per_task": 1}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    reachable = shutil.which("sinfo") and subprocess.run(["sinfo", "-h"], capture_output=True).returncode == 0
+    if not reachable:
+        if os.environ.get("CI"):
+            pytest.fail("CI must start the Slurm cluster first: slurm/cluster.sh install && slurm/cluster.sh start")
+        pytest.skip("no Slurm cluster here; start one with: sudo slurm/cluster.sh install && sudo slurm/cluster.sh start")
+
+
+def wait_for(sweep, root, predicate, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        rows = sweep_status(sweep, root)
+        if predicate(rows):
+            return rows
+        time.sleep(1)
+    raise AssertionError(f"timed out; last status: {sweep_status(sweep, root)}")
+
+
+def all_terminal(rows):
+    return all(row["state"] in TERMINAL for row in rows)
+
+
+def test_job_array_completes_isolates_a_failure_collects_and_is_not_resubmitted(tmp_path):
+    root = tmp_path / "runs"
+    good = expand({"name": "array", "seeds": [0, 1], "base": tiny_run_config(),
+                   "grid": {"model.name": ["retnet", "linear_attention"]}, "executor": SLURM})
+    failing = parse_run_config(tiny_run_config(task={"name": "bytes", "options": {"path": str(tmp_path / "missing")}}))
+    sweep = Sweep(name="array", runs=[*good.runs, failing], executor=SLURM)
+    submission = submit(sweep, executor="slurm", root=root, echo=lambda _: None)
+    job_ids = set(submission.submitted.values())
+    assert len(job_ids) == 5 and len({job_id.split("_")[0] for job_id in job_ids}) == 1  # one job array
+
+    rows = {row["run_id"]: row for row in wait_for("array", root, all_terminal)}
+    assert rows.pop(failing.run_id())["state"] == "failed"
+    assert all(row["state"] == "completed" for row in rows.values())
+    runs_table, _ = collect("array", root)
+    assert len(runs_table) == 5 and runs_table["provenance.slurm_job_id"].notna().sum() == 5
+
+    again = submit(good, executor="slurm", root=root, echo=lambda _: None)
+    assert again.submitted == {} and len(again.finished) == 4
+
+
+def test_preempted_run_is_requeued_and_resumes_without_losing_or_repeating_steps(tmp_path):
+    root = tmp_path / "runs"
+    config = parse_run_config(tiny_run_config(steps=3000, checkpoint_every=25, eval_every=1000))
+    submission = submit(Sweep("preempt", [config], SLURM), executor="slurm", root=root, echo=lambda _: None)
+    job = submitit.SlurmJob(folder=submitit_folder(root, "preempt"), job_id=submission.submitted[config.run_id()])
+    run_dir = RunDir(root, "preempt", config.run_id())
+    deadline = time.time() + 180
+    while len(run_dir.read_metrics()) < 100:  # metrics reach disk with each checkpoint
+        assert time.time() < deadline, f"the run did not start: {sweep_status('preempt', root)}"
+        time.sleep(0.2)
+    job._interrupt()  # SIGTERM then USR2, as Slurm does on preemption
+
+    wait_for("preempt", root, lambda rows: rows[0]["state"] == "preempted", timeout=60)
+    rows = wait_for("preempt", root, all_terminal)
+    assert rows[0]["state"] == "completed"
+    summary = run_dir.read_summary()
+    assert summary["steps"] == 3000 and len(summary["resumed_from"]) == 1 and summary["resumed_from"][0] >= 100
+    steps = [row["step"] for row in run_dir.read_metrics() if row["split"] == "train"]
+    assert steps == list(range(1, 3001))
+
+
+def test_cancelled_run_shows_as_cancelled(tmp_path):
+    root = tmp_path / "runs"
+    config = parse_run_config(tiny_run_config(steps=1_000_000, checkpoint_every=100, eval_every=100_000))
+    submission = submit(Sweep("cancel", [config], SLURM), executor="slurm", root=root, echo=lambda _: None)
+    wait_for("cancel", root, lambda rows: rows[0]["state"] == "running", timeout=120)
+    submitit.SlurmJob(folder=submitit_folder(root, "cancel"), job_id=submission.submitted[config.run_id()]).cancel()
+    rows = wait_for("cancel", root, lambda rows: rows[0]["state"] == "cancelled", timeout=120)
+    assert rows[0]["slurm_state"].startswith("CANCELLED")

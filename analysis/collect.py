@@ -62,13 +62,30 @@ def collect(sweep: str, root=None, *, save: bool = True) -> tuple[pd.DataFrame, 
             curves.extend({"run_id": run_id, "step": step, "split": split, "metric": key, "value": value}
                           for key, value in metric_row.items() if key not in ("step", "split"))
     runs = pd.DataFrame(rows)
+    speed = collect_speed(root, sweep)
     curve_table = pd.DataFrame(curves, columns=["run_id", "step", "split", "metric", "value"])
     if save:
-        for name, frame in (("runs.parquet", runs), ("curves.parquet", curve_table)):
+        tables = [("runs.parquet", runs), ("curves.parquet", curve_table)] + ([("speed.parquet", speed)] if len(speed) else [])
+        for name, frame in tables:
             buffer = io.BytesIO()
             frame.to_parquet(buffer, index=False)
             atomic_write_bytes(root / sweep / name, buffer.getvalue())
     return runs, curve_table
+
+
+def collect_speed(root: Path, sweep: str) -> pd.DataFrame:
+    """The rows of every speed run of the sweep (speed.jsonl), with the run id and provenance."""
+    rows = []
+    for run_id in run_ids(root, sweep):
+        path = root / sweep / run_id / "speed.jsonl"
+        if path.exists():
+            stored = RunDir(root, sweep, run_id).read_config() or {}
+            provenance = {f"provenance.{k}": v for k, v in stored.get("provenance", {}).items()
+                          if k in ("commit", "dirty", "device_name", "host", "torch_threads")}
+            torch_version = stored.get("provenance", {}).get("packages", {}).get("torch")
+            for line in path.read_text().splitlines():
+                rows.append({"run_id": run_id, **json.loads(line), **provenance, "provenance.torch": torch_version})
+    return pd.DataFrame(rows)
 
 
 def varying_columns(runs: pd.DataFrame, prefixes=("model.", "task.", "optimizer.", "steps", "batch_size")) -> list[str]:

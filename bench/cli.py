@@ -110,6 +110,56 @@ def cmd_plot(args) -> None:
     _plot(args.sweep, args.root, runs, curves)
 
 
+SPEED_PRESETS = {
+    # the configuration behind results/speed: every mixer, 256 … 16384, B=4, d=256, max-heads GateLoop
+    "reference-cpu": dict(models=["gateloop", "s5", "retnet", "linear_attention", "softmax_attention", "mamba"],
+                          lengths=[256, 1024, 4096, 16384], batch_size=4, d_model=256, repeats=3,
+                          memory_budget_gb=6.0, time_budget_s=40.0, op=True),
+}
+
+
+def cmd_speed(args) -> None:
+    from analysis.collect import collect
+    from analysis.speed_plots import plot_gateloop_op, plot_speed, speed_summary
+    from bench.config import parse_run_config
+    from bench.speed import gateloop_op_benchmark
+    from bench.store import atomic_write_bytes, results_root
+    from slurm.executors import submit
+    from slurm.sweep import Sweep
+
+    settings = {**SPEED_PRESETS.get(args.preset, {}), **{k: v for k, v in vars(args).items() if v is not None}}
+    speed = {key: settings[key] for key in ("lengths", "batch_size", "dtype", "repeats", "threads", "memory_budget_gb",
+                                             "time_budget_s", "decode_prefills", "modes", "measures") if key in settings}
+    runs = [parse_run_config({"kind": "speed", "model": {"name": name, "d_model": settings.get("d_model", 256)},
+                              "device": settings.get("device", "auto"), "speed": speed})
+            for name in settings.get("models") or ["gateloop", "s5", "retnet", "linear_attention", "softmax_attention"]]
+    out = Path(settings.get("out") or results_root(args.root) / args.sweep / "plots")
+    # one run at a time: concurrent runs would share the cores being timed
+    submit(Sweep(args.sweep, runs), executor=settings.get("executor", "local"), root=args.root, parallel=1)
+    if settings.get("executor") == "slurm":
+        print(f"submitted; when done: seqbench collect {args.sweep}")
+        return
+    collect(args.sweep, args.root)
+    import pandas as pd
+
+    table = pd.read_parquet(results_root(args.root) / args.sweep / "speed.parquet")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "speed.csv", table.to_csv(index=False).encode())
+    summary = speed_summary(table)
+    atomic_write_bytes(out / "speed_summary.csv", summary.to_csv(index=False).encode())
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3g}".format):
+        print(summary.to_string(index=False))
+    for path in plot_speed(table, out, title=f"{table['provenance.device_name'].iloc[0]}, B={speed.get('batch_size', 4)}"):
+        print(f"wrote {path}")
+    if settings.get("op"):
+        lengths = speed.get("lengths", [256, 1024, 4096, 16384])
+        rows = gateloop_op_benchmark(lengths, threads=speed.get("threads", 2), check_gradients_at=max(lengths),
+                                     emit=lambda row: print({k: (float(f"{v:.3g}") if isinstance(v, float) else v) for k, v in row.items()}))
+        op_table = pd.DataFrame(rows)
+        atomic_write_bytes(out / "gateloop_op.csv", op_table.to_csv(index=False).encode())
+        print(f"wrote {plot_gateloop_op(op_table, out)}")
+
+
 def cmd_cancel(args) -> None:
     from slurm.status import cancel
 
@@ -141,6 +191,27 @@ def build_parser() -> argparse.ArgumentParser:
         sweep.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
                            type=str if name in ("partition", "account", "qos", "constraint") else int)
     sweep.set_defaults(func=cmd_sweep)
+
+    speed = commands.add_parser("speed", help="time and memory of every mixer's modes against length")
+    speed.add_argument("--preset", choices=sorted(SPEED_PRESETS), default=None)
+    speed.add_argument("--models", nargs="+", default=None)
+    speed.add_argument("--modes", nargs="+", default=None, help="only these modes (of a single model)")
+    speed.add_argument("--lengths", nargs="+", type=int, default=None)
+    speed.add_argument("--batch-size", dest="batch_size", type=int, default=None)
+    speed.add_argument("--d-model", dest="d_model", type=int, default=None)
+    speed.add_argument("--dtype", choices=["float32", "float64", "bfloat16"], default=None)
+    speed.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    speed.add_argument("--repeats", type=int, default=None)
+    speed.add_argument("--threads", type=int, default=None)
+    speed.add_argument("--memory-budget-gb", dest="memory_budget_gb", type=float, default=None)
+    speed.add_argument("--time-budget-s", dest="time_budget_s", type=float, default=None)
+    speed.add_argument("--decode-prefills", dest="decode_prefills", nargs="+", type=int, default=None)
+    speed.add_argument("--measures", nargs="+", choices=["forward", "forward_backward", "step"], default=None)
+    speed.add_argument("--op", action="store_true", default=None, help="also GateLoop's op: every implementation vs the traffic floor")
+    speed.add_argument("--executor", choices=EXECUTORS, default=None)
+    speed.add_argument("--sweep", default="speed", help="results folder (default: speed)")
+    speed.add_argument("--out", default=None, help="table and plots go here (default: <root>/<sweep>/plots)")
+    speed.set_defaults(func=cmd_speed)
 
     for name, func, text in (("status", cmd_status, "counts per state and the last error of failed runs"),
                              ("collect", cmd_collect, "build the runs/curves DataFrames and save parquet"),

@@ -109,10 +109,35 @@ class EarlyStopConfig(Strict):
     higher_is_better: bool = True
 
 
+class SpeedSpec(Strict):
+    """What a speed run measures (bench/speed.py); the model section says which model."""
+
+    lengths: list[int] = Field(default_factory=lambda: [256, 1024, 4096, 16384])
+    modes: list[str] | None = Field(None, description="None: every mode of the model")
+    batch_size: int = Field(4, ge=1)
+    dtype: Literal["float32", "float64", "bfloat16"] = "float32"
+    repeats: int = Field(5, ge=1)
+    warmup: int = Field(1, ge=0)
+    threads: int = Field(2, ge=1, description="fixed CPU thread count while timing")
+    memory_budget_gb: float = Field(8.0, gt=0)
+    time_budget_s: float = Field(30.0, gt=0, description="per case: warm-up and repeats together")
+    decode_prefills: list[int] = Field(default_factory=lambda: [256, 16384])
+    measures: list[Literal["forward", "forward_backward", "step"]] = Field(
+        default_factory=lambda: ["forward", "forward_backward", "step"])
+
+    @model_validator(mode="after")
+    def _sorted_lengths(self) -> "SpeedSpec":
+        if sorted(self.lengths) != self.lengths or any(length < 1 for length in self.lengths):
+            raise ValueError(f"speed.lengths must be positive and increasing, got {self.lengths}")
+        return self
+
+
 EXECUTION_ONLY = {"threads"}
 
 
 class RunConfig(Strict):
+    kind: Literal["train", "speed"] = "train"
+    speed: SpeedSpec = Field(default_factory=SpeedSpec, description="used by kind 'speed'")
     model: ModelConfig = Field(default_factory=ModelConfig)
     task: TaskConfig = Field(default_factory=TaskConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -127,6 +152,17 @@ class RunConfig(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     autocast: Literal["none", "bfloat16", "float16"] = "none"
     threads: int | None = Field(None, ge=1, description="torch CPU threads; None leaves torch's default")
+
+    @model_validator(mode="after")
+    def _speed_runs_measure_one_mixer(self) -> "RunConfig":
+        if self.kind == "speed":
+            if not isinstance(self.model.name, str):
+                raise ValueError("a speed run measures one mixer: model.name must be a single name")
+            valid = models.registry.get_class(self.model.name).modes
+            for mode in self.speed.modes or []:
+                if mode not in valid:
+                    raise ValueError(f"speed.modes: unknown mode {mode!r} for mixer {self.model.name!r}; valid modes: {', '.join(valid)}")
+        return self
 
     def canonical_json(self) -> str:
         """Identity: every field but execution details that cannot change a result (EXECUTION_ONLY)."""

@@ -173,8 +173,10 @@ class Trainer:
         return value >= rule.threshold if rule.higher_is_better else value <= rule.threshold
 
     def _report(self) -> dict:
-        layers = [{"mixer": name, "mode": block.mixer.resolve_mode(self._mode_for(name)), "backend": block.mixer.backend_used()}
-                  for name, block in zip(self.model.mixer_names, self.model.blocks)]
+        layers = []
+        for name, block in zip(self.model.mixer_names, self.model.blocks):
+            mode = block.mixer.resolve_mode(self._mode_for(name))
+            layers.append({"mixer": name, "mode": mode, "backend": block.mixer.backend_used(mode)})
         state_len = getattr(self.task, "seq_len", None)
         return {"parameters": self.model.num_parameters(), "state_size": self.model.state_size(state_len), "layers": layers}
 
@@ -250,6 +252,8 @@ class Run(submitit.helpers.Checkpointable):
         run_dir = self.run_dir
         run_dir.write_config(self.config.model_dump(mode="json"), provenance(None))  # even if set-up fails
         try:
+            if self.config.kind == "speed":
+                return run_speed_in(self.config, run_dir)
             self._trainer = Trainer(self.config, run_dir)
             return self._trainer.run()
         except Exception:
@@ -266,9 +270,22 @@ class Run(submitit.helpers.Checkpointable):
         return submitit.helpers.DelayedSubmission(Run(self.config, self.root, self.sweep))
 
 
+def run_speed_in(config: RunConfig, run_dir: RunDir) -> dict:
+    from bench.speed import run_speed
+
+    run_dir.write_status("running", step=0, slurm_job_id=provenance(None)["slurm_job_id"])
+    device = resolve_device(config.device)
+    run_dir.write_config(config.model_dump(mode="json"), provenance(device))
+    summary = run_speed(config, run_dir)
+    run_dir.write_summary(summary)
+    run_dir.write_status("completed", step=0)
+    return summary
+
+
 def run_in_foreground(config: RunConfig, *, root=None, sweep: str = "single", progress: bool | None = None) -> dict:
     run_dir = RunDir(results_root(root), sweep, config.run_id())
     if run_dir.is_finished():
         return run_dir.read_summary()
-    trainer = Trainer(config, run_dir, progress=progress)
-    return trainer.run()
+    if config.kind == "speed":
+        return run_speed_in(config, run_dir)
+    return Trainer(config, run_dir, progress=progress).run()

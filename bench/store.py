@@ -31,6 +31,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600; results are meant to be read by others
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -45,8 +45,8 @@ class Mixer(nn.Module, abc.ABC):
     def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The literal recurrence or formula in float64: the yardstick every mode is tested against."""
 
-    def backend_used(self) -> str:
-        """The implementation that actually runs (reported with every result)."""
+    def backend_used(self, mode: str | None = None) -> str:
+        """The implementation that actually runs `mode` (reported with every result)."""
         return "torch"
 
     def resolve_mode(self, mode: str | None) -> str:

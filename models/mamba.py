@@ -112,7 +112,7 @@ class Mamba(Mixer):
             outputs.append((state * c[:, t, None, :]).sum(-1) + self.skip * u[:, t])
         return self.out_proj(torch.stack(outputs, dim=1) * F.silu(z))
 
-    def backend_used(self):
+    def backend_used(self, mode=None):
         return self.backend
 
     def init_state(self, batch_size, device=None, dtype=None):

@@ -64,7 +64,7 @@ class SoftmaxAttention(Mixer):
         weights = scores.masked_fill(~causal, float("-inf")).softmax(-1)
         return self.to_out(torch.einsum("bhnm,bmhd->bnhd", weights, v).flatten(-2))
 
-    def backend_used(self):
+    def backend_used(self, mode=None):
         return self.backend
 
     def init_state(self, batch_size, device=None, dtype=None):

@@ -102,6 +102,8 @@ def submit(sweep: Sweep, *, executor: str = "local", root=None, dry_run: bool = 
 
 def describe_run(run) -> str:
     model = run.model.name if isinstance(run.model.name, str) else "+".join(run.model.name)
+    if run.kind == "speed":
+        return f"{model:<18} d={run.model.d_model:<4} speed L={run.speed.lengths[0]}…{run.speed.lengths[-1]} B={run.speed.batch_size}"
     return f"{model:<18} d={run.model.d_model:<4} {run.task.name:<14} lr={run.optimizer.lr:<8g} seed={run.seed}"
 
 

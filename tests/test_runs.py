@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -212,3 +213,12 @@ def test_collect_works_on_a_partial_sweep(tmp_path):
     assert sorted(runs_table["status"]) == ["completed", "pending", "pending", "pending"]
     with pytest.raises(ValueError, match="no sweep 'u' under .*; sweeps there: t"):
         collect("u", tmp_path)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "sweeps").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_sweep_file_expands_into_valid_runs(path):
+    from slurm.sweep import load_sweep
+
+    sweep = load_sweep(path)
+    assert sweep.runs and len({run.run_id() for run in sweep.runs}) == len(sweep.runs)
+    executor_parameters(sweep.executor, {})

@@ -152,8 +152,10 @@ class GateLoop(Mixer):
             y_t, state = gateloop_step(q, k, v, a, state)
         return self._output(y_t, x_t), state
 
-    def backend_used(self):
-        """The recurrent mode's implementation on this module's device (other modes are PyTorch)."""
+    def backend_used(self, mode=None):
+        """The compiled loop runs only the recurrent mode; every other mode is PyTorch."""
+        if self.resolve_mode(mode) != "recurrent":
+            return "torch"
         return resolve_backend(self.backend, self.to_out.weight.device)
 
     def reference_forward(self, x):

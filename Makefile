@@ -1,0 +1,43 @@
+# The two commands of the README: `make demo` (set up + a small real sweep with plots) and
+# `make test` (set up + every test, the Slurm integration tests against a real one-node cluster).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+ROOT := $(shell [ "$$(id -u)" = 0 ] && echo "" || echo sudo)
+
+.PHONY: setup demo test bench speed slurm-up slurm-down clean
+
+setup: $(STAMP)
+
+# torch is pinned (2.13.0): its CPU wheel installs from local disk, an unpinned torch pulls a CUDA build
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q 'torch==2.13.0' -e '.[dev]'
+	$(BIN)/python -c "from models.gateloop import compiled; ok, why = compiled.available(); print('compiled GateLoop CPU path:', 'built' if ok else f'unavailable ({why}); using PyTorch')"
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: $(STAMP)
+	$(BIN)/seqbench sweep sweeps/demo.toml --plot
+
+slurm-up:
+	$(ROOT) slurm/cluster.sh install
+	$(ROOT) slurm/cluster.sh start
+
+slurm-down:
+	$(ROOT) slurm/cluster.sh stop
+
+test: $(STAMP)
+	@if [ -n "$$CI" ] || command -v sinfo >/dev/null 2>&1 || [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory slurm-up; \
+	else echo "no root and no Slurm here: the Slurm integration tests will be skipped (make slurm-up to run them)"; fi
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest -q benchmarks --benchmark-columns=median,iqr,rounds --benchmark-sort=name
+
+speed: $(STAMP)
+	$(BIN)/seqbench speed --preset reference-cpu --out results/speed
+
+clean:
+	rm -rf $(VENV) runs .benchmarks

@@ -1,0 +1,33 @@
+"""pytest-benchmark suite of the hot ops (`make bench`); kept apart from the correctness tests."""
+import pytest
+import torch
+
+import models
+from bench.speed import OP_IMPLEMENTATIONS, gateloop_op_inputs
+from models.gateloop.ops import gateloop
+
+torch.set_num_threads(2)
+
+
+@pytest.mark.parametrize("length", [1024, 4096])
+@pytest.mark.parametrize("implementation", list(OP_IMPLEMENTATIONS))
+def test_gateloop_op_forward_backward(benchmark, implementation, length):
+    if implementation.startswith("chunked") and length > 1024:
+        pytest.skip("chunked decay matrices at max heads: minutes per call on CPU")
+    options = OP_IMPLEMENTATIONS[implementation]
+    leaves = [t.requires_grad_(True) for t in gateloop_op_inputs(4, length, 256)]
+
+    def step():
+        y, _ = gateloop(*leaves, **options)
+        y.sum().backward()
+
+    benchmark.pedantic(step, rounds=5, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("name,mode", [(n, m) for n in models.available() for m in models.registry.get_class(n).modes
+                                       if not (n == "gateloop" and m in ("attention", "chunked"))])
+def test_mixer_forward(benchmark, name, mode):
+    mixer = models.build(name, d_model=128)
+    x = torch.randn(4, 1024, 128)
+    with torch.no_grad():
+        benchmark.pedantic(lambda: mixer(x, mode=mode), rounds=5, warmup_rounds=1)

@@ -5,8 +5,8 @@ the model's float64 reference at a small odd length (a failing mode is reported,
 for each length forward (inference), forward+backward, and peak memory; per-token `step` latency
 after prefills of several lengths; median and inter-quartile range over repeats after warm-up.
 CUDA: device events with synchronisation and max_memory_allocated. CPU: a monotonic clock, a
-fixed thread count, and peak RSS of a fresh process per mode (spawned, so one mode's peak cannot
-leak into another's, and an out-of-memory kill becomes a row). A case whose predicted memory
+fixed thread count, and the rise of the resident set's high-water mark over the case (reset before
+each case), in a fresh process per mode (spawned, so an out-of-memory kill becomes a row). A case whose predicted memory
 (from the growth measured at shorter lengths) or time exceeds the budget becomes a "capped" row.
 """
 from __future__ import annotations
@@ -64,7 +64,18 @@ def current_rss_bytes() -> int:
         return int(statm.read().split()[1]) * resource.getpagesize()
 
 
+def reset_peak_rss() -> None:
+    """Start a new high-water mark (Linux ≥ 4.0: '5' > /proc/self/clear_refs resets VmHWM)."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
 def peak_rss_bytes() -> int:
+    """VmHWM: the peak resident set since the last reset_peak_rss()."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
@@ -119,7 +130,6 @@ def measure_mode(config: dict, mode: str, emit) -> None:
         return
     mixer = mixer.to(dtype)
     budget_bytes, memory, times, capped = spec.memory_budget_gb * 2**30, [], [], None
-    baseline = current_rss_bytes()
     for length in spec.lengths:
         predicted_memory, predicted_time = _predict(memory, length), _predict(times, length)
         if capped is None and predicted_memory and predicted_memory > budget_bytes:
@@ -129,9 +139,12 @@ def measure_mode(config: dict, mode: str, emit) -> None:
         if capped:
             emit({**base, "length": length, "measure": "forward_backward", "status": capped.split(" ")[0], "error": capped})
             continue
-        x = torch.randn(spec.batch_size, length, run.model.d_model, device=device, dtype=dtype)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
+        else:
+            reset_peak_rss()
+            baseline = current_rss_bytes()
+        x = torch.randn(spec.batch_size, length, run.model.d_model, device=device, dtype=dtype)
         with torch.no_grad():
             forward = time_call(lambda: mixer(x, mode=mode), device=device, repeats=spec.repeats, warmup=spec.warmup)
         x.requires_grad_(True)

@@ -15,12 +15,12 @@ import seaborn as sns  # noqa: E402
 BASELINE = ("softmax_attention", "parallel")
 
 
-def fit_exponent(lengths, values) -> float | None:
-    """Slope of log(value) against log(length) by least squares, over the two longest decades measured."""
+def fit_exponent(lengths, values, points_used: int = 3) -> float | None:
+    """Slope of log(value) against log(length) by least squares over the longest `points_used` lengths."""
     points = sorted((l, v) for l, v in zip(lengths, values) if v and v > 0 and not math.isnan(v))
     if len(points) < 2:
         return None
-    points = points[-3:]  # the asymptotic regime: the longest lengths
+    points = points[-points_used:]  # the asymptotic regime: the longest lengths
     x, y = np.log([p[0] for p in points]), np.log([p[1] for p in points])
     return float(np.polyfit(x, y, 1)[0])
 
@@ -48,6 +48,7 @@ def speed_summary(table: pd.DataFrame) -> pd.DataFrame:
             "model": model, "mode": mode,
             "backend": group["backend"].dropna().iloc[0] if group["backend"].notna().any() else None,
             "time_exponent": fit_exponent(good["length"], good["median_ms"]),
+            "time_exponent_longest_two": fit_exponent(good["length"], good["median_ms"], points_used=2),
             "memory_exponent": fit_exponent(good["length"], good.get("peak_memory_bytes", pd.Series(dtype=float))),
             "crossover_vs_softmax": None if (model, mode) == BASELINE else crossover_length(curve, base),
             "not_measured": ", ".join(f"{r.length}:{r.status}" for r in group.itertuples() if r.status != "ok"),

@@ -89,9 +89,15 @@ def collect_speed(root: Path, sweep: str) -> pd.DataFrame:
 
 
 def varying_columns(runs: pd.DataFrame, prefixes=("model.", "task.", "optimizer.", "steps", "batch_size")) -> list[str]:
-    """Config columns that differ between runs (the sweep's axes), seed excluded."""
+    """Config columns that differ between runs (the sweep's axes), seed excluded. A mixer option
+    counts only if it varies within one mixer: different mixers' defaults are not an axis."""
     columns = [c for c in runs.columns if c.startswith(prefixes)]
-    return [c for c in columns if runs[c].astype(str).nunique() > 1]
+    varying = [c for c in columns if runs[c].astype(str).nunique() > 1]
+    if "model.name" in runs.columns:
+        by_model = runs.groupby(runs["model.name"].astype(str))
+        varying = [c for c in varying if not c.startswith("model.options.")
+                   or (by_model[c].agg(lambda values: values.astype(str).nunique()) > 1).any()]
+    return varying
 
 
 def main_metric(runs: pd.DataFrame) -> tuple[str, bool]:

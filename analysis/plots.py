@@ -15,6 +15,8 @@ from analysis.collect import main_metric, varying_columns  # noqa: E402
 
 
 def _label(column: str) -> str:
+    if column == "model.name":
+        return "model"
     return column.removeprefix("model.options.").removeprefix("model.").removeprefix("optimizer.")
 
 
@@ -34,9 +36,11 @@ def plot_final(runs: pd.DataFrame, path: Path) -> Path:
             done[column] = done[column].astype(str)
     fig, ax = plt.subplots(figsize=(max(5, 1.3 * done[x].nunique() + 2), 4))
     sns.barplot(data=done, x=x, y=metric, hue=hue, errorbar=("ci", 95), ax=ax, capsize=0.1)
-    sns.stripplot(data=done, x=x, y=metric, hue=hue, dodge=hue is not None, color="black", size=3, ax=ax, legend=False)
+    points = {"palette": "dark:black", "dodge": True} if hue else {"color": "black"}
+    sns.stripplot(data=done, x=x, y=metric, hue=hue, size=3, ax=ax, legend=False, **points)
     seeds = done.groupby([c for c in (x, hue) if c], dropna=False).size()
-    ax.set_title(f"{metric} ({'higher' if higher else 'lower'} is better); bars: mean, 95% CI over {seeds.min()}–{seeds.max()} seeds")
+    seed_text = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
+    ax.set_title(f"{metric} ({'higher' if higher else 'lower'} is better)\nbars: mean and 95% CI over {seed_text} seeds; dots: runs")
     ax.set_xlabel(_label(x))
     if hue:
         ax.legend(title=_label(hue))

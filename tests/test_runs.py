@@ -222,3 +222,17 @@ def test_every_shipped_sweep_file_expands_into_valid_runs(path):
     sweep = load_sweep(path)
     assert sweep.runs and len({run.run_id() for run in sweep.runs}) == len(sweep.runs)
     executor_parameters(sweep.executor, {})
+
+
+def test_sweep_axes_ignore_other_mixers_option_defaults():
+    import pandas as pd
+
+    from analysis.collect import varying_columns
+
+    runs = pd.DataFrame({
+        "model.name": ["gateloop", "gateloop", "retnet", "softmax_attention"],
+        "model.options.backend": ["auto", "auto", None, "sdpa"],  # each mixer's own default: not an axis
+        "model.options.heads": [8, 16, 4, 4],  # varies within gateloop: an axis
+        "optimizer.lr": [1e-3, 1e-3, 1e-3, 1e-3],
+    })
+    assert varying_columns(runs) == ["model.name", "model.options.heads"]

@@ -1,6 +1,7 @@
 """Where a number came from: code version, packages, machine, scheduler job."""
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -40,12 +41,10 @@ def package_versions() -> dict:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
+    with contextlib.suppress(OSError):  # no /proc (not Linux): fall back to what platform knows
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical CPUs)"
-    except OSError:
-        pass
     return platform.processor() or platform.machine()
 
 

@@ -49,6 +49,20 @@ def quarantine(path: Path) -> Path:
     return target
 
 
+def read_json(path: Path, required: tuple[str, ...] = ()) -> dict | None:
+    """A JSON object with the `required` keys, None if absent; anything else is quarantined → None."""
+    if not path.exists():
+        return None
+    try:
+        value = json.loads(path.read_text())
+        if not isinstance(value, dict) or any(key not in value for key in required):
+            raise ValueError(f"missing one of {required}")
+    except (ValueError, UnicodeDecodeError):
+        quarantine(path)
+        return None
+    return value
+
+
 class RunDir:
     def __init__(self, root: Path, sweep: str, run_id: str):
         self.run_id = run_id
@@ -62,15 +76,9 @@ class RunDir:
 
     # --- reading, with corruption detection -------------------------------------------------------
     def _read_json(self, path: Path, required: tuple[str, ...]) -> dict | None:
-        if not path.exists():
-            return None
-        try:
-            value = json.loads(path.read_text())
-            if not isinstance(value, dict) or any(key not in value for key in required):
-                raise ValueError(f"missing one of {required}")
-            if "run_id" in required and value["run_id"] != self.run_id:
-                raise ValueError(f"run_id {value['run_id']!r} does not match the directory {self.run_id!r}")
-        except (ValueError, UnicodeDecodeError):
+        """read_json, plus: a file naming another run is as corrupt as a torn one."""
+        value = read_json(path, required)
+        if value is not None and value["run_id"] != self.run_id:
             quarantine(path)
             return None
         return value

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import submitit
 
 from bench.runner import Run
-from bench.store import RunDir, atomic_write_json, results_root
+from bench.store import RunDir, atomic_write_json, read_json, results_root
 from slurm.sweep import Sweep
 
 EXECUTORS = ("local", "slurm", "debug")
@@ -56,7 +56,7 @@ def submitit_folder(root: Path, sweep_name: str) -> Path:
 def record_jobs(root: Path, sweep_name: str, executor: str, jobs: dict[str, str]) -> None:
     """jobs.json: run id → the latest (executor, job id) it was submitted as."""
     path = sweep_folder(root, sweep_name) / "jobs.json"
-    known = RunDir(root, sweep_name, "jobs")._read_json(path, ()) or {}
+    known = read_json(path) or {}
     known.update({run_id: {"executor": executor, "job_id": job_id, "submitted": time.time()} for run_id, job_id in jobs.items()})
     atomic_write_json(path, known)
 

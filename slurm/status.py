@@ -7,13 +7,12 @@ NODE_FAIL → failed.
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 import submitit
 
 from analysis.collect import run_ids
-from bench.store import FINISHED, RunDir, results_root
+from bench.store import FINISHED, RunDir, read_json, results_root
 from slurm.executors import submitit_folder
 
 SLURM_FAILED = ("FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE")
@@ -28,8 +27,7 @@ def _slurm_state(root, sweep, job_id) -> str | None:
 
 def sweep_status(sweep: str, root=None) -> list[dict]:
     root = results_root(root)
-    jobs_path = root / sweep / "jobs.json"
-    jobs = json.loads(jobs_path.read_text()) if jobs_path.exists() else {}
+    jobs = read_json(root / sweep / "jobs.json") or {}
     rows = []
     for run_id in run_ids(root, sweep):
         run_dir = RunDir(root, sweep, run_id)

@@ -113,7 +113,7 @@ def cmd_plot(args) -> None:
 SPEED_PRESETS = {
     # the configuration behind results/speed: every mixer, 256 … 16384, B=4, d=256, max-heads GateLoop
     "reference-cpu": dict(models=["gateloop", "s5", "retnet", "linear_attention", "softmax_attention", "mamba"],
-                          lengths=[256, 1024, 4096, 16384], batch_size=4, d_model=256, repeats=3,
+                          lengths=[256, 512, 1024, 2048, 4096, 8192, 16384], batch_size=4, d_model=256, repeats=3,
                           memory_budget_gb=6.0, time_budget_s=150.0, op=True),
 }
 

@@ -39,11 +39,11 @@ def speed_summary(table: pd.DataFrame) -> pd.DataFrame:
     """One row per model/mode: exponents of time and memory, crossover against softmax attention, capped lengths."""
     fb = table[table["measure"] == "forward_backward"]
     ok = fb[fb["status"] == "ok"]
-    base = ok[(ok["model"] == BASELINE[0]) & (ok["mode"] == BASELINE[1])].set_index("length")["median_ms"]
+    base = ok[(ok["model"] == BASELINE[0]) & (ok["mode"] == BASELINE[1])].groupby("length")["median_ms"].median()
     rows = []
     for (model, mode), group in fb.groupby(["model", "mode"], sort=True):
         good = group[group["status"] == "ok"].sort_values("length")
-        curve = good.set_index("length")["median_ms"]
+        curve = good.groupby("length")["median_ms"].median()
         rows.append({
             "model": model, "mode": mode,
             "backend": group["backend"].dropna().iloc[0] if group["backend"].notna().any() else None,

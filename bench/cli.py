@@ -143,6 +143,7 @@ def cmd_speed(args) -> None:
     import pandas as pd
 
     table = pd.read_parquet(results_root(args.root) / args.sweep / "speed.parquet")
+    table = table[table["run_id"].isin({run.run_id() for run in runs})]  # this invocation's runs only
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "speed.csv", table.to_csv(index=False).encode())
     summary = speed_summary(table)

@@ -186,9 +186,9 @@ class Trainer:
 
     def run(self) -> dict:
         config, run_dir = self.config, self.run_dir
-        report = self._report()
-        run_dir.write_config(config.model_dump(mode="json"), {**provenance(self.device), **report})
-        run_dir.write_status("running", step=self.step, slurm_job_id=provenance(self.device)["slurm_job_id"])
+        report, origin = self._report(), provenance(self.device)
+        run_dir.write_config(config.model_dump(mode="json"), {**origin, **report})
+        run_dir.write_status("running", step=self.step, slurm_job_id=origin["slurm_job_id"])
         status, stopped_early, started = "completed", False, time.time()
         bar = None
         if self.progress:

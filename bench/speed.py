@@ -162,7 +162,6 @@ def measure_mode(config: dict, mode: str, emit) -> None:
         emit({**base, "length": length, "measure": "forward", "status": "ok", "check_error": error, **summarise(forward)})
         emit({**base, "length": length, "measure": "forward_backward", "status": "ok", "check_error": error,
               "peak_memory_bytes": peak, **summarise(both)})
-        del x
 
 
 @torch.no_grad()

@@ -133,13 +133,14 @@ def _run_here(sweep, todo, root, parameters, executor, parallel, submission, ech
     parallel = parallel or max(1, cpus // parameters.get("cpus_per_task", 1))
     queue = list(todo)
     running: dict[str, Any] = {}
+    submitter = _auto_executor(root, sweep.name, executor, parameters)
     with tqdm(total=len(todo), desc=f"sweep {sweep.name}", unit="run") as bar:
         while queue or running:
             while queue and len(running) < parallel:
                 run = queue.pop(0)
                 # each local process gets its share of the cores
                 run = run.model_copy(update={"threads": run.threads or max(1, cpus // parallel)})
-                job = _auto_executor(root, sweep.name, executor, parameters).submit(Run(run, root, sweep.name))
+                job = submitter.submit(Run(run, root, sweep.name))
                 running[run.run_id()] = job
                 submission.submitted[run.run_id()] = str(job.job_id)
                 record_jobs(root, sweep.name, executor, {run.run_id(): str(job.job_id)})

@@ -1,6 +1,4 @@
 """Every model learns: a tiny LM of each mixer lowers its loss on CPU (a generous bar, not a timing)."""
-import time
-
 import pytest
 
 import models

@@ -71,6 +71,18 @@ def test_joint_kv_projection_has_fewer_parameters_and_needs_max_heads():
         models.build("gateloop", d_model=16, heads=4, kv_projection="joint")
 
 
+def test_short_conv_is_causal_depthwise_and_carries_its_window_in_the_state():
+    torch.manual_seed(0)
+    layer = models.build("gateloop", d_model=8, heads=2, short_conv=4).double()
+    assert layer.qkv_conv.weight.shape == (24, 1, 4)  # one 4-tap filter per q, k and v channel
+    assert layer.state_size() == 2 * 2 * 4 * 4 + 3 * 24  # complex 4×4 state per head + 3 past projections
+    state, window = layer.init_state(3, dtype=torch.float64)
+    assert window.shape == (3, 3, 24) and not window.any()
+    x = torch.randn(3, 9, 8, dtype=torch.float64)
+    _, (_, window) = layer(x, return_state=True)
+    assert torch.allclose(window, layer.to_qkv(x[:, -3:]), rtol=0, atol=1e-12)
+
+
 def test_transition_grad_scale_scales_only_the_transition_gradient():
     torch.manual_seed(0)
     full = models.build("gateloop", d_model=8, transition_grad_scale=1.0).double()
@@ -93,6 +105,8 @@ def test_transition_grad_scale_scales_only_the_transition_gradient():
         ({"kv_projection": "tied"}, "valid: separate, joint"),
         ({"transition_grad_scale": 0.0}, "transition_grad_scale must lie in"),
         ({"chunk_size": 0}, "chunk_size must be a positive integer"),
+        ({"short_conv": -1}, r"short_conv is a kernel size \(0: no convolution\), got -1"),
+        ({"short_conv": True}, "short_conv is a kernel size"),
     ],
 )
 def test_bad_options(options, message):

@@ -6,17 +6,26 @@ import models
 from tests.conftest import relative_error
 
 D_MODEL = 16
-# small options so every mixer runs fast; the interface must hold for any options
+# small options so every mixer runs fast; the interface must hold for any options, including
+# those that add state (GateLoop's short convolution keeps a window of past projections)
 SMALL_OPTIONS = {"gateloop": {"heads": 4, "chunk_size": 8}}
+EXTRA_VARIANTS = [("gateloop", {"heads": 4, "chunk_size": 8, "short_conv": 3})]
+VARIANTS = [(name, SMALL_OPTIONS.get(name, {})) for name in models.available()] + EXTRA_VARIANTS
+VARIANT_IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in options.items())}" for name, options in VARIANTS]
 
 
-def build(name, **extra):
+def build(name, options, dtype=torch.float64):
     torch.manual_seed(0)
-    return models.build(name, d_model=D_MODEL, **{**SMALL_OPTIONS.get(name, {}), **extra}).double()
+    return models.build(name, d_model=D_MODEL, **options).to(dtype)
 
 
 def cases():
-    return [(name, mode) for name in models.available() for mode in models.registry.get_class(name).modes]
+    return [pytest.param(name, options, mode, id=f"{variant_id}-{mode}")
+            for (name, options), variant_id in zip(VARIANTS, VARIANT_IDS)
+            for mode in models.registry.get_class(name).modes]
+
+
+variants = pytest.mark.parametrize("name,options", VARIANTS, ids=VARIANT_IDS)
 
 
 @pytest.fixture(scope="module")
@@ -24,26 +33,26 @@ def x():
     return torch.randn(2, 19, D_MODEL, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
 
 
-@pytest.mark.parametrize("name,mode", cases())
-def test_every_mode_computes_the_default_function(name, mode, x):
-    mixer = build(name)
+@pytest.mark.parametrize("name,options,mode", cases())
+def test_every_mode_computes_the_default_function(name, options, mode, x):
+    mixer = build(name, options)
     expected = mixer(x)
     y, state = mixer(x, mode=mode, return_state=True)
     assert y.shape == x.shape
     assert relative_error(y, expected) < 1e-10
 
 
-@pytest.mark.parametrize("name,mode", cases())
-def test_causal(name, mode, x):
-    mixer = build(name)
+@pytest.mark.parametrize("name,options,mode", cases())
+def test_causal(name, options, mode, x):
+    mixer = build(name, options)
     changed = x.clone()
     changed[:, 10:] = torch.randn_like(changed[:, 10:])
     assert torch.allclose(mixer(x, mode=mode)[:, :10], mixer(changed, mode=mode)[:, :10], atol=1e-12)
 
 
-@pytest.mark.parametrize("name", models.available())
-def test_step_by_step_equals_forward(name, x):
-    mixer = build(name)
+@variants
+def test_step_by_step_equals_forward(name, options, x):
+    mixer = build(name, options)
     state = mixer.init_state(x.shape[0], dtype=torch.float64)
     outputs = []
     for x_t in x.unbind(1):
@@ -52,9 +61,9 @@ def test_step_by_step_equals_forward(name, x):
     assert relative_error(torch.stack(outputs, 1), mixer(x)) < 1e-10
 
 
-@pytest.mark.parametrize("name,mode", cases())
-def test_prefill_then_step_equals_forward(name, mode, x):
-    mixer = build(name)
+@pytest.mark.parametrize("name,options,mode", cases())
+def test_prefill_then_step_equals_forward(name, options, mode, x):
+    mixer = build(name, options)
     prefix = 11
     y_prefix, state = mixer(x[:, :prefix], mode=mode, return_state=True)
     outputs = [y_prefix]
@@ -64,10 +73,9 @@ def test_prefill_then_step_equals_forward(name, mode, x):
     assert relative_error(torch.cat(outputs, 1), mixer(x)) < 1e-10
 
 
-@pytest.mark.parametrize("name", models.available())
-def test_float32_modes_agree(name):
-    torch.manual_seed(0)
-    mixer = models.build(name, d_model=D_MODEL, **SMALL_OPTIONS.get(name, {}))
+@variants
+def test_float32_modes_agree(name, options):
+    mixer = build(name, options, torch.float32)
     x = torch.randn(2, 70, D_MODEL)
     reference = mixer.double()(x.double())
     mixer.float()
@@ -75,16 +83,16 @@ def test_float32_modes_agree(name):
         assert relative_error(mixer(x, mode=mode), reference) < 1e-5, mode
 
 
-@pytest.mark.parametrize("name", models.available())
-def test_state_size_is_reported(name):
-    mixer = build(name)
+@variants
+def test_state_size_is_reported(name, options):
+    mixer = build(name, options)
     size = mixer.state_size(seq_len=128)
     assert isinstance(size, int) and size > 0
 
 
-@pytest.mark.parametrize("name", models.available())
-def test_bad_mode_and_shapes_raise_clear_errors(name, x):
-    mixer = build(name)
+@variants
+def test_bad_mode_and_shapes_raise_clear_errors(name, options, x):
+    mixer = build(name, options)
     with pytest.raises(ValueError, match=f"unknown mode 'warp' for mixer '{name}'; valid modes: "):
         mixer(x, mode="warp")
     with pytest.raises(ValueError, match=r"expected input of shape \(batch, length, d_model\) with d_model=16"):

@@ -12,8 +12,13 @@ SMALL = {"gateloop": {"heads": 4, "chunk_size": 5}, "retnet": {"chunk_size": 5},
          "linear_attention": {"chunk_size": 5}, "s5": {"state_dim": 12}, "mamba": {"d_state": 4}}
 
 
+VARIANTS = [(name, SMALL.get(name, {})) for name in models.available()]
+VARIANTS.append(("gateloop", {**SMALL["gateloop"], "short_conv": 4}))  # its reference writes the conv out
+
+
 def cases():
-    return [(name, mode) for name in models.available() for mode in models.registry.get_class(name).modes]
+    return [pytest.param(name, options, mode, id=f"{name}-{mode}" + ("-short_conv" if "short_conv" in options else ""))
+            for name, options in VARIANTS for mode in models.registry.get_class(name).modes]
 
 
 def outputs_and_gradients(mixer, x, forward):
@@ -26,10 +31,10 @@ def outputs_and_gradients(mixer, x, forward):
 
 
 @pytest.mark.parametrize("length", [6, 17])
-@pytest.mark.parametrize("name,mode", cases())
-def test_mode_matches_float64_reference(name, mode, length):
+@pytest.mark.parametrize("name,options,mode", cases())
+def test_mode_matches_float64_reference(name, options, mode, length):
     torch.manual_seed(0)
-    mixer = models.build(name, d_model=16, **SMALL.get(name, {}))
+    mixer = models.build(name, d_model=16, **options)
     reference_mixer = copy.deepcopy(mixer).double()
     x = torch.randn(2, length, 16, generator=torch.Generator().manual_seed(length))
     y, grads = outputs_and_gradients(mixer, x, lambda m, t: m(t, mode=mode))

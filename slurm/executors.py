@@ -87,7 +87,7 @@ def submit(sweep: Sweep, *, executor: str = "local", root=None, dry_run: bool = 
     echo(f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(finished)} finished, {len(todo)} to run ({executor})")
     for run in sweep.runs:
         state = "finished, skipped" if run.run_id() in finished else ("would submit" if dry_run else "submit")
-        echo(f"  {run.run_id()}  {describe_run(run)}  [{state}]")
+        echo(f"  {run.run_id()}  {describe_run(run, sweep.axes.get(run.run_id(), {}))}  [{state}]")
     submission = Submission(sweep.name, root, finished, {}, {})
     if dry_run or not todo:
         return submission
@@ -100,11 +100,15 @@ def submit(sweep: Sweep, *, executor: str = "local", root=None, dry_run: bool = 
     return submission
 
 
-def describe_run(run) -> str:
+def describe_run(run, axes: dict[str, Any]) -> str:
+    """One line per run: what always matters, then the values of the sweep's own axes."""
     model = run.model.name if isinstance(run.model.name, str) else "+".join(run.model.name)
+    swept = "".join(f" {path.rsplit('.', 1)[-1]}={value}" for path, value in axes.items()
+                    if path not in ("model.name", "model.d_model", "task.name", "optimizer.lr"))
     if run.kind == "speed":
-        return f"{model:<18} d={run.model.d_model:<4} speed L={run.speed.lengths[0]}…{run.speed.lengths[-1]} B={run.speed.batch_size}"
-    return f"{model:<18} d={run.model.d_model:<4} {run.task.name:<14} lr={run.optimizer.lr:<8g} seed={run.seed}"
+        return (f"{model:<18} d={run.model.d_model:<4} speed L={run.speed.lengths[0]}…{run.speed.lengths[-1]} "
+                f"B={run.speed.batch_size}{swept}")
+    return f"{model:<18} d={run.model.d_model:<4} {run.task.name:<14} lr={run.optimizer.lr:<8g} seed={run.seed}{swept}"
 
 
 def _auto_executor(root: Path, sweep_name: str, cluster: str, parameters: dict[str, Any]):

@@ -35,6 +35,7 @@ class Sweep:
     name: str
     runs: list[RunConfig]
     executor: dict[str, Any] = field(default_factory=dict)
+    axes: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id → its grid/zip values
 
 
 def set_path(config: dict, dotted: str, value: Any) -> None:
@@ -71,7 +72,7 @@ def expand(spec: dict[str, Any], *, source: str = "sweep") -> Sweep:
     zip_rows = [dict(zip(zipped, row)) for row in zip(*zipped.values())] if zipped else [{}]
     grid_rows = [dict(zip(grid, row)) for row in itertools.product(*grid.values())]
 
-    runs, seen = [], set()
+    runs, seen, axes = [], set(), {}
     for grid_row, zip_row, seed in itertools.product(grid_rows, zip_rows, seeds):
         config = copy.deepcopy(spec.get("base", {}))
         for dotted, value in {**grid_row, **zip_row, "seed": seed}.items():
@@ -84,7 +85,8 @@ def expand(spec: dict[str, Any], *, source: str = "sweep") -> Sweep:
         if run.run_id() not in seen:
             seen.add(run.run_id())
             runs.append(run)
-    return Sweep(name=name, runs=runs, executor=dict(spec.get("executor", {})))
+            axes[run.run_id()] = {**grid_row, **zip_row}
+    return Sweep(name=name, runs=runs, executor=dict(spec.get("executor", {})), axes=axes)
 
 
 def load_sweep(path: str | Path) -> Sweep:

@@ -197,11 +197,13 @@ def test_local_sweep_isolates_a_failing_run_collects_and_skips_what_finished(tmp
     assert len(again.finished) == 4 and list(again.submitted) == [bytes_run.run_id()]  # only the failed one again
 
 
-def test_dry_run_submits_nothing(tmp_path):
+def test_dry_run_submits_nothing_and_lists_each_runs_axes(tmp_path):
     lines = []
-    submission = submit(expand(sweep_spec()), executor="slurm", root=tmp_path, dry_run=True, echo=lines.append)
+    spec = sweep_spec(grid={"model.name": ["retnet"], "model.options.heads": [1, 2]})
+    submission = submit(expand(spec), executor="slurm", root=tmp_path, dry_run=True, echo=lines.append)
     assert submission.submitted == {} and not (tmp_path / "t").exists()
     assert lines[0] == "sweep t: 4 runs, 0 finished, 4 to run (slurm)" and all("[would submit]" in l for l in lines[1:])
+    assert [line.split("seed=")[1].split("  [")[0] for line in lines[1:]] == ["0 heads=1", "1 heads=1", "0 heads=2", "1 heads=2"]
 
 
 def test_collect_works_on_a_partial_sweep(tmp_path):

@@ -206,6 +206,7 @@ class Trainer:
                     stopped_early = self._early_stop(result)
                 if self.step % config.checkpoint_every == 0 or stopped_early:
                     self.save_checkpoint()
+                    run_dir.write_status("running", step=self.step, slurm_job_id=origin["slurm_job_id"])
             if bar:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}")

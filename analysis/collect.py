@@ -54,8 +54,8 @@ def collect(sweep: str, root=None, *, save: bool = True) -> tuple[pd.DataFrame, 
         row["status"] = (summary or {}).get("status") or (status or {}).get("state") or "pending"
         if summary:
             for key, value in summary.items():
-                if key not in ("run_id", "status"):
-                    row[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
+                if key not in ("run_id", "status"):  # a result never overwrites the config it came from
+                    row[f"summary.{key}" if key in row else key] = json.dumps(value) if isinstance(value, (list, dict)) else value
         rows.append(row)
         for metric_row in run_dir.read_metrics():
             step, split = metric_row["step"], metric_row["split"]

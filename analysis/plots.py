@@ -13,6 +13,8 @@ import seaborn as sns  # noqa: E402
 
 from analysis.collect import main_metric, varying_columns  # noqa: E402
 
+CURVE_POINTS = 200  # per training curve; the 20-step running mean makes more points redundant
+
 
 def _label(column: str) -> str:
     if column == "model.name":
@@ -52,17 +54,19 @@ def plot_final(runs: pd.DataFrame, path: Path) -> Path:
 
 def plot_curves(runs: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
     x, hue = _axes(runs)
-    label = runs.set_index("run_id")[x].astype(str)
-    if hue:
-        label = label + " / " + runs.set_index("run_id")[hue].astype(str)
+    indexed = runs.set_index("run_id")
+    named = lambda column: indexed[column].astype(str) if column == "model.name" else f"{_label(column)}=" + indexed[column].astype(str)  # noqa: E731
+    label = named(x) + (", " + named(hue) if hue else "")
     table = curves.assign(configuration=curves["run_id"].map(label))
     validation = table[(table["split"] == "validation") & table["metric"].isin(["accuracy", "bpc"])]
     train = table[(table["split"] == "train") & (table["metric"] == "loss")].copy()
     train["value"] = train.groupby("run_id")["value"].transform(lambda s: s.rolling(20, min_periods=1).mean())
+    stride = max(1, int(train["step"].max()) // CURVE_POINTS) if len(train) else 1
+    train = train[train["step"] % stride == 0]  # seaborn bootstraps a CI at every x: thin the smoothed curve
     panels = [(train, "train loss (20-step mean)")] + ([(validation, validation["metric"].iloc[0])] if len(validation) else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
     for ax, (data, title) in zip(axes[0], panels):
-        sns.lineplot(data=data, x="step", y="value", hue="configuration", errorbar=("ci", 95), ax=ax)
+        sns.lineplot(data=data, x="step", y="value", hue="configuration", errorbar=("ci", 95), n_boot=200, ax=ax)
         ax.set_title(title)
         ax.set_ylabel(title)
     fig.tight_layout()

@@ -77,7 +77,7 @@ def _collect_and_print(sweep: str, root):
     from analysis.collect import collect, varying_columns
 
     runs, curves = collect(sweep, root)
-    columns = [c for c in ["run_id", *varying_columns(runs), "seed", "status", "steps", "final_accuracy", "final_bpc",
+    columns = [c for c in ["run_id", *varying_columns(runs), "seed", "status", "summary.steps", "final_accuracy", "final_bpc",
                            "train_loss", "tokens_per_s", "parameters", "state_size"] if c in runs.columns]
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
         print(runs[columns].sort_values(columns[1:2] + ["seed"] if "seed" in columns else columns[:1]).to_string(index=False))

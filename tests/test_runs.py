@@ -87,6 +87,8 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
     assert not run_dir.summary_path.exists()
     checkpointed = torch.load(run_dir.checkpoint_path, weights_only=False)["step"]
     assert 0 < checkpointed < 1500
+    status = run_dir.read_status()  # progress as of the last checkpoint (or the one before, if killed between)
+    assert status["state"] == "running" and status["step"] in (checkpointed, checkpointed - 20)
 
     relaunched = _launch(tmp_path / "runs", config_path)
     assert relaunched.wait(timeout=300) == 0, relaunched.stderr.read().decode()
@@ -135,6 +137,8 @@ def test_early_stop(tmp_path):
     config = parse_run_config(tiny_run_config(steps=100, eval_every=5, early_stop={"metric": "accuracy", "threshold": 0.0}))
     summary = run_in_foreground(config, root=tmp_path, progress=False)
     assert summary["stopped_early"] and summary["steps"] == 5
+    row = collect("single", tmp_path, save=False)[0].iloc[0]
+    assert row["steps"] == 100 and row["summary.steps"] == 5  # the config's budget is kept beside what ran
     bad = parse_run_config(tiny_run_config(early_stop={"metric": "bpc"}))
     with pytest.raises(ValueError, match="early_stop.metric 'bpc' is not a metric of task 'mqar'"):
         run_in_foreground(bad, root=tmp_path, progress=False)

@@ -1,10 +1,13 @@
 """Every model learns: a tiny LM of each mixer lowers its loss on CPU (a generous bar, not a timing)."""
+from pathlib import Path
+
 import pytest
 
 import models
 from bench.config import parse_run_config
 from bench.runner import run_in_foreground
 from bench.store import RunDir
+from slurm.sweep import load_sweep
 from tests.conftest import tiny_run_config
 
 
@@ -19,3 +22,17 @@ def test_tiny_lm_of_every_mixer_trains_with_falling_loss(name, tmp_path):
     losses = [r["loss"] for r in RunDir(tmp_path, "single", config.run_id()).read_metrics() if r["split"] == "train"]
     first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
     assert last < first - 0.5, f"{name}: loss {first:.3f} → {last:.3f}"
+
+
+@pytest.mark.slow
+def test_small_gateloop_lm_solves_easy_mqar(tmp_path):
+    """≥ 0.9 test accuracy on MQAR (L=64, 4 pairs, vocab 128) from the shipped recall sweep's
+    GateLoop with a matrix state (2 heads of dim 32) and the short convolution on q, k, v, seed 0:
+    about 3.5 min on the 2-core CPU. The sweep's other cells — max heads, or no convolution — stay
+    at or below 0.25 in the same budget (README, "GateLoop on MQAR")."""
+    sweep = load_sweep(Path(__file__).parents[1] / "sweeps" / "mqar-gateloop-recall.toml")
+    [config] = [run for run in sweep.runs if run.seed == 0
+                and run.model.options["heads"] == 2 and run.model.options["short_conv"] == 4]
+    summary = run_in_foreground(config.model_copy(update={"threads": 2}), root=tmp_path, progress=False)
+    assert summary["status"] == "completed"
+    assert summary["final_split"] == "test" and summary["final_accuracy"] >= 0.9, summary

@@ -28,7 +28,7 @@ def test_tiny_lm_of_every_mixer_trains_with_falling_loss(name, tmp_path):
 def test_small_gateloop_lm_solves_easy_mqar(tmp_path):
     """≥ 0.9 test accuracy on MQAR (L=64, 4 pairs, vocab 128) from the shipped recall sweep's
     GateLoop with a matrix state (2 heads of dim 32) and the short convolution on q, k, v, seed 0:
-    about 3.5 min on the 2-core CPU. The sweep's other cells — max heads, or no convolution — stay
+    about 4 min (252 s) on the 2-core CPU. The sweep's other cells — max heads, or no convolution — stay
     at or below 0.25 in the same budget (README, "GateLoop on MQAR")."""
     sweep = load_sweep(Path(__file__).parents[1] / "sweeps" / "mqar-gateloop-recall.toml")
     [config] = [run for run in sweep.runs if run.seed == 0

@@ -3,9 +3,8 @@
 Defaults follow the author-reviewed re-implementation (spec §1.2) where it published a choice:
 max heads, q/k/v from one bias-free projection, |a| = sigmoid(|z|) and arg a = angle(z) for a
 complex z from a biased projection, the transition's gradient scaled by 0.9, a SiLU output gate.
-Every ablation axis is a constructor option. `short_conv` (off by default) is not GateLoop's: it is
-the short causal depthwise convolution on q, k, v that Zoology's and flash-linear-attention's
-recall models carry, exposed so its effect on recall can be measured rather than assumed.
+Every ablation axis is a constructor option. `short_conv` (off by default) is not GateLoop's: see
+models/short_conv.py.
 """
 from __future__ import annotations
 
@@ -19,6 +18,7 @@ from models.gateloop.ops import BACKENDS, MODES, gateloop, resolve_backend
 from models.gateloop.recurrent import gateloop_step
 from models.gateloop.reference import gateloop_reference
 from models.registry import register
+from models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
 
 STATE_TRANSITIONS = ("data", "fixed", "none")
 PARAMETERISATIONS = ("sigmoid_of_modulus", "magnitude_and_phase")
@@ -76,8 +76,7 @@ class GateLoop(Mixer):
             )
         if not 0.0 < transition_grad_scale <= 1.0:
             raise ValueError(f"gateloop: transition_grad_scale must lie in (0, 1], got {transition_grad_scale}")
-        if not isinstance(short_conv, int) or isinstance(short_conv, bool) or short_conv < 0:
-            raise ValueError(f"gateloop: short_conv is a kernel size (0: no convolution), got {short_conv!r}")
+        check_short_conv("gateloop", short_conv)
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"gateloop: chunk_size must be a positive integer, got {chunk_size!r}")
         self.heads, self.d_inner, self.head_dim = heads, d_inner, d_inner // heads
@@ -89,10 +88,7 @@ class GateLoop(Mixer):
 
         projections = 2 if kv_projection == "joint" else 3  # q and kv, or q, k, v
         self.to_qkv = nn.Linear(d_model, projections * d_inner, bias=False)
-        self.short_conv = short_conv
-        if short_conv:  # depthwise, causal: each q/k/v channel sees its last `short_conv` values
-            channels = projections * d_inner
-            self.qkv_conv = nn.Conv1d(channels, channels, short_conv, groups=channels)
+        self.qkv_conv = ShortConvolution(projections * d_inner, short_conv) if short_conv else None
         transition_reals = 2 if complex_transition else 1  # per head: complex z, or a real magnitude logit
         if state_transition == "data":
             self.to_transition = nn.Linear(d_model, transition_reals * heads, bias=True)
@@ -128,21 +124,12 @@ class GateLoop(Mixer):
         a = torch.polar(magnitude, phase)
         return a.unsqueeze(-1).expand(*shape)
 
-    def _convolve(self, projected: torch.Tensor, window: torch.Tensor | None):
-        """SiLU(causal depthwise conv) over (batch, length, channels), continuing from `window`, the
-        last short_conv − 1 inputs before this segment (zeros at the start). Returns the new window."""
-        if window is None:
-            window = projected.new_zeros(projected.shape[0], self.short_conv - 1, projected.shape[-1])
-        padded = torch.cat([window.to(projected.dtype), projected], dim=1)
-        out = F.conv1d(padded.transpose(1, 2), self.qkv_conv.weight, self.qkv_conv.bias, groups=padded.shape[-1])
-        return F.silu(out.transpose(1, 2)), padded[:, padded.shape[1] - (self.short_conv - 1):]
-
     def _project(self, x: torch.Tensor, window: torch.Tensor | None = None):
         """q, k, v of shape (..., heads, head_dim) in float32/64, a, and the conv window."""
         op_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         projected = self.to_qkv(x)
-        if self.short_conv:
-            projected, window = self._convolve(projected, window)
+        if self.qkv_conv is not None:
+            projected, window = self.qkv_conv(projected, window)
         return *self._split(projected.to(op_dtype)), self._transition(x), window
 
     def _split(self, projected: torch.Tensor):
@@ -165,14 +152,14 @@ class GateLoop(Mixer):
         q, k, v, a, window = self._project(x)
         with torch.autocast(device_type=x.device.type, enabled=False):
             y, state = gateloop(q, k, v, a, mode=mode, chunk_size=self.chunk_size, backend=self.backend)
-        return self._output(y, x), (state, window) if self.short_conv else state
+        return self._output(y, x), with_window(self.qkv_conv, state, window)
 
     def _step(self, x_t, state):
-        state, window = state if self.short_conv else (state, None)
+        state, window = without_window(self.qkv_conv, state)
         q, k, v, a, window = self._project(x_t.unsqueeze(1), window)
         with torch.autocast(device_type=x_t.device.type, enabled=False):
             y_t, state = gateloop_step(*(t.squeeze(1) for t in (q, k, v, a)), state)
-        return self._output(y_t, x_t), (state, window) if self.short_conv else state
+        return self._output(y_t, x_t), with_window(self.qkv_conv, state, window)
 
     def backend_used(self, mode=None):
         """The compiled loop runs only the recurrent mode; every other mode is PyTorch."""
@@ -182,16 +169,10 @@ class GateLoop(Mixer):
 
     def reference_forward(self, x):
         x = x.double()
-        if not self.short_conv:
-            q, k, v, a, _ = self._project(x)
-        else:  # the convolution written out tap by tap: out_t = Σ_j w_j · p_(t−K+1+j) + b
-            projected = self.to_qkv(x)
-            padded = F.pad(projected, (0, 0, self.short_conv - 1, 0))
-            weight = self.qkv_conv.weight[:, 0].double()  # (channels, K)
-            convolved = sum(padded[:, j : j + x.shape[1]] * weight[:, j] for j in range(self.short_conv))
-            q, k, v = self._split(F.silu(convolved + self.qkv_conv.bias.double()))
-            a = self._transition(x)
-        y, _ = gateloop_reference(q, k, v, a)
+        projected = self.to_qkv(x)
+        if self.qkv_conv is not None:
+            projected = self.qkv_conv.reference(projected)
+        y, _ = gateloop_reference(*self._split(projected), self._transition(x))
         return self._output(y, x)
 
     def init_state(self, batch_size, device=None, dtype=None):
@@ -199,13 +180,11 @@ class GateLoop(Mixer):
         state = torch.zeros(
             batch_size, self.heads, self.head_dim, self.head_dim, dtype=_complex(real_dtype), device=device
         )
-        if not self.short_conv:
-            return state
-        window = torch.zeros(batch_size, self.short_conv - 1, self.to_qkv.out_features, dtype=dtype, device=device)
-        return state, window
+        window = self.qkv_conv.init_window(batch_size, device, dtype) if self.qkv_conv is not None else None
+        return with_window(self.qkv_conv, state, window)
 
     def state_size(self, seq_len=None):
-        window = (self.short_conv - 1) * self.to_qkv.out_features if self.short_conv else 0
+        window = self.qkv_conv.state_size() if self.qkv_conv is not None else 0
         return 2 * self.heads * self.head_dim * self.head_dim + window
 
 

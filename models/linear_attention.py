@@ -12,6 +12,7 @@ from torch import nn
 from models.base import Mixer
 from models.registry import register
 from models.rotary import check_heads
+from models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
 
 EPSILON = 1e-6
 
@@ -69,22 +70,30 @@ class LinearAttention(Mixer):
     modes = ("parallel", "recurrent", "chunked")
     default_mode = "chunked"
 
-    def __init__(self, *, d_model: int, heads: int = 4, chunk_size: int = 64):
+    def __init__(self, *, d_model: int, heads: int = 4, chunk_size: int = 64, short_conv: int = 0):
         super().__init__(d_model=d_model)
         self.head_dim = check_heads("linear_attention", d_model, heads, even_head_dim=False)
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"linear_attention: chunk_size must be a positive integer, got {chunk_size!r}")
+        check_short_conv("linear_attention", short_conv)
         self.heads, self.chunk_size = heads, chunk_size
         self.to_qkv = nn.Linear(d_model, 3 * d_model, bias=False)
+        self.qkv_conv = ShortConvolution(3 * d_model, short_conv) if short_conv else None
         self.to_out = nn.Linear(d_model, d_model, bias=False)
 
-    def _project(self, x):
-        q, k, v = (t.unflatten(-1, (self.heads, self.head_dim)) for t in self.to_qkv(x).chunk(3, dim=-1))
+    def _split(self, projected):
+        q, k, v = (t.unflatten(-1, (self.heads, self.head_dim)) for t in projected.chunk(3, dim=-1))
         return feature_map(q), feature_map(k), v
 
+    def _project(self, x, window=None):
+        projected = self.to_qkv(x)
+        if self.qkv_conv is not None:
+            projected, window = self.qkv_conv(projected, window)
+        return *self._split(projected), window
+
     def _forward(self, x, mode):
-        q, k, v = self._project(x)
-        state = self.init_state(x.shape[0], x.device, x.dtype)
+        q, k, v, window = self._project(x)
+        state = self._zero_state(x.shape[0], x.device, x.dtype)
         if mode == "parallel":
             y = linear_attention_parallel(q, k, v)
             state = (torch.einsum("bnhd,bnhv->bhdv", k, v), k.sum(1))
@@ -92,24 +101,32 @@ class LinearAttention(Mixer):
             y, state = linear_attention_recurrent(q, k, v, state)
         else:
             y, state = linear_attention_chunked(q, k, v, state, self.chunk_size)
-        return self.to_out(y.flatten(-2)), state
+        return self.to_out(y.flatten(-2)), with_window(self.qkv_conv, state, window)
 
     def _step(self, x_t, state):
-        q, k, v = self._project(x_t)
+        state, window = without_window(self.qkv_conv, state)
+        *qkv, window = self._project(x_t.unsqueeze(1), window)
+        q, k, v = (t.squeeze(1) for t in qkv)
         y_t, state = linear_attention_step(q, k, v, state)
-        return self.to_out(y_t.flatten(-2)), state
+        return self.to_out(y_t.flatten(-2)), with_window(self.qkv_conv, state, window)
 
     def reference_forward(self, x):
-        q, k, v = self._project(x.double())
+        projected = self.to_qkv(x.double())
+        q, k, v = self._split(projected if self.qkv_conv is None else self.qkv_conv.reference(projected))
         outputs = []
         for n in range(x.shape[1]):  # y_n = Σ_{m≤n} (φq_n·φk_m) v_m / Σ_{m≤n} φq_n·φk_m
             weights = (q[:, n : n + 1] * k[:, : n + 1]).sum(-1)  # (B, m, H)
             outputs.append(torch.einsum("bmh,bmhv->bhv", weights, v[:, : n + 1]) / (weights.sum(1).unsqueeze(-1) + EPSILON))
         return self.to_out(torch.stack(outputs, dim=1).flatten(-2))
 
-    def init_state(self, batch_size, device=None, dtype=None):
+    def _zero_state(self, batch_size, device=None, dtype=None):
         kv = torch.zeros(batch_size, self.heads, self.head_dim, self.head_dim, device=device, dtype=dtype)
         return kv, torch.zeros(batch_size, self.heads, self.head_dim, device=device, dtype=dtype)
 
+    def init_state(self, batch_size, device=None, dtype=None):
+        window = self.qkv_conv.init_window(batch_size, device, dtype) if self.qkv_conv is not None else None
+        return with_window(self.qkv_conv, self._zero_state(batch_size, device, dtype), window)
+
     def state_size(self, seq_len=None):
-        return self.heads * self.head_dim * (self.head_dim + 1)
+        window = self.qkv_conv.state_size() if self.qkv_conv is not None else 0
+        return self.heads * self.head_dim * (self.head_dim + 1) + window

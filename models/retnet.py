@@ -14,6 +14,7 @@ from torch import nn
 from models.base import Mixer
 from models.registry import register
 from models.rotary import check_heads, rotate
+from models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
 
 
 def decay_matrix(log_gamma: torch.Tensor, query_positions, key_positions) -> torch.Tensor:
@@ -64,23 +65,32 @@ class RetNet(Mixer):
     modes = ("parallel", "recurrent", "chunked")
     default_mode = "chunked"
 
-    def __init__(self, *, d_model: int, heads: int = 4, chunk_size: int = 64, rotary_base: float = 10000.0):
+    def __init__(self, *, d_model: int, heads: int = 4, chunk_size: int = 64, rotary_base: float = 10000.0,
+                 short_conv: int = 0):
         super().__init__(d_model=d_model)
         self.head_dim = check_heads("retnet", d_model, heads, even_head_dim=True)
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"retnet: chunk_size must be a positive integer, got {chunk_size!r}")
+        check_short_conv("retnet", short_conv)
         self.heads, self.chunk_size, self.rotary_base = heads, chunk_size, rotary_base
         self.to_qkv = nn.Linear(d_model, 3 * d_model, bias=False)
+        self.qkv_conv = ShortConvolution(3 * d_model, short_conv) if short_conv else None
         self.to_gate = nn.Linear(d_model, d_model, bias=False)
         self.to_out = nn.Linear(d_model, d_model, bias=False)
         self.group_norm = nn.GroupNorm(heads, d_model)
         self.register_buffer("log_gamma", torch.log(1 - 2.0 ** (-5.0 - torch.arange(heads, dtype=torch.float64))))
 
-    def _project(self, x, start: int):
-        q, k, v = (t.unflatten(-1, (self.heads, self.head_dim)) for t in self.to_qkv(x).chunk(3, dim=-1))
-        positions = torch.arange(start, start + x.shape[1], device=x.device)
+    def _split(self, projected, start: int):
+        q, k, v = (t.unflatten(-1, (self.heads, self.head_dim)) for t in projected.chunk(3, dim=-1))
+        positions = torch.arange(start, start + projected.shape[1], device=projected.device)
         q, k = rotate(q, positions, self.rotary_base), rotate(k, positions, self.rotary_base)
         return q, k * self.head_dim ** -0.5, v
+
+    def _project(self, x, start: int, window=None):
+        projected = self.to_qkv(x)
+        if self.qkv_conv is not None:
+            projected, window = self.qkv_conv(projected, window)
+        return *self._split(projected, start), window
 
     def _output(self, y, x):
         shape = y.shape
@@ -88,9 +98,9 @@ class RetNet(Mixer):
         return self.to_out(F.silu(self.to_gate(x)) * y)
 
     def _forward(self, x, mode):
-        q, k, v = self._project(x, 0)
+        q, k, v, window = self._project(x, 0)
         log_gamma = self.log_gamma.to(x.dtype)
-        state = self.init_state(x.shape[0], x.device, x.dtype)[0]
+        state = self._zero_kv(x.shape[0], x.device, x.dtype)
         if mode == "parallel":
             y = retention_parallel(q, k, v, log_gamma)
             to_end = torch.exp(log_gamma[:, None] * torch.arange(x.shape[1] - 1, -1, -1, device=x.device))
@@ -99,17 +109,19 @@ class RetNet(Mixer):
             y, state = retention_recurrent(q, k, v, log_gamma, state)
         else:
             y, state = retention_chunked(q, k, v, log_gamma, state, self.chunk_size)
-        return self._output(y, x), (state, x.shape[1])
+        return self._output(y, x), with_window(self.qkv_conv, (state, x.shape[1]), window)
 
     def _step(self, x_t, state):
-        kv_state, position = state
-        q, k, v = (t[:, 0] for t in self._project(x_t.unsqueeze(1), position))
+        (kv_state, position), window = without_window(self.qkv_conv, state)
+        *qkv, window = self._project(x_t.unsqueeze(1), position, window)
+        q, k, v = (t[:, 0] for t in qkv)
         y_t, kv_state = retention_step(q, k, v, self.log_gamma.to(x_t.dtype), kv_state)
-        return self._output(y_t, x_t), (kv_state, position + 1)
+        return self._output(y_t, x_t), with_window(self.qkv_conv, (kv_state, position + 1), window)
 
     def reference_forward(self, x):
         x = x.double()
-        q, k, v = self._project(x, 0)
+        projected = self.to_qkv(x)
+        q, k, v = self._split(projected if self.qkv_conv is None else self.qkv_conv.reference(projected), 0)
         gamma = self.log_gamma.exp()
         outputs = []
         for n in range(x.shape[1]):  # y_n = Σ_{m ≤ n} γ^{n−m} (q_n · k_m) v_m, literally
@@ -117,9 +129,13 @@ class RetNet(Mixer):
             outputs.append(torch.einsum("bmh,bmhv->bhv", weights, v[:, : n + 1]))
         return self._output(torch.stack(outputs, dim=1), x)
 
+    def _zero_kv(self, batch_size, device=None, dtype=None):
+        return torch.zeros(batch_size, self.heads, self.head_dim, self.head_dim, device=device, dtype=dtype)
+
     def init_state(self, batch_size, device=None, dtype=None):
-        kv = torch.zeros(batch_size, self.heads, self.head_dim, self.head_dim, device=device, dtype=dtype)
-        return kv, 0
+        window = self.qkv_conv.init_window(batch_size, device, dtype) if self.qkv_conv is not None else None
+        return with_window(self.qkv_conv, (self._zero_kv(batch_size, device, dtype), 0), window)
 
     def state_size(self, seq_len=None):
-        return self.heads * self.head_dim * self.head_dim
+        window = self.qkv_conv.state_size() if self.qkv_conv is not None else 0
+        return self.heads * self.head_dim * self.head_dim + window

@@ -60,6 +60,8 @@ def test_s5_ring_init_and_hippo_init():
         ("mamba", {"backend": "cuda"}, "unknown backend 'cuda'; valid: torch, mamba_ssm"),
         ("mamba", {"d_conv": 1}, "d_conv must be an integer ≥ 2"),
         ("linear_attention", {"chunk_size": -1}, "chunk_size must be a positive integer"),
+        ("linear_attention", {"short_conv": 2.5}, r"linear_attention: short_conv is a kernel size \(0: no convolution\), got 2.5"),
+        ("retnet", {"short_conv": -2}, r"retnet: short_conv is a kernel size \(0: no convolution\), got -2"),
         ("s5", {"dt_min": 0.5, "dt_max": 0.1}, "need 0 < dt_min <= dt_max"),
     ],
 )

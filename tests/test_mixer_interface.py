@@ -9,7 +9,8 @@ D_MODEL = 16
 # small options so every mixer runs fast; the interface must hold for any options, including
 # those that add state (GateLoop's short convolution keeps a window of past projections)
 SMALL_OPTIONS = {"gateloop": {"heads": 4, "chunk_size": 8}}
-EXTRA_VARIANTS = [("gateloop", {"heads": 4, "chunk_size": 8, "short_conv": 3})]
+EXTRA_VARIANTS = [("gateloop", {"heads": 4, "chunk_size": 8, "short_conv": 3}), ("retnet", {"short_conv": 2}),
+                  ("linear_attention", {"chunk_size": 8, "short_conv": 4})]
 VARIANTS = [(name, SMALL_OPTIONS.get(name, {})) for name in models.available()] + EXTRA_VARIANTS
 VARIANT_IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in options.items())}" for name, options in VARIANTS]
 

@@ -13,7 +13,7 @@ SMALL = {"gateloop": {"heads": 4, "chunk_size": 5}, "retnet": {"chunk_size": 5},
 
 
 VARIANTS = [(name, SMALL.get(name, {})) for name in models.available()]
-VARIANTS.append(("gateloop", {**SMALL["gateloop"], "short_conv": 4}))  # its reference writes the conv out
+VARIANTS += [(name, {**SMALL[name], "short_conv": 4}) for name in ("gateloop", "retnet", "linear_attention")]
 
 
 def cases():

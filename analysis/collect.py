@@ -4,28 +4,14 @@ Works on partial sweeps: a run without a summary still gets a row with its curre
 """
 from __future__ import annotations
 
-import io
 import json
-import re
-from pathlib import Path
+import warnings
 
 import pandas as pd
 
-from bench.store import RunDir, atomic_write_bytes, results_root
+from seqbench.bench.store import Store
 
-RUN_ID = re.compile(r"^[0-9a-f]{16}$")
-
-
-def run_ids(root: Path, sweep: str) -> list[str]:
-    folder = root / sweep
-    if not folder.is_dir():
-        known = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-        raise ValueError(f"no sweep {sweep!r} under {root}; sweeps there: {', '.join(known) or '(none)'}")
-    ids = {p.name for p in folder.iterdir() if p.is_dir() and RUN_ID.match(p.name)}
-    listed = folder / "sweep.json"
-    if listed.exists():
-        ids.update(json.loads(listed.read_text()).get("run_ids", []))
-    return sorted(ids)
+PROVENANCE_FIELDS = ("commit", "dirty", "device_name", "host", "slurm_job_id", "torch_threads")
 
 
 def _flatten(prefix: str, value, out: dict) -> None:
@@ -33,59 +19,75 @@ def _flatten(prefix: str, value, out: dict) -> None:
         for key, inner in value.items():
             _flatten(f"{prefix}.{key}" if prefix else key, inner, out)
     elif isinstance(value, list) and prefix == "model.name":
-        out[prefix] = "+".join(value)
+        out[prefix] = "+".join(map(str, value))
     else:
         out[prefix] = json.dumps(value) if isinstance(value, list) else value
 
 
+def _cell(value):
+    """A value a parquet column can hold: scalars as they are, anything else as JSON text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return json.dumps(value, default=str)
+
+
 def collect(sweep: str, root=None, *, save: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    root = results_root(root)
-    rows, curves = [], []
-    for run_id in run_ids(root, sweep):
-        run_dir = RunDir(root, sweep, run_id)
+    """(runs, curves) of a sweep, also saved as runs.parquet / curves.parquet (and rows.parquet
+    for speed and op runs). A run whose files are bad still gets a row with what could be read."""
+    sweep_dir = Store(root).sweep(sweep)
+    rows, curves, measured = [], [], []
+    for run_id in sweep_dir.run_ids():
+        run_dir = sweep_dir.run(run_id)
         row: dict = {"run_id": run_id}
         stored = run_dir.read_config()
         if stored:
             _flatten("", stored["config"], row)
             provenance = stored.get("provenance", {})
-            row.update({f"provenance.{k}": provenance.get(k) for k in ("commit", "dirty", "device_name", "host", "slurm_job_id")})
-        summary = run_dir.read_summary()
-        status = run_dir.read_status()
+            row.update({f"provenance.{k}": _cell(provenance.get(k)) for k in PROVENANCE_FIELDS})
+        summary, status = run_dir.read_summary(), run_dir.read_status()
         row["status"] = (summary or {}).get("status") or (status or {}).get("state") or "pending"
-        if summary:
-            for key, value in summary.items():
-                if key not in ("run_id", "status"):  # a result never overwrites the config it came from
-                    row[f"summary.{key}" if key in row else key] = json.dumps(value) if isinstance(value, (list, dict)) else value
+        for key, value in (summary or {}).items():
+            if key not in ("run_id", "status"):  # a result never overwrites the config it came from
+                row[f"summary.{key}" if key in row else key] = _cell(value)
         rows.append(row)
         for metric_row in run_dir.read_metrics():
             step, split = metric_row["step"], metric_row["split"]
-            curves.extend({"run_id": run_id, "step": step, "split": split, "metric": key, "value": value}
-                          for key, value in metric_row.items() if key not in ("step", "split"))
-    runs = pd.DataFrame(rows)
-    speed = collect_speed(root, sweep)
+            curves.extend({"run_id": run_id, "step": step, "split": split, "metric": key, "value": float(value)}
+                          for key, value in metric_row.items()
+                          if key not in ("step", "split") and isinstance(value, (int, float)) and not isinstance(value, bool))
+        origin = {key: value for key, value in row.items() if key.startswith("provenance.")}
+        packages = (stored or {}).get("provenance", {}).get("packages")
+        origin["provenance.torch"] = packages.get("torch") if isinstance(packages, dict) else None
+        measured += [{"run_id": run_id, "kind": row.get("kind"), **{k: _cell(v) for k, v in r.items()}, **origin}
+                     for r in run_dir.read_rows()]
+    runs = _frame(rows)
     curve_table = pd.DataFrame(curves, columns=["run_id", "step", "split", "metric", "value"])
     if save:
-        tables = [("runs.parquet", runs), ("curves.parquet", curve_table)] + ([("speed.parquet", speed)] if len(speed) else [])
-        for name, frame in tables:
-            buffer = io.BytesIO()
-            frame.to_parquet(buffer, index=False)
-            atomic_write_bytes(root / sweep / name, buffer.getvalue())
+        sweep_dir.write_table("runs", runs)
+        sweep_dir.write_table("curves", curve_table)
+        if measured:
+            sweep_dir.write_table("rows", _frame(measured))
     return runs, curve_table
 
 
-def collect_speed(root: Path, sweep: str) -> pd.DataFrame:
-    """The rows of every speed run of the sweep (speed.jsonl), with the run id and provenance."""
-    rows = []
-    for run_id in run_ids(root, sweep):
-        path = root / sweep / run_id / "speed.jsonl"
-        if path.exists():
-            stored = RunDir(root, sweep, run_id).read_config() or {}
-            provenance = {f"provenance.{k}": v for k, v in stored.get("provenance", {}).items()
-                          if k in ("commit", "dirty", "device_name", "host", "torch_threads")}
-            torch_version = stored.get("provenance", {}).get("packages", {}).get("torch")
-            for line in path.read_text().splitlines():
-                rows.append({"run_id": run_id, **json.loads(line), **provenance, "provenance.torch": torch_version})
-    return pd.DataFrame(rows)
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    """A DataFrame whose mixed-type columns (a bad file's string among numbers) become text, so
+    parquet can store it; the offending column is named."""
+    frame = pd.DataFrame(rows)
+    for column in frame.columns:
+        kinds = {type(v) for v in frame[column] if v is not None and not (isinstance(v, float) and pd.isna(v))}
+        if len(kinds - {int, float}) and len(kinds) > 1:
+            warnings.warn(f"column {column!r} mixes {sorted(k.__name__ for k in kinds)}; stored as text", stacklevel=2)
+            frame[column] = frame[column].map(lambda v: None if v is None else str(v))
+    return frame
+
+
+def collect_rows(sweep: str, root=None) -> pd.DataFrame:
+    """The measurement rows (speed and op runs) of a sweep, with run id, kind and provenance."""
+    sweep_dir = Store(root).sweep(sweep)
+    collect(sweep, root)
+    path = sweep_dir.table_path("rows")
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame()
 
 
 def varying_columns(runs: pd.DataFrame, prefixes=("model.", "task.", "optimizer.", "steps", "batch_size")) -> list[str]:

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from analysis.collect import main_metric, varying_columns  # noqa: E402
+from seqbench.analysis.collect import main_metric, varying_columns  # noqa: E402
 
 CURVE_POINTS = 200  # per training curve; the 20-step running mean makes more points redundant
 

@@ -1,24 +1,34 @@
-"""RunConfig: one validated schema for a run; its canonical JSON's hash is the run's identity.
+"""Run configs: one validated schema per run kind, a tagged union on `kind`.
 
-Canonical means: every field present (defaults filled, mixer and task option defaults too), keys
-sorted, no whitespace. Nothing else decides identity, so re-launching a sweep finds finished runs.
+    train        train and evaluate a LanguageModel on a task (bench/runner.py)
+    speed        time and memory of one mixer's modes against length (bench/speed.py)
+    gateloop_op  GateLoop's op implementations side by side against the memory-traffic floor
+
+Every value is checked when the config is built — field ranges here, mixer option values by
+building the model on PyTorch's meta device (no memory, no compute), task option values by the
+task's own `check_values` — so a bad sweep fails at `--dry-run`, never on the cluster.
+
+A run's identity is the hash of its canonical JSON: the schema version and every field that can
+change its result, defaults filled, keys sorted. Execution details (threads for training, how often
+to checkpoint) are left out, so changing them never re-runs a finished run.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-import models
-import tasks
+from seqbench import models, tasks
+
+SCHEMA_VERSION = 2  # bump when a field's meaning changes; every run id changes with it
 
 
 class Strict(BaseModel):
     """Rejects unknown fields with the list of valid ones (pydantic's own message lists none)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -46,40 +56,24 @@ class ModelConfig(Strict):
     mode: str | dict[str, str] | None = Field(None, description="training mode; None is each mixer's default")
 
     @model_validator(mode="after")
-    def _fill_mixer_options(self) -> "ModelConfig":
-        names = [self.name] if isinstance(self.name, str) else list(self.name)
-        if not isinstance(self.name, str) and len(names) != self.n_layers:
-            raise ValueError(f"a hybrid needs one mixer name per layer: got {len(names)} names for {self.n_layers} layers")
-        for name in names:
-            models.registry.get_class(name)
-        if isinstance(self.name, str):
-            models.registry.MIXERS.check_options(self.name, self.options)
-            filled = {**models.options(self.name), **self.options}
-        else:
-            unknown = sorted(set(self.options) - set(names))
-            if unknown:
-                raise ValueError(f"for a hybrid, options are keyed by mixer name; {unknown} not among {sorted(set(names))}")
-            filled = {}
-            for name in sorted(set(names)):
-                models.registry.MIXERS.check_options(name, self.options.get(name, {}))
-                filled[name] = {**models.options(name), **self.options.get(name, {})}
-        if isinstance(self.mode, dict):
-            unknown = sorted(set(self.mode) - set(names))
-            if unknown:
-                raise ValueError(f"mode given for mixer(s) {unknown} not in this model: {sorted(set(names))}")
-            requested = self.mode.items()
-        else:
-            requested = [(name, self.mode) for name in sorted(set(names))] if self.mode else []
-        for name, mode in requested:
-            valid = models.registry.get_class(name).modes
-            if mode not in valid:
-                raise ValueError(f"unknown mode {mode!r} for mixer {name!r}; valid modes: {', '.join(valid)}")
-        object.__setattr__(self, "options", _jsonable(filled))
+    def _plan_and_check_values(self) -> "ModelConfig":
+        plan = models.plan_layers(self.name, self.n_layers, self.options, self.mode)
+        filled = {layer.mixer: layer.options for layer in plan}
+        options = filled[plan[0].mixer] if isinstance(self.name, str) else dict(sorted(filled.items()))
+        object.__setattr__(self, "options", _jsonable(options))
+        self.build(vocab_size=2, device="meta")  # option values: each mixer's constructor checks its own
         return self
 
-    def lm_kwargs(self, vocab_size: int) -> dict[str, Any]:
-        return dict(vocab_size=vocab_size, d_model=self.d_model, n_layers=self.n_layers,
-                    mixer=self.name, mixer_options=self.options, mlp_ratio=self.mlp_ratio)
+    def plan(self) -> list[models.LayerPlan]:
+        return models.plan_layers(self.name, self.n_layers, self.options, self.mode)
+
+    def build(self, *, vocab_size: int, device=None) -> models.LanguageModel:
+        import torch
+
+        with torch.device(device or "cpu"):
+            return models.LanguageModel(vocab_size=vocab_size, d_model=self.d_model, n_layers=self.n_layers,
+                                        mixer=self.name, mixer_options=self.options, mlp_ratio=self.mlp_ratio,
+                                        mode=self.mode)
 
 
 class TaskConfig(Strict):
@@ -87,9 +81,11 @@ class TaskConfig(Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _fill_task_options(self) -> "TaskConfig":
+    def _fill_and_check(self) -> "TaskConfig":
         tasks.TASKS.check_options(self.name, self.options)
-        object.__setattr__(self, "options", _jsonable({**tasks.options(self.name), **self.options}))
+        filled = {**tasks.options(self.name), **self.options}
+        tasks.TASKS.get_class(self.name).check_values(filled)
+        object.__setattr__(self, "options", _jsonable(filled))
         return self
 
 
@@ -102,6 +98,13 @@ class OptimizerConfig(Strict):
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine floor as a fraction of lr")
     clip_grad_norm: float | None = Field(1.0, gt=0)
 
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, betas):
+        if not all(0 <= beta < 1 for beta in betas):
+            raise ValueError(f"each beta must lie in [0, 1), got {list(betas)}")
+        return betas
+
 
 class EarlyStopConfig(Strict):
     metric: str = "accuracy"
@@ -109,8 +112,58 @@ class EarlyStopConfig(Strict):
     higher_is_better: bool = True
 
 
+class RunSpec(Strict):
+    """What every run kind shares: identity."""
+
+    execution_only: ClassVar[set[str]] = set()  # fields that cannot change a result
+
+    def canonical_json(self) -> str:
+        body = self.model_dump(mode="json", exclude=self.execution_only)
+        return json.dumps({"schema": SCHEMA_VERSION, **body}, sort_keys=True, separators=(",", ":"))
+
+    def run_id(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+
+class TrainConfig(RunSpec):
+    execution_only: ClassVar[set[str]] = {"threads", "checkpoint_every"}
+
+    kind: Literal["train"] = "train"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(32, ge=1)
+    eval_every: int = Field(200, ge=1, description="steps between evaluations on the validation split")
+    eval_batch_size: int = Field(64, ge=1)
+    final_split: Literal["validation", "test"] = "test"
+    early_stop: EarlyStopConfig | None = None
+    checkpoint_every: int = Field(100, ge=1)
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    autocast: Literal["none", "bfloat16", "float16"] = "none"
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; None leaves torch's default")
+
+    @model_validator(mode="after")
+    def _early_stop_metric_exists(self) -> "TrainConfig":
+        if self.early_stop is not None:
+            reported = tasks.TASKS.get_class(self.task.name).metrics
+            if self.early_stop.metric not in reported:
+                raise ValueError(f"early_stop.metric {self.early_stop.metric!r} is not reported by task "
+                                 f"{self.task.name!r}; its metrics: {', '.join(reported)}")
+        return self
+
+    def lm_kwargs(self, vocab_size: int) -> dict[str, Any]:
+        model = self.model
+        return dict(vocab_size=vocab_size, d_model=model.d_model, n_layers=model.n_layers, mixer=model.name,
+                    mixer_options=model.options, mlp_ratio=model.mlp_ratio, mode=model.mode)
+
+
+MEASURES = ("forward", "forward_backward", "step")
+
+
 class SpeedSpec(Strict):
-    """What a speed run measures (bench/speed.py); the model section says which model."""
+    """What a speed run measures; the model section says which model."""
 
     lengths: list[int] = Field(default_factory=lambda: [256, 1024, 4096, 16384])
     modes: list[str] | None = Field(None, description="None: every mode of the model")
@@ -122,63 +175,108 @@ class SpeedSpec(Strict):
     memory_budget_gb: float = Field(8.0, gt=0)
     time_budget_s: float = Field(30.0, gt=0, description="per case: warm-up and repeats together")
     decode_prefills: list[int] = Field(default_factory=lambda: [256, 16384])
-    measures: list[Literal["forward", "forward_backward", "step"]] = Field(
-        default_factory=lambda: ["forward", "forward_backward", "step"])
+    measures: list[Literal["forward", "forward_backward", "step"]] = Field(default_factory=lambda: list(MEASURES))
 
     @model_validator(mode="after")
     def _sorted_lengths(self) -> "SpeedSpec":
-        if sorted(self.lengths) != self.lengths or any(length < 1 for length in self.lengths):
+        if not self.lengths or sorted(self.lengths) != self.lengths or any(length < 1 for length in self.lengths):
             raise ValueError(f"speed.lengths must be positive and increasing, got {self.lengths}")
+        if any(prefill < 1 for prefill in self.decode_prefills):
+            raise ValueError(f"speed.decode_prefills must be positive, got {self.decode_prefills}")
         return self
 
 
-EXECUTION_ONLY = {"threads"}
-
-
-class RunConfig(Strict):
-    kind: Literal["train", "speed"] = "train"
-    speed: SpeedSpec = Field(default_factory=SpeedSpec, description="used by kind 'speed'")
+class SpeedConfig(RunSpec):
+    kind: Literal["speed"]
     model: ModelConfig = Field(default_factory=ModelConfig)
-    task: TaskConfig = Field(default_factory=TaskConfig)
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    steps: int = Field(1000, ge=1)
-    batch_size: int = Field(32, ge=1)
-    eval_every: int = Field(200, ge=1, description="steps between evaluations on the validation split")
-    eval_batch_size: int = Field(64, ge=1)
-    final_split: Literal["validation", "test"] = "test"
-    early_stop: EarlyStopConfig | None = None
-    checkpoint_every: int = Field(100, ge=1)
-    seed: int = 0
+    speed: SpeedSpec = Field(default_factory=SpeedSpec)
+    seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    autocast: Literal["none", "bfloat16", "float16"] = "none"
-    threads: int | None = Field(None, ge=1, description="torch CPU threads; None leaves torch's default")
 
     @model_validator(mode="after")
-    def _speed_runs_measure_one_mixer(self) -> "RunConfig":
-        if self.kind == "speed":
-            if not isinstance(self.model.name, str):
-                raise ValueError("a speed run measures one mixer: model.name must be a single name")
-            valid = models.registry.get_class(self.model.name).modes
-            for mode in self.speed.modes or []:
-                if mode not in valid:
-                    raise ValueError(f"speed.modes: unknown mode {mode!r} for mixer {self.model.name!r}; valid modes: {', '.join(valid)}")
+    def _one_mixer(self) -> "SpeedConfig":
+        if not isinstance(self.model.name, str):
+            raise ValueError("a speed run measures one mixer: model.name must be a single name")
+        valid = models.registry.get_class(self.model.name).modes
+        for mode in self.speed.modes or []:
+            if mode not in valid:
+                raise ValueError(f"speed.modes: unknown mode {mode!r} for mixer {self.model.name!r}; valid modes: {', '.join(valid)}")
         return self
 
-    def canonical_json(self) -> str:
-        """Identity: every field but execution details that cannot change a result (EXECUTION_ONLY)."""
-        return json.dumps(self.model_dump(mode="json", exclude=EXECUTION_ONLY), sort_keys=True, separators=(",", ":"))
 
-    def run_id(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+OP_IMPLEMENTATIONS = {  # name → gateloop() keyword arguments
+    "default (compiled recurrent)": {"mode": "recurrent", "backend": "auto"},
+    "torch recurrent loop": {"mode": "recurrent", "backend": "torch"},
+    "doubling scan (Hillis-Steele)": {"mode": "scan", "scan_method": "doubling"},
+    "odd/even recursive scan (re-implementation)": {"mode": "scan", "scan_method": "odd_even"},
+    "chunked (C=64)": {"mode": "chunked", "chunk_size": 64},
+}
 
 
-def parse_run_config(data: dict[str, Any]) -> RunConfig:
-    """RunConfig from a dict, with errors flattened to one readable message per problem."""
+class OpBenchConfig(RunSpec):
+    """GateLoop's op (max heads) per implementation and length, against the copy-bandwidth floor."""
+
+    kind: Literal["gateloop_op"]
+    lengths: list[int] = Field(default_factory=lambda: [256, 1024, 4096, 16384])
+    batch_size: int = Field(4, ge=1)
+    channels: int = Field(256, ge=1)
+    repeats: int = Field(5, ge=1)
+    threads: int = Field(2, ge=1)
+    implementations: list[str] = Field(default_factory=lambda: list(OP_IMPLEMENTATIONS))
+    time_budget_s: float = Field(60.0, gt=0)
+    check_gradients_at: int | None = Field(None, ge=1, description="also the float64 error of output and gradients at this length")
+
+    @model_validator(mode="after")
+    def _known(self) -> "OpBenchConfig":
+        unknown = [name for name in self.implementations if name not in OP_IMPLEMENTATIONS]
+        if unknown:
+            raise ValueError(f"unknown implementation(s) {unknown}; valid: {', '.join(OP_IMPLEMENTATIONS)}")
+        if not self.lengths or sorted(self.lengths) != self.lengths or self.lengths[0] < 1:
+            raise ValueError(f"lengths must be positive and increasing, got {self.lengths}")
+        return self
+
+
+RunConfig = Annotated[Union[TrainConfig, SpeedConfig, OpBenchConfig], Field(discriminator="kind")]
+KINDS = ("train", "speed", "gateloop_op")
+_ADAPTER = TypeAdapter(RunConfig)
+
+
+def _flatten_errors(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"][1:] if not str(part).startswith("function-"))
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] in ("finite_number",):
+            message = "must be a finite number"
+        problems.append(f"{where or 'config'}: {message}")
+    return "invalid run config:\n  " + "\n  ".join(problems)
+
+
+def parse_run_config(data: dict[str, Any]) -> TrainConfig | SpeedConfig | OpBenchConfig:
+    """A run config from a dict (kind defaults to "train"), errors flattened to one line per problem
+    that names the field."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a run config is a table of fields, got {type(data).__name__}")
+    kind = data.get("kind", "train")
+    if kind not in KINDS:
+        raise ValueError(f"invalid run config:\n  kind: unknown run kind {kind!r}; valid kinds: {', '.join(KINDS)}")
     try:
-        return RunConfig.model_validate(data)
+        return _ADAPTER.validate_python({**data, "kind": kind})
     except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            where = ".".join(str(part) for part in item["loc"]) or "config"
-            problems.append(f"{where}: {item['msg'].removeprefix('Value error, ')}")
-        raise ValueError("invalid run config:\n  " + "\n  ".join(problems)) from None
+        raise ValueError(_flatten_errors(error)) from None
+
+
+def load_run_config(path) -> TrainConfig | SpeedConfig | OpBenchConfig:
+    """A run config from a JSON or TOML file."""
+    import tomllib
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ValueError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {error}") from None
+    return parse_run_config(data)

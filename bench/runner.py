@@ -1,9 +1,11 @@
-"""Train and evaluate one RunConfig, resumably; the same callable runs locally and on Slurm.
+"""Train and evaluate one run config, resumably; the same callable runs locally and on Slurm.
 
-Data flows one way: config → this runner → files in the run directory (store.py). The batch of
+Data flows one way: config → this runner → files in the run directory (the store). The batch of
 step s depends only on (seed, s), so a run resumed from its checkpoint at step s retraces exactly
-the steps it lost. Preemption signals are held back while a step is in flight, so the checkpoint
-written on preemption is always at a step boundary: no lost and no repeated steps.
+the steps it lost. A preemption signal (SIGUSR2 from Slurm, SIGTERM) only records a request; the
+loop acts on it at the next step boundary — checkpoint, then submitit's requeue or a clean exit —
+so no step is lost or repeated and the result never depends on when the signal came. One trainer
+per run: the run's lease (store.py) is held for the whole run.
 """
 from __future__ import annotations
 
@@ -14,34 +16,65 @@ import os
 import resource
 import signal
 import sys
+import threading
 import time
 import traceback
-from pathlib import Path
 
 import submitit
 import torch
 import torch.nn.functional as F
 
-import models
-import tasks
-from bench.config import RunConfig
-from bench.provenance import provenance
-from bench.store import RunDir, atomic_write_bytes, quarantine, results_root
+from seqbench import tasks
+from seqbench.bench.config import OpBenchConfig, RunConfig, SpeedConfig, TrainConfig
+from seqbench.bench.provenance import provenance, slurm_job_id
+from seqbench.bench.store import HEARTBEAT_S, STALE_AFTER_S, LeaseHeld, RunDir, Store, quarantine
 
 PREEMPTION_SIGNALS = (signal.SIGTERM, getattr(signal, f"SIG{os.environ.get('SUBMITIT_PREEMPT_SIGNAL', 'USR2')}"))
+CHECKPOINT_FORMAT = 2
+
+
+class Preempted(SystemExit):
+    """Raised at a step boundary after a preemption request when nobody (submitit) requeues us."""
+
+
+class StopRequest:
+    """Installed as the handler of the preemption signals: it only records. Python runs signal
+    handlers in the main thread between bytecodes, i.e. possibly inside a step; acting there could
+    checkpoint a half-applied optimizer update."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.previous: dict[int, object] = {}
+
+    def __call__(self, signum, frame) -> None:
+        self.signum = signum
+
+    def hand_over(self) -> None:
+        """At a step boundary: restore the previous handlers and let the one for our signal act
+        (submitit's checkpoints and requeues, then exits); with no such handler, exit cleanly."""
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        handler = self.previous.get(self.signum)
+        if callable(handler) and handler not in (signal.default_int_handler,):
+            handler(self.signum, None)
+        raise Preempted(128 + self.signum)
 
 
 @contextlib.contextmanager
-def signals_deferred():
-    """Hold preemption signals until the block ends; they are delivered (and handled) right after."""
-    if sys.platform == "win32":
-        yield
+def preemption_requests():
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request  # only the main thread may set handlers; a thread is never preempted by signal
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, PREEMPTION_SIGNALS)
+    request.previous = {sig: signal.getsignal(sig) for sig in PREEMPTION_SIGNALS}
+    for sig in PREEMPTION_SIGNALS:
+        signal.signal(sig, request)
     try:
-        yield
+        yield request
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for sig, handler in request.previous.items():
+            if signal.getsignal(sig) is request:
+                signal.signal(sig, handler)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -62,16 +95,25 @@ def peak_memory(device: torch.device) -> dict:
     return {"peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "peak_memory_kind": "cpu_max_rss"}
 
 
+def is_finite(value) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
+
+
 class Trainer:
-    def __init__(self, config: RunConfig, run_dir: RunDir, *, progress: bool | None = None):
+    def __init__(self, config: TrainConfig, run_dir: RunDir, *, progress: bool | None = None):
         self.config, self.run_dir = config, run_dir
         self.progress = sys.stderr.isatty() if progress is None else progress
         if config.threads:
             torch.set_num_threads(config.threads)
         self.device = resolve_device(config.device)
-        torch.manual_seed(config.seed)
         self.task = tasks.build(config.task.name, **config.task.options)
-        self.model = models.LanguageModel(**config.model.lm_kwargs(self.task.vocab_size)).to(self.device)
+        self._fresh_state()
+        self._resume()
+
+    def _fresh_state(self) -> None:
+        config = self.config
+        torch.manual_seed(config.seed)
+        self.model = config.model.build(vocab_size=self.task.vocab_size, device=self.device)
         decay, no_decay = [], []
         for name, parameter in self.model.named_parameters():
             (decay if parameter.ndim >= 2 and "embedding" not in name else no_decay).append(parameter)
@@ -81,8 +123,7 @@ class Trainer:
             lr=opt.lr, betas=opt.betas,
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
-        self.step, self.metrics, self.resumed_from = 0, [], []
-        self._resume()
+        self.step, self.metrics, self.resumed_from, self.stopped_early = 0, [], [], False
 
     def lr_factor(self, step: int) -> float:
         opt = self.config.optimizer
@@ -99,28 +140,28 @@ class Trainer:
         if not path.exists():
             return
         try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
-            if state["run_id"] != self.run_dir.run_id:
-                raise ValueError("checkpoint of another run")
+            # weights_only: a checkpoint is data; a crafted pickle must never run code on resume
+            state = torch.load(path, map_location=self.device, weights_only=True)
+            check_checkpoint(state, self.run_dir.run_id)
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
-            self.step = state["step"]
-            self.resumed_from = state.get("resumed_from", []) + [self.step]
+            self.step, self.stopped_early = state["step"], state["stopped_early"]
+            self.resumed_from = [*state["resumed_from"], self.step]
         except Exception as error:  # noqa: BLE001 — any unreadable checkpoint is set aside and the run restarts
-            moved = quarantine(path)
-            print(f"checkpoint {path} unreadable ({error}); moved to {moved.name}, starting from step 0", file=sys.stderr)
-            self.step = 0
+            quarantine(path, f"checkpoint unusable ({type(error).__name__}: {error}); starting from step 0")
+            self._fresh_state()  # a failed load may have changed some weights already
             return
         self.metrics = [row for row in self.run_dir.read_metrics() if row["step"] <= self.step]
 
     def save_checkpoint(self) -> None:
         buffer = io.BytesIO()
-        torch.save({"run_id": self.run_dir.run_id, "step": self.step, "resumed_from": self.resumed_from,
+        torch.save({"format": CHECKPOINT_FORMAT, "run_id": self.run_dir.run_id, "step": self.step,
+                    "stopped_early": self.stopped_early, "resumed_from": self.resumed_from,
                     "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict()}, buffer)
         self.run_dir.write_metrics(self.metrics)  # metrics first: they may run ahead, never behind
-        atomic_write_bytes(self.run_dir.checkpoint_path, buffer.getvalue())
+        self.run_dir.write_checkpoint(buffer.getvalue())
 
     # --- training -----------------------------------------------------------------------------------
     def _autocast(self):
@@ -134,7 +175,7 @@ class Trainer:
         inputs, targets = inputs.to(self.device), targets.to(self.device)
         started = time.perf_counter()
         with self._autocast():
-            logits = self.model(inputs, mode=config.model.mode)
+            logits = self.model(inputs)
             loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=tasks.IGNORE)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -152,13 +193,15 @@ class Trainer:
                              "tokens_per_s": inputs.numel() / elapsed})
         return value
 
+    def weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+
     @torch.no_grad()
     def evaluate(self, split: str) -> dict:
         self.model.eval()
         try:
             with self._autocast():
-                return self.task.evaluate(lambda x: self.model(x.to(self.device), mode=self.config.model.mode).float(),
-                                          split, self.config.eval_batch_size)
+                return self.task.evaluate(lambda x: self.model(x.to(self.device)).float(), split, self.config.eval_batch_size)
         finally:
             self.model.train()
 
@@ -166,60 +209,58 @@ class Trainer:
         rule = self.config.early_stop
         if rule is None:
             return False
-        if rule.metric not in result:
-            raise ValueError(f"early_stop.metric {rule.metric!r} is not a metric of task "
-                             f"{self.config.task.name!r}; its metrics: {', '.join(sorted(result))}")
         value = result[rule.metric]
         return value >= rule.threshold if rule.higher_is_better else value <= rule.threshold
 
     def _report(self) -> dict:
-        layers = []
-        for name, block in zip(self.model.mixer_names, self.model.blocks):
-            mode = block.mixer.resolve_mode(self._mode_for(name))
-            layers.append({"mixer": name, "mode": mode, "backend": block.mixer.backend_used(mode)})
         state_len = getattr(self.task, "seq_len", None)
-        return {"parameters": self.model.num_parameters(), "state_size": self.model.state_size(state_len), "layers": layers}
+        return {"parameters": self.model.num_parameters(), "state_size": self.model.state_size(state_len),
+                "layers": self.model.layers()}
 
-    def _mode_for(self, name):
-        mode = self.config.model.mode
-        return mode.get(name) if isinstance(mode, dict) else mode
-
-    def run(self) -> dict:
+    def run(self, lease=None) -> dict:
         config, run_dir = self.config, self.run_dir
         report, origin = self._report(), provenance(self.device)
         run_dir.write_config(config.model_dump(mode="json"), {**origin, **report})
         run_dir.write_status("running", step=self.step, slurm_job_id=origin["slurm_job_id"])
-        status, stopped_early, started = "completed", False, time.time()
+        status, started = "completed", time.time()
         bar = None
         if self.progress:
             from tqdm import tqdm
             bar = tqdm(total=config.steps, initial=self.step, desc=run_dir.run_id, leave=False)
-        while self.step < config.steps:
-            with signals_deferred():
+        with preemption_requests() as request:
+            while self.step < config.steps and not self.stopped_early:
+                # --- a step boundary: act on what was asked while the last step ran ----------------
+                if lease is not None and lease.lost.is_set():
+                    raise LeaseHeld(f"run {run_dir.run_id}: lease lost to another trainer; stopping without writing")
+                if request.signum is not None:
+                    self.save_checkpoint()
+                    run_dir.write_status("preempted", step=self.step, slurm_job_id=origin["slurm_job_id"])
+                    request.hand_over()
                 loss = self._train_step()
-                if not math.isfinite(loss):
+                if not math.isfinite(loss) or not self.weights_finite():
                     status = "diverged"
                     break
                 if self.step % config.eval_every == 0 or self.step == config.steps:
                     result = self.evaluate("validation")
                     self.metrics.append({"step": self.step, "split": "validation", **result})
-                    stopped_early = self._early_stop(result)
-                if self.step % config.checkpoint_every == 0 or stopped_early:
+                    if not all(is_finite(value) for value in result.values()):
+                        status = "diverged"
+                        break
+                    self.stopped_early = self._early_stop(result)
+                if self.step % config.checkpoint_every == 0 or self.stopped_early:
                     self.save_checkpoint()
                     run_dir.write_status("running", step=self.step, slurm_job_id=origin["slurm_job_id"])
+                if bar:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.3f}")
             if bar:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}")
-            if stopped_early:
-                break
-        if bar:
-            bar.close()
-        final = self.evaluate(config.final_split) if status == "completed" else {}
-        self.save_checkpoint()
+                bar.close()
+            final = self.evaluate(config.final_split) if status == "completed" else {}
+            self.save_checkpoint()
         train_rows = [row for row in self.metrics if row["split"] == "train"]
         recent = train_rows[-50:]
         summary = {
-            "status": status, "steps": self.step, "stopped_early": stopped_early,
+            "status": status, "steps": self.step, "stopped_early": self.stopped_early,
             "final_split": config.final_split, **{f"final_{key}": value for key, value in final.items()},
             "train_loss": recent[-1]["loss"] if recent else None,
             "tokens_per_s": sum(r["tokens_per_s"] for r in recent) / len(recent) if recent else None,
@@ -227,21 +268,76 @@ class Trainer:
             "wall_time_s": time.time() - started, "resumed_from": self.resumed_from,
             **peak_memory(self.device), **report,
         }
+        if status == "completed" and not all(is_finite(value) for value in summary.values()):
+            status = summary["status"] = "diverged"  # NaN never reaches a table as a completed result
         run_dir.write_summary(summary)
         run_dir.write_status(status, step=self.step)
         return summary
 
 
+CHECKPOINT_FIELDS = {"format": int, "run_id": str, "step": int, "stopped_early": bool, "resumed_from": list,
+                     "model": dict, "optimizer": dict, "scheduler": dict}
+
+
+def check_checkpoint(state, run_id: str) -> None:
+    if not isinstance(state, dict):
+        raise ValueError(f"a checkpoint is a dict, found {type(state).__name__}")
+    wrong = [key for key, kind in CHECKPOINT_FIELDS.items() if not isinstance(state.get(key), kind)]
+    if wrong:
+        raise ValueError(f"checkpoint fields missing or of the wrong type: {', '.join(wrong)}")
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise ValueError(f"checkpoint format {state['format']}, expected {CHECKPOINT_FORMAT}")
+    if state["run_id"] != run_id:
+        raise ValueError(f"checkpoint of run {state['run_id']!r}, not {run_id!r}")
+    if state["step"] < 0:
+        raise ValueError(f"negative step {state['step']}")
+
+
+def lease_wait_s() -> float:
+    """How long a trainer waits for a run's lease. Under Slurm a requeued job may start before its
+    hard-killed predecessor's lease went stale on another node, so it waits that long; elsewhere a
+    dead holder on this host is seen at once (its pid is gone), and a live one means leave now."""
+    return STALE_AFTER_S + 2 * HEARTBEAT_S if os.environ.get("SLURM_JOB_ID") else 0.0
+
+
+def execute(config: RunConfig, run_dir: RunDir, *, progress: bool | None = None, on_trainer=None) -> dict:
+    """Run one config under its lease; a finished run returns its summary without running again."""
+    with run_dir.lease({"job_id": slurm_job_id(), "kind": config.kind}, wait_s=lease_wait_s()) as lease:
+        if run_dir.is_finished():
+            return run_dir.read_summary()
+        if isinstance(config, TrainConfig):
+            trainer = Trainer(config, run_dir, progress=progress)
+            if on_trainer is not None:
+                on_trainer(trainer)
+            return trainer.run(lease)
+        return measure_in(config, run_dir)
+
+
+def measure_in(config: SpeedConfig | OpBenchConfig, run_dir: RunDir) -> dict:
+    """The measurement kinds: rows to the run's rows.jsonl, a summary beside them."""
+    from seqbench.bench import speed
+
+    run_dir.write_status("running", step=0, slurm_job_id=slurm_job_id())
+    device = resolve_device(config.device) if isinstance(config, SpeedConfig) else torch.device("cpu")
+    run_dir.write_config(config.model_dump(mode="json"), provenance(device))
+    rows = speed.measure_model(config) if isinstance(config, SpeedConfig) else speed.gateloop_op_benchmark(config)
+    run_dir.write_rows(rows)
+    summary = {"status": "completed", "steps": 0, "rows": len(rows), "row_statuses": sorted({row["status"] for row in rows})}
+    run_dir.write_summary(summary)
+    run_dir.write_status("completed", step=0)
+    return summary
+
+
 class Run(submitit.helpers.Checkpointable):
     """A picklable, resumable job: config + where to write. All training state lives on disk."""
 
-    def __init__(self, config: RunConfig, root: str | os.PathLike, sweep: str):
+    def __init__(self, config: RunConfig, root, sweep: str):
         self.config, self.root, self.sweep = config, str(root), sweep
         self._trainer: Trainer | None = None
 
     @property
     def run_dir(self) -> RunDir:
-        return RunDir(Path(self.root), self.sweep, self.config.run_id())
+        return Store(self.root).run(self.sweep, self.config.run_id())
 
     def __getstate__(self):
         return {"config": self.config, "root": self.root, "sweep": self.sweep}
@@ -251,42 +347,21 @@ class Run(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict:
         run_dir = self.run_dir
-        run_dir.write_config(self.config.model_dump(mode="json"), provenance(None))  # even if set-up fails
         try:
-            if self.config.kind == "speed":
-                return run_speed_in(self.config, run_dir)
-            self._trainer = Trainer(self.config, run_dir)
-            return self._trainer.run()
+            return execute(self.config, run_dir, on_trainer=lambda trainer: setattr(self, "_trainer", trainer))
+        except LeaseHeld as busy:
+            return {"status": "skipped", "reason": str(busy)}
         except Exception:
-            run_dir.write_error(traceback.format_exc())
-            last = traceback.format_exc().strip().splitlines()[-1]
-            run_dir.write_status("failed", error=last)
+            text = traceback.format_exc()
+            with contextlib.suppress(OSError):
+                run_dir.write_error(text)
+                run_dir.write_status("failed", error=text.strip().splitlines()[-1])
             raise
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
-        """Called by submitit on preemption or timeout, always between steps (see signals_deferred)."""
-        if self._trainer is not None:
-            self._trainer.save_checkpoint()
-            self.run_dir.write_status("preempted", step=self._trainer.step)
+        """Called by submitit after the trainer has checkpointed at a step boundary (StopRequest)."""
         return submitit.helpers.DelayedSubmission(Run(self.config, self.root, self.sweep))
 
 
-def run_speed_in(config: RunConfig, run_dir: RunDir) -> dict:
-    from bench.speed import run_speed
-
-    run_dir.write_status("running", step=0, slurm_job_id=provenance(None)["slurm_job_id"])
-    device = resolve_device(config.device)
-    run_dir.write_config(config.model_dump(mode="json"), provenance(device))
-    summary = run_speed(config, run_dir)
-    run_dir.write_summary(summary)
-    run_dir.write_status("completed", step=0)
-    return summary
-
-
 def run_in_foreground(config: RunConfig, *, root=None, sweep: str = "single", progress: bool | None = None) -> dict:
-    run_dir = RunDir(results_root(root), sweep, config.run_id())
-    if run_dir.is_finished():
-        return run_dir.read_summary()
-    if config.kind == "speed":
-        return run_speed_in(config, run_dir)
-    return Trainer(config, run_dir, progress=progress).run()
+    return execute(config, Store(root).run(sweep, config.run_id()), progress=progress)

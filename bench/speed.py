@@ -1,6 +1,6 @@
 """Wall-clock and memory of every mixer's modes against sequence length, and GateLoop's op itself.
 
-A speed run (RunConfig kind "speed") measures one model: for each mode, first a check against
+A speed run (kind "speed") measures one model: for each mode, first a check against
 the model's float64 reference at a small odd length (a failing mode is reported, not timed), then
 for each length forward (inference), forward+backward, and peak memory; per-token `step` latency
 after prefills of several lengths; median and inter-quartile range over repeats after warm-up.
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-import models
-from bench.config import RunConfig
+from seqbench import models
+from seqbench.bench.config import OP_IMPLEMENTATIONS, OpBenchConfig, SpeedConfig
 
 CHECK_LENGTH, CHECK_TOLERANCE = 33, 1e-4
 
@@ -108,7 +108,7 @@ def _predict(history: list[tuple[int, float]], length: int) -> float | None:
 
 def measure_mode(config: dict, mode: str, emit) -> None:
     """Measure one mode at every length; `emit(row)` sends each row as soon as it exists."""
-    run = RunConfig.model_validate(config)
+    run = SpeedConfig.model_validate(config)
     spec = run.speed
     torch.set_num_threads(spec.threads)
     device = torch.device("cuda" if run.device == "cuda" or (run.device == "auto" and torch.cuda.is_available()) else "cpu")
@@ -193,7 +193,7 @@ def _worker(config: dict, mode: str, rows) -> None:
         rows.put({"error_traceback": traceback.format_exc()})
 
 
-def measure_model(config: RunConfig) -> list[dict]:
+def measure_model(config: SpeedConfig) -> list[dict]:
     """Every mode of the config's model, each in a fresh process; a dead process becomes rows."""
     context = multiprocessing.get_context("spawn")
     mixer_class = models.registry.get_class(config.model.name)
@@ -240,25 +240,19 @@ def gateloop_op_inputs(batch, length, channels, dtype=torch.float32, seed=0):
     return q, k, v, a
 
 
-OP_IMPLEMENTATIONS = {  # name → gateloop() keyword arguments
-    "default (compiled recurrent)": {"mode": "recurrent", "backend": "auto"},
-    "torch recurrent loop": {"mode": "recurrent", "backend": "torch"},
-    "doubling scan (Hillis-Steele)": {"mode": "scan", "scan_method": "doubling"},
-    "odd/even recursive scan (re-implementation)": {"mode": "scan", "scan_method": "odd_even"},
-    "chunked (C=64)": {"mode": "chunked", "chunk_size": 64},
-}
-
-
-def gateloop_op_benchmark(lengths, *, batch=4, channels=256, repeats=5, threads=2, implementations=None,
-                          time_budget_s=60.0, check_gradients_at: int | None = None, emit=print) -> list[dict]:
+def gateloop_op_benchmark(config: OpBenchConfig, emit=None) -> list[dict]:
     """Forward and forward+backward of the GateLoop op (max heads) per implementation and length."""
-    from models.gateloop.ops import gateloop, resolve_backend
-    from models.gateloop.reference import gateloop_reference
+    from seqbench.models.gateloop.ops import gateloop, resolve_backend
+    from seqbench.models.gateloop.reference import gateloop_reference
 
+    lengths, batch, channels, repeats, threads = (config.lengths, config.batch_size, config.channels, config.repeats,
+                                                  config.threads)
+    time_budget_s, check_gradients_at = config.time_budget_s, config.check_gradients_at
+    emit = emit or (lambda row: None)
     torch.set_num_threads(threads)
     bandwidth = copy_bandwidth_bytes_per_s(batch * max(lengths) * channels * 4)
     rows = []
-    for name in implementations or OP_IMPLEMENTATIONS:
+    for name in config.implementations:
         options = OP_IMPLEMENTATIONS[name]
         backend = resolve_backend(options.get("backend", "torch"), torch.device("cpu")) if options["mode"] == "recurrent" else "torch"
         history = []
@@ -307,19 +301,3 @@ def _gradient_error(gateloop, gateloop_reference, options, batch, length, channe
     errors = [((y.double() - y_ref).norm() / y_ref.norm()).item()]
     errors += [((leaf.grad.to(ref.grad.dtype) - ref.grad).norm() / ref.grad.norm()).item() for leaf, ref in zip(leaves, doubles)]
     return {"max_relative_error_vs_float64": max(errors)}
-
-
-def write_rows(path: Path, rows: list[dict]) -> None:
-    import json
-
-    from bench.store import atomic_write_bytes
-
-    atomic_write_bytes(path, "".join(json.dumps(row) + "\n" for row in rows).encode())
-
-
-def run_speed(config: RunConfig, run_dir) -> dict:
-    """The speed run kind: rows to speed.jsonl in the run directory, a summary beside them."""
-    rows = measure_model(config)
-    write_rows(run_dir.path / "speed.jsonl", rows)
-    statuses = sorted({row["status"] for row in rows})
-    return {"status": "completed", "steps": 0, "speed_rows": len(rows), "speed_statuses": statuses}

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-import models
-from bench.speed import OP_IMPLEMENTATIONS, gateloop_op_inputs
-from models.gateloop.ops import gateloop
+from seqbench import models
+from seqbench.bench.speed import OP_IMPLEMENTATIONS, gateloop_op_inputs
+from seqbench.models.gateloop.ops import gateloop
 
 torch.set_num_threads(2)
 

@@ -1,7 +1,7 @@
 """Sequence mixers behind one interface, a registry, and the language-model backbone."""
-from models import gateloop, linear_attention, mamba, retnet, s5, softmax_attention  # noqa: F401  (registers)
-from models.backbone import LanguageModel
-from models.base import Mixer
-from models.registry import available, build, describe, options
+from seqbench.models import gateloop, linear_attention, mamba, retnet, s5, softmax_attention  # noqa: F401  (registers)
+from seqbench.models.backbone import LanguageModel, LayerPlan, plan_layers
+from seqbench.models.base import Mixer
+from seqbench.models.registry import available, build, describe, options
 
-__all__ = ["LanguageModel", "Mixer", "available", "build", "describe", "options"]
+__all__ = ["LanguageModel", "LayerPlan", "Mixer", "plan_layers", "available", "build", "describe", "options"]

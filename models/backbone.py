@@ -7,12 +7,12 @@ mixer name. `mode` is likewise a name for every layer or a dict keyed by mixer n
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from models import registry
+from seqbench.models import registry
 
 
 class Block(nn.Module):
@@ -39,6 +39,51 @@ class Block(nn.Module):
         return self._mlp(x_t + y_t), state
 
 
+class LayerPlan(NamedTuple):
+    mixer: str
+    options: dict[str, Any]  # every option of the mixer, defaults filled
+    mode: str | None  # None: the mixer's default mode
+
+
+def plan_layers(mixer: str | Sequence[str], n_layers: int, mixer_options: Mapping[str, Any] | None = None,
+                mode: str | Mapping[str, str] | None = None) -> list[LayerPlan]:
+    """The one place a model's layers are decided (the config, the backbone and the runner use it).
+
+    `mixer`: one name for every layer or one per layer (a hybrid); `mixer_options`: that mixer's
+    options, or for a hybrid a dict keyed by mixer name; `mode`: a mode for every layer or a dict
+    keyed by mixer name. Unknown names, options and modes fail with the valid ones listed."""
+    if not isinstance(n_layers, int) or isinstance(n_layers, bool) or n_layers < 1:
+        raise ValueError(f"n_layers must be a positive integer, got {n_layers!r}")
+    names = [mixer] * n_layers if isinstance(mixer, str) else list(mixer)
+    if len(names) != n_layers:
+        raise ValueError(f"a hybrid needs one mixer name per layer: got {len(names)} names for {n_layers} layers")
+    for name in names:
+        registry.get_class(name)
+    options = dict(mixer_options or {})
+    if isinstance(mixer, str):
+        by_mixer = {mixer: options}
+    else:
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            raise ValueError(f"for a hybrid, mixer options are keyed by mixer name; {', '.join(map(repr, unknown))} "
+                             f"is not among this model's mixers: {', '.join(sorted(set(names)))}")
+        by_mixer = options
+    if isinstance(mode, Mapping):
+        unknown = sorted(set(mode) - set(names))
+        if unknown:
+            raise ValueError(f"mode given for mixer(s) {unknown} not in this model: {sorted(set(names))}")
+    filled = {}
+    for name in set(names):
+        given = dict(by_mixer.get(name) or {})
+        registry.MIXERS.check_options(name, given)
+        filled[name] = {**registry.options(name), **given}
+        chosen = mode.get(name) if isinstance(mode, Mapping) else mode
+        valid = registry.get_class(name).modes
+        if chosen is not None and chosen not in valid:
+            raise ValueError(f"unknown mode {chosen!r} for mixer {name!r}; valid modes: {', '.join(valid)}")
+    return [LayerPlan(name, filled[name], mode.get(name) if isinstance(mode, Mapping) else mode) for name in names]
+
+
 class LanguageModel(nn.Module):
     def __init__(
         self,
@@ -49,56 +94,35 @@ class LanguageModel(nn.Module):
         mixer: str | Sequence[str] = "gateloop",
         mixer_options: Mapping[str, Any] | None = None,
         mlp_ratio: int = 4,
+        mode: str | Mapping[str, str] | None = None,
     ):
         super().__init__()
         if not isinstance(vocab_size, int) or vocab_size < 1:
             raise ValueError(f"vocab_size must be a positive integer, got {vocab_size!r}")
-        if not isinstance(n_layers, int) or n_layers < 1:
-            raise ValueError(f"n_layers must be a positive integer, got {n_layers!r}")
         if not isinstance(mlp_ratio, int) or mlp_ratio < 0:
             raise ValueError(f"mlp_ratio must be a non-negative integer (0: no MLP), got {mlp_ratio!r}")
-        self.mixer_names = self._layer_names(mixer, n_layers)
-        per_mixer_options = self._options_by_mixer(self.mixer_names, mixer, dict(mixer_options or {}))
+        self.plan = plan_layers(mixer, n_layers, mixer_options, mode)
+        self.mixer_names = [layer.mixer for layer in self.plan]
         self.vocab_size, self.d_model = vocab_size, d_model
         self.embedding = nn.Embedding(vocab_size, d_model)
         self.blocks = nn.ModuleList(
-            Block(registry.build(name, d_model=d_model, **per_mixer_options.get(name, {})), d_model, mlp_ratio)
-            for name in self.mixer_names
+            Block(registry.build(layer.mixer, d_model=d_model, **layer.options), d_model, mlp_ratio) for layer in self.plan
         )
         self.norm = nn.RMSNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size, bias=False)
 
-    @staticmethod
-    def _layer_names(mixer, n_layers) -> list[str]:
-        if isinstance(mixer, str):
-            names = [mixer] * n_layers
-        else:
-            names = list(mixer)
-            if len(names) != n_layers:
-                raise ValueError(f"a hybrid needs one mixer name per layer: got {len(names)} names for {n_layers} layers")
-        for name in names:
-            registry.get_class(name)
-        return names
+    def _modes(self, mode) -> list[str | None]:
+        """Per layer: `mode` if given (one name, or a dict by mixer), else the plan's mode."""
+        if mode is None:
+            return [layer.mode for layer in self.plan]
+        return [layer.mode for layer in plan_layers(self.mixer_names, len(self.plan),
+                                                    {n: {} for n in set(self.mixer_names)}, mode)]
 
-    @staticmethod
-    def _options_by_mixer(names, mixer, options) -> dict[str, dict]:
-        if isinstance(mixer, str):
-            return {mixer: options}
-        unknown = sorted(set(options) - set(names))
-        if unknown:
-            raise ValueError(
-                f"for a hybrid, mixer_options is keyed by mixer name; {', '.join(map(repr, unknown))} "
-                f"is not among this model's mixers: {', '.join(sorted(set(names)))}"
-            )
-        return options
-
-    def _mode_for(self, name: str, mode: str | Mapping[str, str] | None):
-        if isinstance(mode, Mapping):
-            unknown = sorted(set(mode) - set(self.mixer_names))
-            if unknown:
-                raise ValueError(f"mode given for mixer(s) {unknown} not in this model: {sorted(set(self.mixer_names))}")
-            return mode.get(name)
-        return mode
+    def layers(self) -> list[dict]:
+        """What each layer runs: mixer, resolved mode and the backend that mode uses here."""
+        return [{"mixer": layer.mixer, "mode": block.mixer.resolve_mode(layer.mode),
+                 "backend": block.mixer.backend_used(block.mixer.resolve_mode(layer.mode))}
+                for layer, block in zip(self.plan, self.blocks)]
 
     # --- forward and decoding ------------------------------------------------------------------
     def _check_tokens(self, tokens: torch.Tensor, ndim: int):
@@ -112,8 +136,8 @@ class LanguageModel(nn.Module):
         self._check_tokens(tokens, ndim=2)
         x = self.embedding(tokens)
         states = []
-        for name, block in zip(self.mixer_names, self.blocks):
-            x, state = block(x, self._mode_for(name, mode))
+        for layer_mode, block in zip(self._modes(mode), self.blocks):
+            x, state = block(x, layer_mode)
             states.append(state)
         return self.head(self.norm(x)), states
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from models.backbone import LanguageModel
+from seqbench.models.backbone import LanguageModel
 
 TOLERANCE = 0.05
 

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import Mixer
-from models.registry import register
-from models.rotary import check_heads
-from models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
+from seqbench.models.base import Mixer
+from seqbench.models.registry import register
+from seqbench.models.rotary import check_heads
+from seqbench.models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
 
 EPSILON = 1e-6
 
@@ -65,7 +65,13 @@ def linear_attention_chunked(q, k, v, state, chunk_size):
 
 @register("linear_attention")
 class LinearAttention(Mixer):
-    """Causal linear attention with the elu+1 feature map and a normaliser."""
+    """Causal linear attention with the elu+1 feature map and a normaliser.
+
+    Options:
+        heads: number of heads (d_model must divide evenly)
+        chunk_size: chunk length of the chunked mode
+        short_conv: kernel size of a causal depthwise convolution + SiLU on q, k, v (0 = off)
+    """
 
     modes = ("parallel", "recurrent", "chunked")
     default_mode = "chunked"

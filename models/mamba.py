@@ -12,17 +12,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import Mixer
-from models.optional import require
-from models.registry import register
-from models.scan import linear_recurrence
+from seqbench.models.base import Mixer
+from seqbench.models.optional import require
+from seqbench.models.registry import register
+from seqbench.models.scan import linear_recurrence
 
 BACKENDS = ("torch", "mamba_ssm")
 
 
 @register("mamba")
 class Mamba(Mixer):
-    """Mamba selective SSM block: pure-PyTorch selective scan, or mamba-ssm's CUDA kernel."""
+    """Mamba selective SSM block: pure-PyTorch selective scan, or mamba-ssm's CUDA kernel.
+
+    Options:
+        d_state: state size N per channel
+        d_conv: kernel size of the causal depthwise convolution
+        expand: inner width as a multiple of d_model
+        dt_rank: rank of the Δ projection; None = ceil(d_model / 16)
+        backend: 'torch' (pure-PyTorch selective scan) or 'mamba_ssm' (its CUDA kernel; pip install mamba-ssm)
+    """
 
     modes = ("recurrent", "scan")
     default_mode = "scan"

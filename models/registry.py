@@ -6,7 +6,11 @@ tasks keep their own `Registry("task")`.
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any, Callable
+
+
+OPTION_LINE = re.compile(r"^\s+(?P<name>[a-z_][a-z0-9_]*): (?P<meaning>.+)$")
 
 
 class Registry:
@@ -58,17 +62,45 @@ class Registry:
         self.check_options(name, options)
         return self.get_class(name)(**kwargs)
 
+    def option_docs(self, name: str) -> dict[str, str]:
+        """One line per option, from the `Options:` section of the class docstring."""
+        doc = inspect.getdoc(self.get_class(name)) or ""
+        section = doc.split("Options:", 1)[1] if "Options:" in doc else ""
+        docs = {}
+        for line in section.splitlines():
+            match = OPTION_LINE.match(line)
+            if match:
+                docs[match["name"]] = match["meaning"].strip()
+        return docs
+
     def describe(self) -> list[dict[str, Any]]:
-        """One entry per class: name, options with defaults, docstring summary, and modes if it has them."""
+        """One entry per class: name, options with defaults and meanings, docstring summary, and modes."""
         rows = []
         for name in self.available():
             cls = self._classes[name]
             doc = (cls.__doc__ or "").strip().splitlines()
-            row = {"name": name, "summary": doc[0] if doc else "", "options": self.options(name)}
+            row = {"name": name, "summary": doc[0] if doc else "", "options": self.options(name),
+                   "option_docs": self.option_docs(name)}
             if hasattr(cls, "modes"):
                 row.update(modes=list(cls.modes), default_mode=cls.default_mode)
             rows.append(row)
         return rows
+
+
+def format_listing(rows: list[dict[str, Any]]) -> str:
+    """What `seqbench models` / `seqbench tasks` print: name, modes, summary, each option with its
+    default and its one-line meaning."""
+    lines = []
+    for row in rows:
+        modes = ""
+        if "modes" in row:
+            modes = "  modes: " + ", ".join(f"{m}*" if m == row["default_mode"] else m for m in row["modes"])
+        lines += [f"{row['name']}{modes}", f"  {row['summary']}"]
+        for option, default in row["options"].items():
+            shown = "(required)" if default is inspect.Parameter.empty else repr(default)
+            meaning = row["option_docs"].get(option, "")
+            lines.append(f"    {option} = {shown}" + (f"  — {meaning}" if meaning else ""))
+    return "\n".join(lines)
 
 
 MIXERS = Registry("mixer", reserved=("d_model",))

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import Mixer
-from models.registry import register
-from models.rotary import check_heads, rotate
-from models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
+from seqbench.models.base import Mixer
+from seqbench.models.registry import register
+from seqbench.models.rotary import check_heads, rotate
+from seqbench.models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
 
 
 def decay_matrix(log_gamma: torch.Tensor, query_positions, key_positions) -> torch.Tensor:
@@ -60,7 +60,14 @@ def retention_chunked(q, k, v, log_gamma, state, chunk_size):
 
 @register("retnet")
 class RetNet(Mixer):
-    """RetNet multi-scale retention: fixed per-head decay, rotary positions, GroupNorm and swish gate."""
+    """RetNet multi-scale retention: fixed per-head decay, rotary positions, GroupNorm and swish gate.
+
+    Options:
+        heads: number of heads, head h with its own fixed decay γ_h = 1 − 2^(−5−h)
+        chunk_size: chunk length of the chunked mode
+        rotary_base: base of the rotary position rotation of q and k
+        short_conv: kernel size of a causal depthwise convolution + SiLU on q, k, v (0 = off; not in RetNet's paper)
+    """
 
     modes = ("parallel", "recurrent", "chunked")
     default_mode = "chunked"

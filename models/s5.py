@@ -11,9 +11,9 @@ import math
 import torch
 from torch import nn
 
-from models.base import Mixer
-from models.registry import register
-from models.scan import linear_recurrence
+from seqbench.models.base import Mixer
+from seqbench.models.registry import register
+from seqbench.models.scan import linear_recurrence
 
 INITS = ("hippo", "ring")
 
@@ -29,7 +29,14 @@ def hippo_n_eigenvalues(state_dim: int) -> torch.Tensor:
 
 @register("s5")
 class S5(Mixer):
-    """S5: diagonal complex MIMO SSM (ZOH, learnable log-step, HiPPO-N or ring init)."""
+    """S5: diagonal complex MIMO SSM (ZOH, learnable log-step, HiPPO-N or ring init).
+
+    Options:
+        state_dim: number of complex state dimensions P
+        init: eigenvalue initialisation: 'hippo' (HiPPO-N, as S5's paper) or 'ring'
+        dt_min: smallest initial step size Δ
+        dt_max: largest initial step size Δ
+    """
 
     modes = ("recurrent", "scan")
     default_mode = "scan"

@@ -9,17 +9,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import Mixer
-from models.optional import require
-from models.registry import register
-from models.rotary import check_heads, rotate
+from seqbench.models.base import Mixer
+from seqbench.models.optional import require
+from seqbench.models.registry import register
+from seqbench.models.rotary import check_heads, rotate
 
 BACKENDS = ("sdpa", "flash_attn")
 
 
 @register("softmax_attention")
 class SoftmaxAttention(Mixer):
-    """Causal multi-head softmax attention with rotary positions; KV cache for step()."""
+    """Causal multi-head softmax attention with rotary positions; KV cache for step().
+
+    Options:
+        heads: number of heads
+        backend: 'sdpa' (PyTorch's scaled_dot_product_attention) or 'flash_attn' (CUDA; pip install flash-attn)
+        rotary_base: base of the rotary position rotation
+    """
 
     modes = ("parallel",)
     default_mode = "parallel"

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import submitit
 
-from bench.runner import Run
-from bench.store import RunDir, atomic_write_json, read_json, results_root
-from slurm.sweep import Sweep
+from seqbench.bench.runner import Run
+from seqbench.bench.store import FINISHED, Store, SweepDir
+from seqbench.bench.sweep import Sweep
 
 EXECUTORS = ("local", "slurm", "debug")
 # names in sweep files and on the command line → submitit's AutoExecutor parameters
@@ -32,7 +32,12 @@ PARAMETERS = {
     "constraint": "slurm_constraint",
     "max_num_timeout": "slurm_max_num_timeout",
 }
+TEXT_PARAMETERS = ("partition", "account", "qos", "constraint")
+MINIMUM = {"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 1, "timeout_min": 1, "array_parallelism": 1,
+           "max_num_timeout": 0}
 DEFAULTS = {"timeout_min": 60, "cpus_per_task": 1, "gpus_per_node": 0}
+SLURM_ACTIVE = ("PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED",
+                "CONFIGURING", "COMPLETING", "STAGE_OUT", "SIGNALING")
 
 
 def executor_parameters(from_file: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -40,30 +45,37 @@ def executor_parameters(from_file: dict[str, Any], overrides: dict[str, Any]) ->
     unknown = sorted(set(merged) - set(PARAMETERS))
     if unknown:
         raise ValueError(f"unknown executor parameter(s) {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(PARAMETERS))}")
+    for name, value in merged.items():
+        if name in TEXT_PARAMETERS:
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"executor parameter {name} must be a non-empty string, got {value!r}")
+        elif not isinstance(value, int) or isinstance(value, bool) or value < MINIMUM[name]:
+            raise ValueError(f"executor parameter {name} must be an integer ≥ {MINIMUM[name]}, got {value!r}")
     if merged.get("gpus_per_node") == 0:
         merged.pop("gpus_per_node")
     return merged
 
 
-def sweep_folder(root: Path, sweep_name: str) -> Path:
-    return root / sweep_name
+def slurm_job_state(sweep_dir: SweepDir, job_id: str) -> str | None:
+    """Slurm's state of a job (through submitit, i.e. sacct); None where no Slurm answers."""
+    try:
+        return submitit.SlurmJob(folder=sweep_dir.submitit_folder, job_id=job_id).state
+    except Exception:  # noqa: BLE001 — no Slurm reachable: the store's word stands
+        return None
 
 
-def submitit_folder(root: Path, sweep_name: str) -> Path:
-    return sweep_folder(root, sweep_name) / ".submitit" / "%j"
-
-
-def record_jobs(root: Path, sweep_name: str, executor: str, jobs: dict[str, str]) -> None:
-    """jobs.json: run id → the latest (executor, job id) it was submitted as."""
-    path = sweep_folder(root, sweep_name) / "jobs.json"
-    known = read_json(path) or {}
-    known.update({run_id: {"executor": executor, "job_id": job_id, "submitted": time.time()} for run_id, job_id in jobs.items()})
-    atomic_write_json(path, known)
-
-
-def record_sweep(root: Path, sweep: Sweep) -> None:
-    atomic_write_json(sweep_folder(root, sweep.name) / "sweep.json",
-                      {"name": sweep.name, "run_ids": [run.run_id() for run in sweep.runs], "executor": sweep.executor})
+def active_elsewhere(sweep_dir: SweepDir, run_id: str, jobs: dict[str, list[dict]]) -> str | None:
+    """Why a run must not be submitted again: a live trainer holds its lease, or one of its Slurm
+    jobs is still queued or running. None when it is free."""
+    holder = sweep_dir.run(run_id).lease_holder()
+    if holder is not None and not holder["stale"]:
+        return f"running (lease held by {holder.get('host')}:{holder.get('pid')})"
+    for job in jobs.get(run_id, []):
+        if job["executor"] == "slurm":
+            state = slurm_job_state(sweep_dir, job["job_id"])
+            if state and state.split()[0] in SLURM_ACTIVE:
+                return f"queued or running as Slurm job {job['job_id']} ({state})"
+    return None
 
 
 @dataclass
@@ -73,6 +85,7 @@ class Submission:
     finished: list[str]
     submitted: dict[str, str]  # run id → job id
     failed: dict[str, str]  # local/debug: run id → last error line
+    busy: dict[str, str] = field(default_factory=dict)  # run id → why it was not submitted again
 
 
 def submit(sweep: Sweep, *, executor: str = "local", root=None, dry_run: bool = False,
@@ -80,83 +93,136 @@ def submit(sweep: Sweep, *, executor: str = "local", root=None, dry_run: bool = 
            echo: Callable[[str], None] = print) -> Submission:
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
-    root = results_root(root)
+    if parallel is not None and (not isinstance(parallel, int) or parallel < 1):
+        raise ValueError(f"parallel must be a positive integer (runs at once), got {parallel!r}")
+    store = Store(root)
+    sweep_dir = store.sweep(sweep.name)
     parameters = executor_parameters(sweep.executor, overrides or {})
-    finished = [run.run_id() for run in sweep.runs if RunDir(root, sweep.name, run.run_id()).is_finished()]
-    todo = [run for run in sweep.runs if run.run_id() not in finished]
-    echo(f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(finished)} finished, {len(todo)} to run ({executor})")
+    jobs = sweep_dir.read_jobs()
+    submission = Submission(sweep.name, store.root, [], {}, {})
+    todo = []
     for run in sweep.runs:
-        state = "finished, skipped" if run.run_id() in finished else ("would submit" if dry_run else "submit")
-        echo(f"  {run.run_id()}  {describe_run(run, sweep.axes.get(run.run_id(), {}))}  [{state}]")
-    submission = Submission(sweep.name, root, finished, {}, {})
+        run_id = run.run_id()
+        if sweep_dir.run(run_id).is_finished():
+            submission.finished.append(run_id)
+        elif reason := active_elsewhere(sweep_dir, run_id, jobs):
+            submission.busy[run_id] = reason
+        else:
+            todo.append(run)
+    echo(f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(submission.finished)} finished, "
+         f"{len(submission.busy)} queued or running, {len(todo)} to run ({executor})")
+    for run in sweep.runs:
+        run_id = run.run_id()
+        state = ("finished, skipped" if run_id in submission.finished else
+                 f"{submission.busy[run_id]}, skipped" if run_id in submission.busy else
+                 "would submit" if dry_run else "submit")
+        echo(f"  {run_id}  {describe_run(run, sweep.axes.get(run_id, {}))}  [{state}]")
     if dry_run or not todo:
         return submission
-    record_sweep(root, sweep)
+    sweep_dir.write_listing([run.run_id() for run in sweep.runs], sweep.executor)
     if executor == "slurm":
-        submission.submitted = _submit_slurm(sweep, todo, root, parameters)
+        submission.submitted = _submit_slurm(sweep, todo, sweep_dir, parameters)
         echo(f"submitted {len(todo)} runs as a Slurm job array; follow with: seqbench status {sweep.name}")
     else:
-        _run_here(sweep, todo, root, parameters, executor, parallel, submission, echo)
+        _run_here(sweep, todo, sweep_dir, parameters, executor, parallel, submission, echo)
     return submission
 
 
 def describe_run(run, axes: dict[str, Any]) -> str:
     """One line per run: what always matters, then the values of the sweep's own axes."""
-    model = run.model.name if isinstance(run.model.name, str) else "+".join(run.model.name)
     swept = "".join(f" {path.rsplit('.', 1)[-1]}={value}" for path, value in axes.items()
                     if path not in ("model.name", "model.d_model", "task.name", "optimizer.lr"))
+    if run.kind == "gateloop_op":
+        return f"gateloop op  L={run.lengths[0]}…{run.lengths[-1]} B={run.batch_size} channels={run.channels}{swept}"
+    model = run.model.name if isinstance(run.model.name, str) else "+".join(run.model.name)
     if run.kind == "speed":
         return (f"{model:<18} d={run.model.d_model:<4} speed L={run.speed.lengths[0]}…{run.speed.lengths[-1]} "
                 f"B={run.speed.batch_size}{swept}")
     return f"{model:<18} d={run.model.d_model:<4} {run.task.name:<14} lr={run.optimizer.lr:<8g} seed={run.seed}{swept}"
 
 
-def _auto_executor(root: Path, sweep_name: str, cluster: str, parameters: dict[str, Any]):
-    executor = submitit.AutoExecutor(folder=submitit_folder(root, sweep_name), cluster=cluster)
+def _auto_executor(sweep_dir: SweepDir, cluster: str, parameters: dict[str, Any]):
+    executor = submitit.AutoExecutor(folder=sweep_dir.submitit_folder, cluster=cluster)
     executor.update_parameters(**{PARAMETERS[key]: value for key, value in parameters.items()},
-                               name=f"seqbench-{sweep_name}")
+                               name=f"seqbench-{sweep_dir.name}")
     return executor
 
 
-def _submit_slurm(sweep, todo, root, parameters) -> dict[str, str]:
-    executor = _auto_executor(root, sweep.name, "slurm", parameters)
+def _submit_slurm(sweep, todo, sweep_dir: SweepDir, parameters) -> dict[str, str]:
+    executor = _auto_executor(sweep_dir, "slurm", parameters)
     with executor.batch():
-        pending = [(run, executor.submit(Run(run, root, sweep.name))) for run in todo]
+        pending = [(run, executor.submit(Run(run, sweep_dir.root, sweep.name))) for run in todo]
     jobs = {run.run_id(): job.job_id for run, job in pending}
     for run, _ in pending:
-        RunDir(root, sweep.name, run.run_id()).write_status("pending", job_id=jobs[run.run_id()])
-    record_jobs(root, sweep.name, "slurm", jobs)
+        sweep_dir.run(run.run_id()).write_status("pending", job_id=jobs[run.run_id()])
+    sweep_dir.record_jobs("slurm", jobs)
     return jobs
 
 
-def _run_here(sweep, todo, root, parameters, executor, parallel, submission, echo) -> None:
-    """Local processes (at most `parallel` at once) or the debug executor; waits, reporting each end."""
+def _run_here(sweep, todo, sweep_dir: SweepDir, parameters, executor, parallel, submission, echo) -> None:
+    """Local processes (at most `parallel` at once) or the debug executor; waits, reporting each
+    end. Interrupted (Ctrl-C), it stops its workers — each checkpoints at its next step boundary —
+    and waits for them before it returns."""
     from tqdm import tqdm
 
     cpus = os.cpu_count() or 1
     parallel = parallel or max(1, cpus // parameters.get("cpus_per_task", 1))
     queue = list(todo)
     running: dict[str, Any] = {}
-    submitter = _auto_executor(root, sweep.name, executor, parameters)
-    with tqdm(total=len(todo), desc=f"sweep {sweep.name}", unit="run") as bar:
-        while queue or running:
-            while queue and len(running) < parallel:
-                run = queue.pop(0)
-                # each local process gets its share of the cores
-                run = run.model_copy(update={"threads": run.threads or max(1, cpus // parallel)})
-                job = submitter.submit(Run(run, root, sweep.name))
-                running[run.run_id()] = job
-                submission.submitted[run.run_id()] = str(job.job_id)
-                record_jobs(root, sweep.name, executor, {run.run_id(): str(job.job_id)})
-            for run_id, job in list(running.items()):
-                if executor != "debug" and not job.done():
-                    continue
-                del running[run_id]
-                bar.update(1)
-                try:
-                    job.result()
-                except Exception as error:  # noqa: BLE001 — one failed run never stops the sweep
-                    submission.failed[run_id] = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-                    bar.write(f"run {run_id} failed: {submission.failed[run_id]}")
-            if running:
-                time.sleep(0.5)
+    submitter = _auto_executor(sweep_dir, executor, parameters)
+    try:
+        with tqdm(total=len(todo), desc=f"sweep {sweep.name}", unit="run") as bar:
+            while queue or running:
+                while queue and len(running) < parallel:
+                    run = queue.pop(0)
+                    if run.kind == "train":  # each local process gets its share of the cores
+                        run = run.model_copy(update={"threads": run.threads or max(1, cpus // parallel)})
+                    job = submitter.submit(Run(run, sweep_dir.root, sweep.name))
+                    running[run.run_id()] = job
+                    submission.submitted[run.run_id()] = str(job.job_id)
+                    sweep_dir.record_jobs(executor, {run.run_id(): str(job.job_id)})
+                for run_id, job in list(running.items()):
+                    if executor != "debug" and not job.done():
+                        continue
+                    del running[run_id]
+                    bar.update(1)
+                    try:
+                        result = job.result()
+                    except Exception as error:  # noqa: BLE001 — one failed run never stops the sweep
+                        submission.failed[run_id] = _last_line(error, sweep_dir.run(run_id).read_error())
+                        bar.write(f"run {run_id} failed: {submission.failed[run_id]}")
+                        continue
+                    if isinstance(result, dict) and result.get("status") == "skipped":
+                        submission.busy[run_id] = result["reason"]
+                        bar.write(f"run {run_id} skipped: {result['reason']}")
+                if running:
+                    time.sleep(0.5)
+    except BaseException:
+        _stop(running.values())
+        raise
+
+
+def _last_line(error: BaseException, stored: str | None) -> str:
+    """The run's own error (error.txt), not submitit's wrapper pointing at a log file."""
+    if stored:
+        return stored
+    text = str(error).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+def _stop(jobs, grace_s: float = 60.0) -> None:
+    """SIGTERM each local worker (it checkpoints at its next step boundary and exits), then wait."""
+    import signal
+
+    for job in jobs:
+        process = getattr(job, "_process", None)
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for job in jobs:
+        process = getattr(job, "_process", None)
+        while process is not None and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if process is not None and process.poll() is None:
+            process.kill()

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import torch
 
-from models.registry import Registry
+from seqbench.models.registry import Registry
 
 IGNORE = -100
 SPLITS = ("train", "validation", "test")
@@ -44,6 +44,13 @@ class Task(abc.ABC):
     registry_name = ""
     vocab_size: int
     seq_len: int
+    metrics: tuple[str, ...] = ()  # what `result()` always reports: the names early stopping may use
+
+    @classmethod
+    def check_values(cls, options: dict) -> None:
+        """Reject bad option values when a config is built, not on the cluster. Synthetic tasks are
+        cheap to build, so building one is the check; tasks that read data override this."""
+        cls(**options)
 
     @abc.abstractmethod
     def get_batch(self, split: str, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

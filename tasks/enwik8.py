@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tasks.base import IGNORE, TASKS, Evaluation, Task, check_split, split_generator
+from seqbench.tasks.base import IGNORE, TASKS, Evaluation, Task, check_split, split_generator
 
 ENWIK8_URL = "http://mattmahoney.net/dc/enwik8.zip"
 ENWIK8_BYTES = 100_000_000
@@ -63,14 +63,22 @@ class ByteCorpus(Task):
 
     vocab_size = 256
 
+    metrics = ("bpc", "scored_bytes")
+
     def __init__(self, path: Path, seq_len: int, eval_bytes: int | None):
-        if not isinstance(seq_len, int) or seq_len < 1:
-            raise ValueError(f"{self.registry_name}: seq_len must be a positive integer, got {seq_len!r}")
-        if eval_bytes is not None and (not isinstance(eval_bytes, int) or eval_bytes < 2):
-            raise ValueError(f"{self.registry_name}: eval_bytes must be an integer ≥ 2 or None (whole split), got {eval_bytes!r}")
+        self.check_values({"seq_len": seq_len, "eval_bytes": eval_bytes})
         self.path, self.data = path, open_bytes(path)
         self.seq_len, self.eval_bytes = seq_len, eval_bytes
         self.boundaries = self.split_boundaries(len(self.data))
+
+    @classmethod
+    def check_values(cls, options: dict) -> None:
+        """Option values only: the data may live on the cluster's file system, not here."""
+        seq_len, eval_bytes = options.get("seq_len", 256), options.get("eval_bytes")
+        if not isinstance(seq_len, int) or isinstance(seq_len, bool) or seq_len < 1:
+            raise ValueError(f"{cls.registry_name}: seq_len must be a positive integer, got {seq_len!r}")
+        if eval_bytes is not None and (not isinstance(eval_bytes, int) or eval_bytes < 2):
+            raise ValueError(f"{cls.registry_name}: eval_bytes must be an integer ≥ 2 or None (whole split), got {eval_bytes!r}")
 
     def split_boundaries(self, size: int) -> dict[str, tuple[int, int]]:
         return {split: (round(size * low), round(size * high)) for split, (low, high) in SPLIT_FRACTIONS.items()}
@@ -123,7 +131,13 @@ class BitsPerByte(Evaluation):
 
 @TASKS.register("bytes")
 class Bytes(ByteCorpus):
-    """Character-level LM on any local file, split 90/5/5 in order; bits per byte."""
+    """Character-level LM on any local file, split 90/5/5 in order; bits per byte.
+
+    Options:
+        path: the corpus file (any bytes)
+        seq_len: training and evaluation window length
+        eval_bytes: score only the first eval_bytes of a split (None = the whole split)
+    """
 
     def __init__(self, *, path: str, seq_len: int = 256, eval_bytes: int | None = None):
         super().__init__(Path(path).expanduser(), seq_len, eval_bytes)
@@ -131,7 +145,14 @@ class Bytes(ByteCorpus):
 
 @TASKS.register("enwik8")
 class Enwik8(ByteCorpus):
-    """enwik8: 90M/5M/5M bytes, bits per byte over the whole validation or test split."""
+    """enwik8: 90M/5M/5M bytes, bits per byte over the whole validation or test split.
+
+    Options:
+        seq_len: training and evaluation window length
+        data_dir: where enwik8 or enwik8.zip lives (None = $SEQBENCH_DATA or ~/.cache/seqbench)
+        download: fetch enwik8.zip when it is missing
+        eval_bytes: score only the first eval_bytes of a split (None = the whole split)
+    """
 
     def __init__(self, *, seq_len: int = 256, data_dir: str | None = None, download: bool = False,
                  eval_bytes: int | None = None):

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import torch
 
-from tasks.base import IGNORE, TASKS, SliceAccuracy, Task, split_generator
+from seqbench.tasks.base import IGNORE, TASKS, SliceAccuracy, Task, split_generator
 
 RULES = ("recall_first", "sum_mod")
 
@@ -51,7 +51,19 @@ def generate_memory_horizon(batch_size, seq_len, num_symbols, max_horizon, rule,
 
 @TASKS.register("memory_horizon")
 class MemoryHorizon(Task):
-    """Forgetting probe (seqbench's own definition): targets depend only on tokens since the last RESET."""
+    """Forgetting probe (seqbench's own definition): targets depend only on tokens since the last RESET.
+
+    Options:
+        seq_len: sequence length
+        num_symbols: alphabet size (RESET and padding come on top)
+        max_horizon: longest segment between RESETs
+        rule: 'recall_first' (the segment's first symbol) or 'sum_mod' (running sum mod num_symbols)
+        bucket_edges: distance-from-RESET buckets accuracy is reported for
+        validation_examples: sequences in the validation set
+        test_examples: sequences in the test set
+    """
+
+    metrics = ("accuracy",)
 
     def __init__(self, *, seq_len: int = 256, num_symbols: int = 16, max_horizon: int = 64,
                  rule: str = "recall_first", bucket_edges: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256),

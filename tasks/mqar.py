@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from tasks.base import IGNORE, TASKS, SliceAccuracy, Task, split_generator
+from seqbench.tasks.base import IGNORE, TASKS, SliceAccuracy, Task, split_generator
 
 
 def generate_mqar(batch_size: int, seq_len: int, num_pairs: int, vocab_size: int, power: float,
@@ -35,7 +35,19 @@ def generate_mqar(batch_size: int, seq_len: int, num_pairs: int, vocab_size: int
 
 @TASKS.register("mqar")
 class MQAR(Task):
-    """Multi-query associative recall (Zoology's generator), accuracy overall and per (length, pairs)."""
+    """Multi-query associative recall (Zoology's generator), accuracy overall and per (length, pairs).
+
+    Options:
+        vocab_size: keys from the lower half, values from the upper half
+        seq_len: training sequence length
+        num_pairs: key-value pairs per sequence
+        power: power-law exponent of the query placement (Zoology's alpha)
+        validation_examples: sequences in the validation set
+        test_examples: sequences per test configuration
+        test_configs: (seq_len, num_pairs) pairs scored on the test split; None = the training one
+    """
+
+    metrics = ("accuracy",)
 
     def __init__(self, *, vocab_size: int = 8192, seq_len: int = 64, num_pairs: int = 4, power: float = 0.01,
                  validation_examples: int = 1000, test_examples: int = 3000,

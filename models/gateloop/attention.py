@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from models.gateloop.decay import causal_decay_scores, cumulative_log_transition, polar_decay
+from seqbench.models.gateloop.decay import causal_decay_scores, cumulative_log_transition, polar_decay
 
 ELEMENTS_PER_QUERY_BLOCK = 1 << 24  # bounds the (B, block, L, H, dk) temporaries to ~64 MiB each
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from models.gateloop.decay import causal_decay_scores, cumulative_log_transition, polar_decay
-from models.scan import linear_recurrence
+from seqbench.models.gateloop.decay import causal_decay_scores, cumulative_log_transition, polar_decay
+from seqbench.models.scan import linear_recurrence
 
 
 def gateloop_chunked(q, k, v, a, initial_state, *, chunk_size: int = 64):

@@ -13,12 +13,12 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from models.base import Mixer
-from models.gateloop.ops import BACKENDS, MODES, gateloop, resolve_backend
-from models.gateloop.recurrent import gateloop_step
-from models.gateloop.reference import gateloop_reference
-from models.registry import register
-from models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
+from seqbench.models.base import Mixer
+from seqbench.models.gateloop.ops import BACKENDS, MODES, gateloop, resolve_backend
+from seqbench.models.gateloop.recurrent import gateloop_step
+from seqbench.models.gateloop.reference import gateloop_reference
+from seqbench.models.registry import register
+from seqbench.models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
 
 STATE_TRANSITIONS = ("data", "fixed", "none")
 PARAMETERISATIONS = ("sigmoid_of_modulus", "magnitude_and_phase")
@@ -39,7 +39,22 @@ def _choice(name: str, value, valid) -> None:
 
 @register("gateloop")
 class GateLoop(Mixer):
-    """GateLoop (Katsch 2023): linear recurrence with data-controlled complex state transitions."""
+    """GateLoop (Katsch 2023): linear recurrence with data-controlled complex state transitions.
+
+    Options:
+        heads: number of heads; None = d_inner (max heads: one complex scalar of state per channel); fewer heads give each a head_dim × head_dim matrix state
+        d_inner: width of q, k, v; None = d_model
+        state_transition: 'data' (a_n from the input), 'fixed' (a learned a per head, no input dependence) or 'none' (a = 1: no forgetting)
+        complex_transition: complex a (magnitude and phase); False: a real a = σ(|z|) ≥ ½
+        transition_parameterisation: 'sigmoid_of_modulus' (|a| = σ(|z|), arg a = ∠z, the re-implementation's) or 'magnitude_and_phase' (|a| = σ(x), arg a = y)
+        kv_projection: 'separate' k and v, or 'joint': one projection replaces kᵀv (max heads only)
+        output_gate: multiply the output by SiLU of a projection of the input
+        transition_grad_scale: scale of the gradient reaching the transition (0.9 in the re-implementation); 1 = unscaled
+        sub_layernorm: LayerNorm on the op's output before the gate
+        short_conv: kernel size of a causal depthwise convolution + SiLU on q, k, v (0 = off; not in GateLoop's paper)
+        chunk_size: chunk length of the chunked mode
+        backend: 'auto' (compiled C++ on CPU where it builds, else PyTorch), 'cpp' or 'torch'
+    """
 
     modes = MODES
     default_mode = "recurrent"  # O(L); compiled on CPU, the fastest correct path there (spec §1.4)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import torch
 
-from models.gateloop import compiled
-from models.gateloop.attention import gateloop_attention, gateloop_attention_literal
-from models.gateloop.chunked import gateloop_chunked
-from models.gateloop.parallel_scan import gateloop_scan
-from models.gateloop.recurrent import gateloop_recurrent
-from models.scan import METHODS as SCAN_METHODS
+from seqbench.models.gateloop import compiled
+from seqbench.models.gateloop.attention import gateloop_attention, gateloop_attention_literal
+from seqbench.models.gateloop.chunked import gateloop_chunked
+from seqbench.models.gateloop.parallel_scan import gateloop_scan
+from seqbench.models.gateloop.recurrent import gateloop_recurrent
+from seqbench.models.scan import METHODS as SCAN_METHODS
 
 MODES = ("recurrent", "scan", "attention", "chunked")
 # implementations of the recurrent mode: "cpp" is the compiled CPU loop (compiled.py), "auto" picks it

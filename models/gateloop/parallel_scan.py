@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from models.scan import linear_recurrence
+from seqbench.models.scan import linear_recurrence
 
 
 def gateloop_scan(q, k, v, a, initial_state, *, method: str = "doubling"):

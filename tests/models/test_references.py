@@ -4,8 +4,8 @@ import copy
 import pytest
 import torch
 
-import models
-from tests.conftest import relative_error
+from seqbench import models
+from tests.helpers import relative_error
 
 TOLERANCE = 2e-5
 SMALL = {"gateloop": {"heads": 4, "chunk_size": 5}, "retnet": {"chunk_size": 5},

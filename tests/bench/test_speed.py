@@ -4,11 +4,11 @@ import math
 import pandas as pd
 import pytest
 
-from analysis.collect import collect
-from analysis.speed_plots import crossover_length, fit_exponent, speed_summary
-from bench import speed
-from bench.config import parse_run_config
-from bench.runner import run_in_foreground
+from seqbench.analysis.collect import collect_rows
+from seqbench.analysis.speed_plots import crossover_length, fit_exponent, speed_summary
+from seqbench.bench import speed
+from seqbench.bench.config import parse_run_config
+from seqbench.bench.runner import run_in_foreground
 
 
 def speed_config(**spec):
@@ -20,9 +20,8 @@ def speed_config(**spec):
 def test_a_speed_run_writes_rows_that_collect_reads(tmp_path):
     config = speed_config(modes=["chunked"])
     summary = run_in_foreground(config, root=tmp_path, sweep="speed")
-    assert summary["status"] == "completed" and summary["speed_statuses"] == ["ok"]
-    collect("speed", tmp_path)
-    table = pd.read_parquet(tmp_path / "speed" / "speed.parquet")
+    assert summary["status"] == "completed" and summary["row_statuses"] == ["ok"]
+    table = collect_rows("speed", tmp_path)
     fb = table[table["measure"] == "forward_backward"]
     assert list(fb["length"]) == [16, 32, 64] and (fb["median_ms"] > 0).all() and (fb["iqr_ms"] >= 0).all()
     assert (fb["check_error"] < speed.CHECK_TOLERANCE).all() and set(fb["backend"]) == {"torch"}
@@ -46,7 +45,7 @@ def test_a_mode_that_disagrees_with_its_reference_is_reported_not_timed(monkeypa
 
 
 def test_check_mode_measures_the_error_against_the_reference():
-    import models
+    from seqbench import models
 
     mixer = models.build("retnet", d_model=16)
     assert speed.check_mode(mixer, "chunked", speed.torch.device("cpu")) < 1e-5
@@ -92,9 +91,10 @@ def test_speed_summary_reports_exponents_crossovers_and_capped_lengths():
 
 
 def test_gateloop_op_benchmark_rows_carry_the_floor_and_the_gradient_check():
-    rows = speed.gateloop_op_benchmark([32, 64], batch=2, channels=8, repeats=2, threads=1, check_gradients_at=64,
-                                       implementations=["default (compiled recurrent)", "odd/even recursive scan (re-implementation)"],
-                                       emit=lambda row: None)
+    config = parse_run_config({"kind": "gateloop_op", "lengths": [32, 64], "batch_size": 2, "channels": 8, "repeats": 2,
+                               "threads": 1, "check_gradients_at": 64,
+                               "implementations": ["default (compiled recurrent)", "odd/even recursive scan (re-implementation)"]})
+    rows = speed.gateloop_op_benchmark(config)
     assert [(r["implementation"], r["length"]) for r in rows] == [
         ("default (compiled recurrent)", 32), ("default (compiled recurrent)", 64),
         ("odd/even recursive scan (re-implementation)", 32), ("odd/even recursive scan (re-implementation)", 64)]

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-import models
-from tests.conftest import relative_error
+from seqbench import models
+from tests.helpers import relative_error
 
 
 def lm(**kwargs):

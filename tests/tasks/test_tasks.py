@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import tasks
-from tasks.base import IGNORE
-from tasks.enwik8 import ENWIK8_BYTES, DataError
+from seqbench import tasks
+from seqbench.tasks.base import IGNORE
+from seqbench.tasks.enwik8 import ENWIK8_BYTES, DataError
 
 
 # --- registry -----------------------------------------------------------------------------------

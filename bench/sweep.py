@@ -9,25 +9,25 @@
     [zip]                       # lists of one length, taken together (e.g. a width per model)
     "model.d_model" = [64, 72]
     "optimizer.lr" = [1e-3, 3e-3]
-    [executor]                  # submitit parameters (see slurm/executors.py), overridable on the command line
+    [executor]                  # submitit parameters (see seqbench.slurm.executors), overridable on the command line
     partition = "gpu"
 
-Every expanded run is validated; its id is the hash of its canonical config.
+Every expanded run is validated (bench/config.py); its id is the hash of its canonical config.
+`overrides` ("steps=100", "model.d_model=128") set base fields from the command line.
 """
 from __future__ import annotations
 
 import copy
 import itertools
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.config import RunConfig, parse_run_config
+from seqbench.bench.config import RunConfig, parse_run_config
+from seqbench.bench.store import NAME_PATTERN
 
 SWEEP_KEYS = ("name", "seeds", "base", "grid", "zip", "executor")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,11 @@ class Sweep:
     runs: list[RunConfig]
     executor: dict[str, Any] = field(default_factory=dict)
     axes: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id → its grid/zip values
+
+    def expanded(self) -> list[dict[str, Any]]:
+        """Every run as data for tools (`seqbench sweep --json`): id, its axis values, the config."""
+        return [{"run_id": run.run_id(), "axes": self.axes.get(run.run_id(), {}), "config": run.model_dump(mode="json")}
+                for run in self.runs]
 
 
 def set_path(config: dict, dotted: str, value: Any) -> None:
@@ -54,7 +59,7 @@ def expand(spec: dict[str, Any], *, source: str = "sweep") -> Sweep:
     if unknown:
         raise ValueError(f"{source}: unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(SWEEP_KEYS)}")
     name = spec.get("name")
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
         raise ValueError(f"{source}: 'name' must be letters, digits, '.', '_' or '-' (it names a folder), got {name!r}")
     seeds = spec.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
@@ -89,7 +94,19 @@ def expand(spec: dict[str, Any], *, source: str = "sweep") -> Sweep:
     return Sweep(name=name, runs=runs, executor=dict(spec.get("executor", {})), axes=axes)
 
 
-def load_sweep(path: str | Path) -> Sweep:
+def parse_override(text: str) -> tuple[str, Any]:
+    """'model.d_model=128' → ("model.d_model", 128); the value is read as TOML (strings may be bare)."""
+    if "=" not in text:
+        raise ValueError(f"--set {text!r}: expected FIELD=VALUE, e.g. steps=100 or model.options.heads=4")
+    path, raw = (part.strip() for part in text.split("=", 1))
+    try:
+        value = tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return path, value
+
+
+def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"sweep file {path} does not exist")
@@ -97,4 +114,7 @@ def load_sweep(path: str | Path) -> Sweep:
         spec = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path} is not valid TOML: {error}") from None
+    for text in overrides:
+        field_path, value = parse_override(text)
+        set_path(spec.setdefault("base", {}), field_path, value)
     return expand(spec, source=str(path))

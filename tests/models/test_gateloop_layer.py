@@ -4,9 +4,9 @@ import itertools
 import pytest
 import torch
 
-import models
-from models.gateloop.layer import GateLoop
-from tests.conftest import relative_error
+from seqbench import models
+from seqbench.models.gateloop.layer import GateLoop
+from tests.helpers import relative_error
 
 
 def transition(layer, x):

@@ -8,13 +8,13 @@ import time
 import pytest
 import submitit
 
-from analysis.collect import collect
-from bench.config import parse_run_config
-from bench.store import RunDir
-from slurm.executors import submit, submitit_folder
-from slurm.status import sweep_status
-from slurm.sweep import Sweep, expand
-from tests.conftest import tiny_run_config
+from seqbench.analysis.collect import collect
+from seqbench.bench.config import parse_run_config
+from seqbench.bench.store import Store
+from seqbench.slurm.executors import submit
+from seqbench.slurm.status import sweep_status
+from seqbench.bench.sweep import Sweep, expand
+from tests.helpers import tiny_run_config
 
 pytestmark = pytest.mark.slurm
 TERMINAL = {"completed", "diverged", "failed", "cancelled"}
@@ -68,8 +68,8 @@ def test_preempted_run_is_requeued_and_resumes_without_losing_or_repeating_steps
     root = tmp_path / "runs"
     config = parse_run_config(tiny_run_config(steps=3000, checkpoint_every=25, eval_every=1000))
     submission = submit(Sweep("preempt", [config], SLURM), executor="slurm", root=root, echo=lambda _: None)
-    job = submitit.SlurmJob(folder=submitit_folder(root, "preempt"), job_id=submission.submitted[config.run_id()])
-    run_dir = RunDir(root, "preempt", config.run_id())
+    job = submitit.SlurmJob(folder=Store(root).sweep("preempt").submitit_folder, job_id=submission.submitted[config.run_id()])
+    run_dir = Store(root).run("preempt", config.run_id())
     deadline = time.time() + 180
     while len(run_dir.read_metrics()) < 100:  # metrics reach disk with each checkpoint
         assert time.time() < deadline, f"the run did not start: {sweep_status('preempt', root)}"
@@ -90,6 +90,6 @@ def test_cancelled_run_shows_as_cancelled(tmp_path):
     config = parse_run_config(tiny_run_config(steps=1_000_000, checkpoint_every=100, eval_every=100_000))
     submission = submit(Sweep("cancel", [config], SLURM), executor="slurm", root=root, echo=lambda _: None)
     wait_for("cancel", root, lambda rows: rows[0]["state"] == "running", timeout=120)
-    submitit.SlurmJob(folder=submitit_folder(root, "cancel"), job_id=submission.submitted[config.run_id()]).cancel()
+    submitit.SlurmJob(folder=Store(root).sweep("cancel").submitit_folder, job_id=submission.submitted[config.run_id()]).cancel()
     rows = wait_for("cancel", root, lambda rows: rows[0]["state"] == "cancelled", timeout=120)
     assert rows[0]["slurm_state"].startswith("CANCELLED")

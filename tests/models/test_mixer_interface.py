@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-import models
-from tests.conftest import relative_error
+from seqbench import models
+from tests.helpers import relative_error
 
 D_MODEL = 16
 # small options so every mixer runs fast; the interface must hold for any options, including

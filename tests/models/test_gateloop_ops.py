@@ -5,10 +5,10 @@ import os
 import pytest
 import torch
 
-from models.gateloop.ops import LITERAL_VARIANT, MODES, gateloop
-from models.gateloop.reference import gateloop_reference
-from models.scan import METHODS, linear_recurrence
-from tests.conftest import relative_error
+from seqbench.models.gateloop.ops import LITERAL_VARIANT, MODES, gateloop
+from seqbench.models.gateloop.reference import gateloop_reference
+from seqbench.models.scan import METHODS, linear_recurrence
+from tests.helpers import relative_error
 
 TOLERANCE = 1e-5  # relative, float32 / complex64 against float64 / complex128
 HEAD_SHAPES = {"max_heads": (6, 1, 1), "head_dim_3x2": (2, 3, 2)}  # (H, dk, dv)
@@ -187,7 +187,7 @@ class TestBadInputs:
 
 # --- the compiled CPU path of the recurrent mode -------------------------------------------------
 def require_compiled():
-    from models.gateloop import compiled
+    from seqbench.models.gateloop import compiled
 
     built, reason = compiled.available()
     if not built:
@@ -214,7 +214,7 @@ def test_compiled_recurrent_in_float64_is_exact():
 
 
 def test_backend_choice_is_reported_and_checked():
-    from models.gateloop.ops import resolve_backend
+    from seqbench.models.gateloop.ops import resolve_backend
 
     assert resolve_backend("torch", torch.device("cpu")) == "torch"
     assert resolve_backend("auto", torch.device("meta")) == "torch"  # not a CPU tensor: the PyTorch loop

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-import models
-from models.fair import count_parameters, match_width, matched_widths
-from models.gateloop.ops import gateloop
-from models.optional import try_import
-from tests.conftest import relative_error
+from seqbench import models
+from seqbench.models.fair import count_parameters, match_width, matched_widths
+from seqbench.models.gateloop.ops import gateloop
+from seqbench.models.optional import try_import
+from tests.helpers import relative_error
 
 
 def test_s5_is_gateloop_with_a_fixed_transition():

@@ -1,0 +1,56 @@
+"""Reports written from collected tables: the sweep table printed, the speed report (CSV, fitted
+exponents, plots). The CLI calls these; tests call them too."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from seqbench.analysis.collect import collect, collect_rows, varying_columns
+from seqbench.bench.store import Store, atomic_write_bytes
+
+HEADLINE = ["status", "summary.steps", "final_accuracy", "final_bpc", "train_loss", "tokens_per_s", "parameters",
+            "state_size"]
+
+
+def sweep_table(runs: pd.DataFrame) -> str:
+    """The collected runs as text: the sweep's axes, seed, status and the headline numbers."""
+    columns = [c for c in ["run_id", *varying_columns(runs), "seed", *HEADLINE] if c in runs.columns]
+    order = [c for c in columns[1:2] + ["seed"] if c in runs.columns] or ["run_id"]
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
+        return runs[columns].sort_values(order).to_string(index=False)
+
+
+def plot_sweep_report(sweep: str, root=None) -> list[Path]:
+    from seqbench.analysis.plots import plot_sweep
+
+    runs, curves = collect(sweep, root)
+    return plot_sweep(runs, curves, Store(root).sweep(sweep).plots_path)
+
+
+def speed_report(sweep: str, root=None, out: str | Path | None = None) -> tuple[pd.DataFrame, list[Path]]:
+    """speed.csv, speed_summary.csv and speed.png from a sweep's speed runs; gateloop_op.csv and
+    gateloop_op.png from its op runs. Returns the summary table and the files written."""
+    from seqbench.analysis.speed_plots import plot_gateloop_op, plot_speed, speed_summary
+
+    sweep_dir = Store(root).sweep(sweep)
+    out = Path(out) if out else sweep_dir.plots_path
+    rows = collect_rows(sweep, root)
+    if rows.empty:
+        raise ValueError(f"sweep {sweep!r} has no measured rows yet (no finished speed or gateloop_op run)")
+    written, summary = [], pd.DataFrame()
+    speed = rows[rows["kind"] == "speed"].dropna(axis=1, how="all")
+    if len(speed):
+        summary = speed_summary(speed)
+        written += [_write_csv(speed, out / "speed.csv"), _write_csv(summary, out / "speed_summary.csv")]
+        title = f"{speed['provenance.device_name'].dropna().iloc[0]}" if speed["provenance.device_name"].notna().any() else ""
+        written += plot_speed(speed, out, title=title)
+    op = rows[rows["kind"] == "gateloop_op"].dropna(axis=1, how="all")
+    if len(op):
+        written += [_write_csv(op, out / "gateloop_op.csv"), plot_gateloop_op(op, out)]
+    return summary, written
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    atomic_write_bytes(path, frame.to_csv(index=False).encode())
+    return path

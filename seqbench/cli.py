@@ -1,0 +1,179 @@
+"""seqbench command line: each subcommand parses its arguments and calls the library (the same
+functions the tests call). The top of the house: cli → slurm | analysis → bench → tasks → models."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+
+def cmd_models(args) -> None:
+    from seqbench import models
+    from seqbench.models.registry import format_listing
+
+    print(format_listing(models.describe()))
+    print("(* default mode)")
+
+
+def cmd_tasks(args) -> None:
+    from seqbench import tasks
+    from seqbench.models.registry import format_listing
+
+    print(format_listing(tasks.describe()))
+
+
+def cmd_run(args) -> None:
+    from seqbench.bench.config import load_run_config
+    from seqbench.bench.runner import run_in_foreground
+
+    summary = run_in_foreground(load_run_config(args.config), root=args.root, sweep=args.sweep)
+    print(json.dumps({k: v for k, v in summary.items() if k != "layers"}, indent=1, default=str))
+
+
+def _overrides(args) -> dict:
+    from seqbench.slurm.executors import PARAMETERS
+
+    return {name: getattr(args, name) for name in PARAMETERS}
+
+
+def cmd_sweep(args) -> None:
+    from seqbench.bench.sweep import load_sweep
+    from seqbench.slurm.executors import submit
+
+    sweep = load_sweep(args.file, args.set)
+    if args.json:
+        print(json.dumps(sweep.expanded(), indent=1))
+        return
+    submission = submit(sweep, executor=args.executor, root=args.root, dry_run=args.dry_run,
+                        overrides=_overrides(args), parallel=args.parallel)
+    if args.dry_run or args.executor == "slurm":
+        return
+    from seqbench.analysis.collect import collect
+    from seqbench.analysis.report import plot_sweep_report, sweep_table
+
+    print(sweep_table(collect(sweep.name, args.root)[0]))
+    if args.plot:
+        for path in plot_sweep_report(sweep.name, args.root):
+            print(f"wrote {path}")
+    if submission.failed:
+        sys.exit(f"{len(submission.failed)} run(s) failed; see: seqbench status {sweep.name}")
+
+
+def cmd_speed(args) -> None:
+    from seqbench.bench.sweep import load_sweep
+    from seqbench.slurm.executors import submit
+
+    sweeps = [load_sweep(path, args.set) for path in args.files]
+    names = {sweep.name for sweep in sweeps}
+    if len(names) != 1:
+        raise ValueError(f"speed sweep files given together must share one name (their results folder), got {sorted(names)}")
+    for sweep in sweeps:  # one run at a time: concurrent runs would share the cores being timed
+        submit(sweep, executor=args.executor, root=args.root, parallel=1, overrides=_overrides(args))
+    if args.executor == "slurm":
+        print(f"submitted; when done: seqbench speed {' '.join(args.files)} (skips what finished and writes the report)")
+        return
+    import pandas as pd
+
+    from seqbench.analysis.report import speed_report
+
+    summary, written = speed_report(names.pop(), args.root, args.out)
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3g}".format):
+        print(summary.to_string(index=False))
+    for path in written:
+        print(f"wrote {path}")
+
+
+def cmd_status(args) -> None:
+    from seqbench.slurm.status import format_status, sweep_status
+
+    print(format_status(args.sweep, sweep_status(args.sweep, args.root)))
+
+
+def cmd_collect(args) -> None:
+    from seqbench.analysis.collect import collect
+    from seqbench.analysis.report import sweep_table
+    from seqbench.bench.store import Store
+
+    print(sweep_table(collect(args.sweep, args.root)[0]))
+    print(f"saved {Store(args.root).sweep(args.sweep).table_path('runs')} and curves.parquet")
+
+
+def cmd_plot(args) -> None:
+    from seqbench.analysis.report import plot_sweep_report
+
+    for path in plot_sweep_report(args.sweep, args.root):
+        print(f"wrote {path}")
+
+
+def cmd_cancel(args) -> None:
+    from seqbench.slurm.status import cancel
+
+    print(f"cancelled jobs: {', '.join(cancel(args.sweep, args.root)) or '(none)'}")
+
+
+def _executor_arguments(parser: argparse.ArgumentParser) -> None:
+    from seqbench.slurm.executors import EXECUTORS, PARAMETERS, TEXT_PARAMETERS
+
+    parser.add_argument("--executor", choices=EXECUTORS, default="local")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="set a base field of the sweep, e.g. --set steps=100 --set model.d_model=128")
+    for name in PARAMETERS:
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
+                            type=str if name in TEXT_PARAMETERS else int, help=f"executor parameter {name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqbench", description="Benchmark and ablation harness for sequence mixers.")
+    parser.add_argument("--root", default=None, help="results root (default: $SEQBENCH_RESULTS or ./runs)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("models", help="list mixers with their modes and options").set_defaults(func=cmd_models)
+    commands.add_parser("tasks", help="list tasks with their options").set_defaults(func=cmd_tasks)
+
+    run = commands.add_parser("run", help="one run config (JSON or TOML) in the foreground")
+    run.add_argument("config")
+    run.add_argument("--sweep", default="single", help="folder under the results root (default: single)")
+    run.set_defaults(func=cmd_run)
+
+    sweep = commands.add_parser("sweep", help="expand a sweep file and run what is not finished")
+    sweep.add_argument("file")
+    _executor_arguments(sweep)
+    sweep.add_argument("--dry-run", action="store_true", help="list the runs, submit nothing")
+    sweep.add_argument("--json", action="store_true", help="print the expanded runs as JSON, submit nothing")
+    sweep.add_argument("--parallel", type=int, default=None, help="local: runs at once (default: CPUs / cpus_per_task)")
+    sweep.add_argument("--plot", action="store_true", help="local/debug: draw the plots when done")
+    sweep.set_defaults(func=cmd_sweep)
+
+    speed = commands.add_parser("speed", help="run speed / gateloop_op sweep files one run at a time, then write the speed report")
+    speed.add_argument("files", nargs="+", metavar="FILE")
+    _executor_arguments(speed)
+    speed.add_argument("--out", default=None, help="report folder (default: <root>/<sweep>/plots)")
+    speed.set_defaults(func=cmd_speed)
+
+    for name, func, text in (("status", cmd_status, "counts per state, lease holders, last error of failed runs"),
+                             ("collect", cmd_collect, "build the runs/curves tables and save them as parquet"),
+                             ("plot", cmd_plot, "seaborn plots of a sweep"),
+                             ("cancel", cmd_cancel, "cancel every active Slurm job of a sweep")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("sweep")
+        sub.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ValueError as error:
+        sys.exit(f"seqbench {args.command}: {error}")
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stdout = open(os.devnull, "w")
+    except OSError as error:  # a full disk, a permission: one line, not a traceback
+        where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+        sys.exit(f"seqbench {args.command}: {error.strerror or error}{where}")
+
+
+if __name__ == "__main__":
+    main()

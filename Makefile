@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q 'torch==2.13.0' -e '.[dev]'
-	$(BIN)/python -c "from models.gateloop import compiled; ok, why = compiled.available(); print('compiled GateLoop CPU path:', 'built' if ok else f'unavailable ({why}); using PyTorch')"
+	$(BIN)/python -c "from seqbench.models.gateloop import compiled; ok, why = compiled.available(); print('compiled GateLoop CPU path:', 'built' if ok else f'unavailable ({why}); using PyTorch')"
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
@@ -31,13 +31,14 @@ slurm-down:
 test: $(STAMP)
 	@if [ -n "$$CI" ] || command -v sinfo >/dev/null 2>&1 || [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory slurm-up; \
 	else echo "no root and no Slurm here: the Slurm integration tests will be skipped (make slurm-up to run them)"; fi
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q benchmarks --benchmark-columns=median,iqr,rounds --benchmark-sort=name
 
 speed: $(STAMP)
-	$(BIN)/seqbench speed --preset reference-cpu --out results/speed
+	$(BIN)/seqbench speed sweeps/speed-reference-cpu.toml sweeps/gateloop-op.toml --out results/speed
 
 clean:
 	rm -rf $(VENV) runs .benchmarks

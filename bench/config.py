@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
@@ -56,7 +56,7 @@ class ModelConfig(Strict):
     mode: str | dict[str, str] | None = Field(None, description="training mode; None is each mixer's default")
 
     @model_validator(mode="after")
-    def _plan_and_check_values(self) -> "ModelConfig":
+    def _plan_and_check_values(self) -> ModelConfig:
         plan = models.plan_layers(self.name, self.n_layers, self.options, self.mode)
         filled = {layer.mixer: layer.options for layer in plan}
         options = filled[plan[0].mixer] if isinstance(self.name, str) else dict(sorted(filled.items()))
@@ -81,7 +81,7 @@ class TaskConfig(Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _fill_and_check(self) -> "TaskConfig":
+    def _fill_and_check(self) -> TaskConfig:
         tasks.TASKS.check_options(self.name, self.options)
         filled = {**tasks.options(self.name), **self.options}
         tasks.TASKS.get_class(self.name).check_values(filled)
@@ -145,7 +145,7 @@ class TrainConfig(RunSpec):
     threads: int | None = Field(None, ge=1, description="torch CPU threads; None leaves torch's default")
 
     @model_validator(mode="after")
-    def _early_stop_metric_exists(self) -> "TrainConfig":
+    def _early_stop_metric_exists(self) -> TrainConfig:
         if self.early_stop is not None:
             reported = tasks.TASKS.get_class(self.task.name).metrics
             if self.early_stop.metric not in reported:
@@ -178,7 +178,7 @@ class SpeedSpec(Strict):
     measures: list[Literal["forward", "forward_backward", "step"]] = Field(default_factory=lambda: list(MEASURES))
 
     @model_validator(mode="after")
-    def _sorted_lengths(self) -> "SpeedSpec":
+    def _sorted_lengths(self) -> SpeedSpec:
         if not self.lengths or sorted(self.lengths) != self.lengths or any(length < 1 for length in self.lengths):
             raise ValueError(f"speed.lengths must be positive and increasing, got {self.lengths}")
         if any(prefill < 1 for prefill in self.decode_prefills):
@@ -194,7 +194,7 @@ class SpeedConfig(RunSpec):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="after")
-    def _one_mixer(self) -> "SpeedConfig":
+    def _one_mixer(self) -> SpeedConfig:
         if not isinstance(self.model.name, str):
             raise ValueError("a speed run measures one mixer: model.name must be a single name")
         valid = models.registry.get_class(self.model.name).modes
@@ -225,9 +225,10 @@ class OpBenchConfig(RunSpec):
     implementations: list[str] = Field(default_factory=lambda: list(OP_IMPLEMENTATIONS))
     time_budget_s: float = Field(60.0, gt=0)
     check_gradients_at: int | None = Field(None, ge=1, description="also the float64 error of output and gradients at this length")
+    seed: int = Field(0, ge=0, description="seed of the random inputs")
 
     @model_validator(mode="after")
-    def _known(self) -> "OpBenchConfig":
+    def _known(self) -> OpBenchConfig:
         unknown = [name for name in self.implementations if name not in OP_IMPLEMENTATIONS]
         if unknown:
             raise ValueError(f"unknown implementation(s) {unknown}; valid: {', '.join(OP_IMPLEMENTATIONS)}")
@@ -236,7 +237,7 @@ class OpBenchConfig(RunSpec):
         return self
 
 
-RunConfig = Annotated[Union[TrainConfig, SpeedConfig, OpBenchConfig], Field(discriminator="kind")]
+RunConfig = Annotated[TrainConfig | SpeedConfig | OpBenchConfig, Field(discriminator="kind")]
 KINDS = ("train", "speed", "gateloop_op")
 _ADAPTER = TypeAdapter(RunConfig)
 

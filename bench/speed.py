@@ -18,7 +18,6 @@ import resource
 import statistics
 import time
 import traceback
-from pathlib import Path
 
 import torch
 
@@ -266,7 +265,7 @@ def gateloop_op_benchmark(config: OpBenchConfig, emit=None) -> list[dict]:
                 rows.append({**row, "status": "capped_time"})
                 emit(rows[-1])
                 continue
-            q, k, v, a = gateloop_op_inputs(batch, length, channels)
+            q, k, v, a = gateloop_op_inputs(batch, length, channels, seed=config.seed)
             with torch.no_grad():
                 forward = time_call(lambda: gateloop(q, k, v, a, **options), device=torch.device("cpu"), repeats=repeats, warmup=1)
             leaves = [t.clone().requires_grad_(True) for t in (q, k, v, a)]

@@ -167,7 +167,7 @@ class Lease:
             os.fsync(out.fileno())
         return True
 
-    def acquire(self, *, wait_s: float = 0.0, poll_s: float = 1.0) -> "Lease":
+    def acquire(self, *, wait_s: float = 0.0, poll_s: float = 1.0) -> Lease:
         deadline = time.monotonic() + wait_s
         while True:
             if self._create():
@@ -221,7 +221,7 @@ class Lease:
         if current is not None and current.get("token") == self.token:
             self.path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -409,7 +409,7 @@ class SweepDir:
     def exists(self) -> bool:
         return self.path.is_dir()
 
-    def require(self) -> "SweepDir":
+    def require(self) -> SweepDir:
         if not self.exists():
             known = sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
             raise StoreError(f"no sweep {self.name!r} under {self.root}; sweeps there: {', '.join(known) or '(none)'}")

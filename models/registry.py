@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Any, Callable
-
+from collections.abc import Callable
+from typing import Any
 
 OPTION_LINE = re.compile(r"^\s+(?P<name>[a-z_][a-z0-9_]*): (?P<meaning>.+)$")
 

@@ -8,7 +8,6 @@ import os
 import sys
 
 
-
 def cmd_models(args) -> None:
     from seqbench import models
     from seqbench.models.registry import format_listing

@@ -8,7 +8,7 @@
 #   slurm/cluster.sh stop      stops the daemons by PID (never by name)
 #   slurm/cluster.sh purge     stop, then wipe controller state AND the accounting database together
 #
-# Facts behind each setting: ../shared/slurm-one-node.md (accounting for sacct, fast requeue, start order).
+# Facts behind each setting: docs/sources.md, "A one-node Slurm cluster" (accounting for sacct, fast requeue, start order).
 set -euo pipefail
 
 STATE=${SEQBENCH_SLURM_STATE:-/var/lib/seqbench-slurm}

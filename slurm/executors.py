@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import submitit
 
 from seqbench.bench.runner import Run
-from seqbench.bench.store import FINISHED, Store, SweepDir
+from seqbench.bench.store import Store, SweepDir
 from seqbench.bench.sweep import Sweep
 
 EXECUTORS = ("local", "slurm", "debug")

@@ -19,3 +19,28 @@ def tiny_run_config(**overrides) -> dict:
     for key, value in overrides.items():
         config[key] = {**config[key], **value} if isinstance(value, dict) and isinstance(config.get(key), dict) else value
     return config
+
+
+TINY_SWEEP = """
+name = "{name}"
+seeds = [0, 1]
+
+[base]
+steps = 20
+batch_size = 4
+eval_every = 10
+checkpoint_every = 5
+threads = 1
+model = {{ d_model = 16, n_layers = 1, mlp_ratio = 0, options = {{ heads = 2 }} }}
+task = {{ name = "mqar", options = {{ vocab_size = 64, seq_len = 32, num_pairs = 2, validation_examples = 16, test_examples = 16 }} }}
+
+[grid]
+"model.name" = ["retnet", "linear_attention"]
+"""
+
+
+def write_tiny_sweep(folder, name: str = "tiny"):
+    """A sweep file of 4 runs (2 mixers × 2 seeds) that trains in a few seconds on CPU."""
+    path = folder / f"{name}.toml"
+    path.write_text(TINY_SWEEP.format(name=name))
+    return path

@@ -1,6 +1,6 @@
 """The GateLoop mixer: projections to q, k, v and a data-controlled transition a, then the op.
 
-Defaults follow the author-reviewed re-implementation (spec §1.2) where it published a choice:
+Defaults follow the author-reviewed re-implementation (docs/sources.md) where it published a choice:
 max heads, q/k/v from one bias-free projection, |a| = sigmoid(|z|) and arg a = angle(z) for a
 complex z from a biased projection, the transition's gradient scaled by 0.9, a SiLU output gate.
 Every ablation axis is a constructor option. `short_conv` (off by default) is not GateLoop's: see
@@ -57,7 +57,7 @@ class GateLoop(Mixer):
     """
 
     modes = MODES
-    default_mode = "recurrent"  # O(L); compiled on CPU, the fastest correct path there (spec §1.4)
+    default_mode = "recurrent"  # O(L); compiled on CPU, the fastest correct path there (docs/sources.md)
 
     def __init__(
         self,

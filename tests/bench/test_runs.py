@@ -14,9 +14,9 @@ from seqbench.analysis.collect import collect
 from seqbench.bench.config import parse_run_config
 from seqbench.bench.runner import run_in_foreground
 from seqbench.bench.store import Store
+from seqbench.bench.sweep import expand
 from seqbench.slurm.executors import executor_parameters, submit
 from seqbench.slurm.status import sweep_status
-from seqbench.bench.sweep import expand
 from tests.helpers import tiny_run_config
 
 

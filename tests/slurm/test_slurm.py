@@ -11,9 +11,9 @@ import submitit
 from seqbench.analysis.collect import collect
 from seqbench.bench.config import parse_run_config
 from seqbench.bench.store import Store
+from seqbench.bench.sweep import Sweep, expand
 from seqbench.slurm.executors import submit
 from seqbench.slurm.status import sweep_status
-from seqbench.bench.sweep import Sweep, expand
 from tests.helpers import tiny_run_config
 
 pytestmark = pytest.mark.slurm

@@ -1,0 +1,78 @@
+"""Every `seqbench` subcommand, driven as a user would, on tiny sweeps in a temporary folder."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from seqbench.cli import main
+from tests.helpers import tiny_run_config, write_tiny_sweep
+
+
+def seqbench(capsys, *argv) -> str:
+    main(list(argv))
+    return capsys.readouterr().out
+
+
+def test_models_and_tasks_list_every_option_with_its_meaning(capsys):
+    from seqbench import models, tasks
+
+    listing = seqbench(capsys, "models")
+    for row in models.describe():
+        assert row["name"] in listing
+        for option in row["options"]:
+            assert f"    {option} = " in listing and row["option_docs"].get(option), (row["name"], option)
+    assert "recurrent*" in listing
+    listing = seqbench(capsys, "tasks")
+    for row in tasks.describe():
+        assert all(row["option_docs"].get(option) for option in row["options"]), row["name"]
+
+
+def test_run_a_config_file(tmp_path, capsys):
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps(tiny_run_config()))
+    summary = json.loads(seqbench(capsys, "--root", str(tmp_path / "runs"), "run", str(config)))
+    assert summary["status"] == "completed" and summary["steps"] == 20
+    assert len(list((tmp_path / "runs" / "single").iterdir())) == 1
+
+
+def test_sweep_dry_run_json_local_collect_plot_status_cancel(tmp_path, capsys):
+    sweep_file, root = write_tiny_sweep(tmp_path), str(tmp_path / "runs")
+    listing = seqbench(capsys, "--root", root, "sweep", str(sweep_file), "--dry-run")
+    assert "4 to run" in listing and listing.count("[would submit]") == 4
+    expanded = json.loads(seqbench(capsys, "--root", root, "sweep", str(sweep_file), "--json", "--set", "steps=10"))
+    assert len(expanded) == 4 and all(run["config"]["steps"] == 10 for run in expanded)
+    assert {run["axes"]["model.name"] for run in expanded} == {"retnet", "linear_attention"}
+
+    table = seqbench(capsys, "--root", root, "sweep", str(sweep_file), "--parallel", "2", "--plot")
+    assert table.count("completed") == 4 and "final.png" in table and "curves.png" in table
+    assert "4 finished" in seqbench(capsys, "--root", root, "sweep", str(sweep_file), "--dry-run")
+    assert "completed 4" in seqbench(capsys, "--root", root, "status", "tiny")
+    assert "runs.parquet" in seqbench(capsys, "--root", root, "collect", "tiny")
+    assert seqbench(capsys, "--root", root, "plot", "tiny").count("wrote") == 2
+    assert "cancelled jobs: (none)" in seqbench(capsys, "--root", root, "cancel", "tiny")
+
+
+def test_speed_writes_the_report(tmp_path, capsys):
+    speed_file = tmp_path / "speed.toml"
+    speed_file.write_text('name = "speedy"\n[base]\nkind = "speed"\nmodel = { name = "linear_attention", d_model = 16 }\n'
+                          'speed = { lengths = [16, 32], repeats = 2, threads = 1, decode_prefills = [8], modes = ["chunked"] }\n')
+    op_file = tmp_path / "op.toml"
+    op_file.write_text('name = "speedy"\n[base]\nkind = "gateloop_op"\nlengths = [16, 32]\nbatch_size = 1\nchannels = 4\n'
+                       'repeats = 2\nthreads = 1\nimplementations = ["torch recurrent loop"]\n')
+    out = seqbench(capsys, "--root", str(tmp_path / "runs"), "speed", str(speed_file), str(op_file), "--out", str(tmp_path / "report"))
+    for name in ("speed.csv", "speed_summary.csv", "speed.png", "gateloop_op.csv", "gateloop_op.png"):
+        assert (tmp_path / "report" / name).exists() and name in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["status", "../escape"], "invalid sweep name '../escape'"),
+    (["collect", "nothing-here"], "no sweep 'nothing-here'"),
+    (["sweep", "missing.toml"], "sweep file missing.toml does not exist"),
+    (["run", "missing.json"], "config file missing.json does not exist"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, argv, message):
+    result = subprocess.run([sys.executable, "-m", "seqbench.cli", "--root", str(tmp_path), *argv],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1 and message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 3

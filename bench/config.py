@@ -90,7 +90,7 @@ class TaskConfig(Strict):
 
 
 class OptimizerConfig(Strict):
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(1e-3, gt=0, lt=3.4e38, description="peak learning rate (a float32 the optimizer can hold)")
     weight_decay: float = Field(0.1, ge=0)
     betas: tuple[float, float] = (0.9, 0.98)
     warmup_steps: int = Field(0, ge=0)

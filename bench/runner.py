@@ -33,31 +33,42 @@ PREEMPTION_SIGNALS = (signal.SIGTERM, getattr(signal, f"SIG{os.environ.get('SUBM
 CHECKPOINT_FORMAT = 2
 
 
+PREEMPT_SIGNAL = PREEMPTION_SIGNALS[1]
+
+
 class Preempted(SystemExit):
-    """Raised at a step boundary after a preemption request when nobody (submitit) requeues us."""
+    """Raised at a step boundary after a stop request when nobody (submitit) requeues the run."""
 
 
 class StopRequest:
-    """Installed as the handler of the preemption signals: it only records. Python runs signal
-    handlers in the main thread between bytecodes, i.e. possibly inside a step; acting there could
-    checkpoint a half-applied optimizer update."""
+    """Installed as the handler of SIGTERM and the preemption signal: it only records. Python runs
+    signal handlers in the main thread between bytecodes, i.e. possibly inside a step; acting there
+    could checkpoint a half-applied optimizer update. `at_boundary` acts on what was recorded."""
 
     def __init__(self):
-        self.signum: int | None = None
+        self.pending: list[int] = []
         self.previous: dict[int, object] = {}
 
     def __call__(self, signum, frame) -> None:
-        self.signum = signum
+        self.pending.append(signum)
 
-    def hand_over(self) -> None:
-        """At a step boundary: restore the previous handlers and let the one for our signal act
-        (submitit's checkpoints and requeues, then exits); with no such handler, exit cleanly."""
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-        handler = self.previous.get(self.signum)
-        if callable(handler) and handler not in (signal.default_int_handler,):
-            handler(self.signum, None)
-        raise Preempted(128 + self.signum)
+    def at_boundary(self, checkpoint) -> None:
+        """The preemption signal with submitit's handler behind it: checkpoint, then let submitit
+        requeue (it exits). SIGTERM under Slurm: checkpoint and go on — Slurm follows it with the
+        preemption signal or a kill, and either finds a fresh checkpoint (submitit ignores SIGTERM
+        for the same reason). SIGTERM elsewhere, or the preemption signal with nobody to requeue:
+        checkpoint and exit."""
+        pending, self.pending = set(self.pending), []
+        if not pending:
+            return
+        handler = self.previous.get(PREEMPT_SIGNAL)
+        checkpoint()
+        if PREEMPT_SIGNAL in pending and callable(handler) and handler is not signal.default_int_handler:
+            handler(PREEMPT_SIGNAL, None)
+            return
+        if pending == {signal.SIGTERM} and os.environ.get("SLURM_JOB_ID"):
+            return
+        raise Preempted(128 + max(pending))
 
 
 @contextlib.contextmanager
@@ -163,6 +174,10 @@ class Trainer:
         self.run_dir.write_metrics(self.metrics)  # metrics first: they may run ahead, never behind
         self.run_dir.write_checkpoint(buffer.getvalue())
 
+    def _checkpoint_for_stop(self, job_id) -> None:
+        self.save_checkpoint()
+        self.run_dir.write_status("preempted", step=self.step, slurm_job_id=job_id)
+
     # --- training -----------------------------------------------------------------------------------
     def _autocast(self):
         if self.config.autocast == "none":
@@ -232,10 +247,7 @@ class Trainer:
                 # --- a step boundary: act on what was asked while the last step ran ----------------
                 if lease is not None and lease.lost.is_set():
                     raise LeaseHeld(f"run {run_dir.run_id}: lease lost to another trainer; stopping without writing")
-                if request.signum is not None:
-                    self.save_checkpoint()
-                    run_dir.write_status("preempted", step=self.step, slurm_job_id=origin["slurm_job_id"])
-                    request.hand_over()
+                request.at_boundary(lambda: self._checkpoint_for_stop(origin["slurm_job_id"]))
                 loss = self._train_step()
                 if not math.isfinite(loss) or not self.weights_finite():
                     status = "diverged"
@@ -301,10 +313,11 @@ def lease_wait_s() -> float:
 
 
 def execute(config: RunConfig, run_dir: RunDir, *, progress: bool | None = None, on_trainer=None) -> dict:
-    """Run one config under its lease; a finished run returns its summary without running again."""
+    """Run one config under its lease. A run found finished once the lease is held (another
+    trainer finished it meanwhile) is not run again: its summary comes back with `skipped` set."""
     with run_dir.lease({"job_id": slurm_job_id(), "kind": config.kind}, wait_s=lease_wait_s()) as lease:
         if run_dir.is_finished():
-            return run_dir.read_summary()
+            return {**run_dir.read_summary(), "skipped": "finished already"}
         if isinstance(config, TrainConfig):
             trainer = Trainer(config, run_dir, progress=progress)
             if on_trainer is not None:
@@ -350,7 +363,7 @@ class Run(submitit.helpers.Checkpointable):
         try:
             return execute(self.config, run_dir, on_trainer=lambda trainer: setattr(self, "_trainer", trainer))
         except LeaseHeld as busy:
-            return {"status": "skipped", "reason": str(busy)}
+            return {"status": "busy", "skipped": str(busy)}
         except Exception:
             text = traceback.format_exc()
             with contextlib.suppress(OSError):

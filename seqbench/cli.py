@@ -26,8 +26,10 @@ def cmd_tasks(args) -> None:
 def cmd_run(args) -> None:
     from seqbench.bench.config import load_run_config
     from seqbench.bench.runner import run_in_foreground
+    from seqbench.bench.store import check_sweep_name
 
-    summary = run_in_foreground(load_run_config(args.config), root=args.root, sweep=args.sweep)
+    sweep = check_sweep_name(args.sweep)
+    summary = run_in_foreground(load_run_config(args.config), root=args.root, sweep=sweep)
     print(json.dumps({k: v for k, v in summary.items() if k != "layers"}, indent=1, default=str))
 
 

@@ -193,9 +193,9 @@ def _run_here(sweep, todo, sweep_dir: SweepDir, parameters, executor, parallel, 
                         submission.failed[run_id] = _last_line(error, sweep_dir.run(run_id).read_error())
                         bar.write(f"run {run_id} failed: {submission.failed[run_id]}")
                         continue
-                    if isinstance(result, dict) and result.get("status") == "skipped":
-                        submission.busy[run_id] = result["reason"]
-                        bar.write(f"run {run_id} skipped: {result['reason']}")
+                    if isinstance(result, dict) and result.get("skipped"):
+                        submission.busy[run_id] = result["skipped"]
+                        bar.write(f"run {run_id} skipped: {result['skipped']}")
                 if running:
                     time.sleep(0.5)
     except BaseException:

@@ -183,41 +183,65 @@ def locate_enwik8(data_dir, download: bool) -> Path:
     return _unzip(archive, raw)
 
 
+def _write_atomically(destination: Path, fill) -> None:
+    """`fill(out)` writes into a temporary file unique to this process beside `destination`, which
+    is renamed into place only when complete: concurrent writers (a Slurm array on a fresh data
+    directory) never truncate each other's file, and a failure or a full disk leaves nothing behind."""
+    import errno
+    import tempfile
+
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            fill(out)
+        os.replace(temporary, destination)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        if error.errno == errno.ENOSPC:
+            raise DataError(f"no space left on the device holding {destination.parent} while writing {destination.name}; "
+                            "free some space or set $SEQBENCH_DATA to another directory") from error
+        raise
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def _download(url: str, destination: Path) -> None:
     from tqdm import tqdm
 
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_suffix(".part")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+    def fill(out):
+        with urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {destination.name}") as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     bar.update(len(chunk))
+
+    try:
+        _write_atomically(destination, fill)
+    except DataError:
+        raise
     except OSError as error:
-        partial.unlink(missing_ok=True)
         raise DataError(f"could not download {url}: {error}. Fetch it by hand into {destination.parent}.") from error
-    partial.replace(destination)
 
 
 def _unzip(archive: Path, raw: Path) -> Path:
-    partial = raw.with_suffix(".part")
-    try:
+    def fill(out):
         with zipfile.ZipFile(archive) as zipped:
             if "enwik8" not in zipped.namelist():
                 raise DataError(f"{archive} holds {zipped.namelist()}, not a member named 'enwik8'")
-            with zipped.open("enwik8") as source, open(partial, "wb") as out:
+            size = zipped.getinfo("enwik8").file_size
+            if size != ENWIK8_BYTES:
+                raise DataError(f"{archive} unpacks to {size:,} bytes; enwik8 is exactly {ENWIK8_BYTES:,}")
+            with zipped.open("enwik8") as source:
                 while chunk := source.read(1 << 24):
                     out.write(chunk)
+
+    try:
+        _write_atomically(raw, fill)
     except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as error:
-        partial.unlink(missing_ok=True)
         raise DataError(f"{archive} is not a valid zip archive ({error}); delete it and download it again") from error
     except PermissionError as error:
         raise DataError(f"cannot unpack {archive} into {raw.parent}: {error}") from error
-    if partial.stat().st_size != ENWIK8_BYTES:
-        size = partial.stat().st_size
-        partial.unlink()
-        raise DataError(f"{archive} unpacks to {size:,} bytes; enwik8 is exactly {ENWIK8_BYTES:,}")
-    partial.replace(raw)
     return raw

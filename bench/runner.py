@@ -34,6 +34,7 @@ CHECKPOINT_FORMAT = 2
 
 
 PREEMPT_SIGNAL = PREEMPTION_SIGNALS[1]
+TERM_GRACE_S = 5.0
 
 
 class Preempted(SystemExit):
@@ -54,19 +55,20 @@ class StopRequest:
 
     def at_boundary(self, checkpoint) -> None:
         """The preemption signal with submitit's handler behind it: checkpoint, then let submitit
-        requeue (it exits). SIGTERM under Slurm: checkpoint and go on — Slurm follows it with the
-        preemption signal or a kill, and either finds a fresh checkpoint (submitit ignores SIGTERM
-        for the same reason). SIGTERM elsewhere, or the preemption signal with nobody to requeue:
-        checkpoint and exit."""
-        pending, self.pending = set(self.pending), []
-        if not pending:
+        requeue (it exits). SIGTERM: checkpoint and exit — but under Slurm first wait a moment for
+        the preemption signal, which Slurm sends right after SIGTERM when it preempts (submitit
+        ignores SIGTERM for that reason); `scontrol requeue` and `scancel` send SIGTERM alone."""
+        if not self.pending:
             return
-        handler = self.previous.get(PREEMPT_SIGNAL)
         checkpoint()
+        if self.pending == [signal.SIGTERM] and os.environ.get("SLURM_JOB_ID"):
+            deadline = time.monotonic() + TERM_GRACE_S
+            while PREEMPT_SIGNAL not in self.pending and time.monotonic() < deadline:
+                time.sleep(0.05)
+        pending, self.pending = set(self.pending), []
+        handler = self.previous.get(PREEMPT_SIGNAL)
         if PREEMPT_SIGNAL in pending and callable(handler) and handler is not signal.default_int_handler:
             handler(PREEMPT_SIGNAL, None)
-            return
-        if pending == {signal.SIGTERM} and os.environ.get("SLURM_JOB_ID"):
             return
         raise Preempted(128 + max(pending))
 
@@ -318,6 +320,7 @@ def execute(config: RunConfig, run_dir: RunDir, *, progress: bool | None = None,
     with run_dir.lease({"job_id": slurm_job_id(), "kind": config.kind}, wait_s=lease_wait_s()) as lease:
         if run_dir.is_finished():
             return {**run_dir.read_summary(), "skipped": "finished already"}
+        run_dir.write_config(config.model_dump(mode="json"), provenance(None))  # even if set-up fails
         if isinstance(config, TrainConfig):
             trainer = Trainer(config, run_dir, progress=progress)
             if on_trainer is not None:

@@ -37,8 +37,9 @@ TEXT_PARAMETERS = ("partition", "account", "qos", "constraint")
 MINIMUM = {"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 1, "timeout_min": 1, "array_parallelism": 1,
            "max_num_timeout": 0}
 DEFAULTS = {"timeout_min": 60, "cpus_per_task": 1, "gpus_per_node": 0}
-SLURM_ACTIVE = ("PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED",
-                "CONFIGURING", "COMPLETING", "STAGE_OUT", "SIGNALING")
+SLURM_ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
+               "PREEMPTED", "REVOKED")
+UNKNOWN_FOR_S = 3600  # sacct may not know a job submitted a moment ago: until then UNKNOWN means queued
 
 
 def executor_parameters(from_file: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -72,11 +73,18 @@ def active_elsewhere(sweep_dir: SweepDir, run_id: str, jobs: dict[str, list[dict
     if holder is not None and not holder["stale"]:
         return f"running (lease held by {holder.get('host')}:{holder.get('pid')})"
     for job in jobs.get(run_id, []):
-        if job["executor"] == "slurm":
-            state = slurm_job_state(sweep_dir, job["job_id"])
-            if state and state.split()[0] in SLURM_ACTIVE:
-                return f"queued or running as Slurm job {job['job_id']} ({state})"
+        if job["executor"] == "slurm" and slurm_job_active(sweep_dir, job):
+            return f"queued or running as Slurm job {job['job_id']}"
     return None
+
+
+def slurm_job_active(sweep_dir: SweepDir, job: dict) -> bool:
+    state = slurm_job_state(sweep_dir, job["job_id"])
+    if state is None or state.split()[0] in SLURM_ENDED:
+        return False
+    if state.startswith("UNKNOWN"):
+        return time.time() - float(job.get("submitted", 0)) < UNKNOWN_FOR_S
+    return True
 
 
 @dataclass

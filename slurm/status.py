@@ -13,7 +13,7 @@ from collections import Counter
 import submitit
 
 from seqbench.bench.store import FINISHED, Store, describe_holder
-from seqbench.slurm.executors import SLURM_ACTIVE, slurm_job_state
+from seqbench.slurm.executors import slurm_job_active, slurm_job_state
 
 SLURM_FAILED = ("FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE")
 
@@ -63,10 +63,7 @@ def cancel(sweep: str, root=None) -> list[str]:
     cancelled = []
     for entries in sweep_dir.read_jobs().values():
         for job in entries:
-            if job["executor"] != "slurm":
-                continue
-            state = slurm_job_state(sweep_dir, job["job_id"])
-            if state and state.split()[0] in SLURM_ACTIVE:
+            if job["executor"] == "slurm" and slurm_job_active(sweep_dir, job):
                 submitit.SlurmJob(folder=sweep_dir.submitit_folder, job_id=job["job_id"]).cancel(check=False)
                 cancelled.append(job["job_id"])
     return cancelled

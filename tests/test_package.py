@@ -10,16 +10,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FOREIGN = ("models", "tasks", "bench", "slurm", "analysis", "benchmarks", "tests")
 
-CHECK = """
+CHECK = f"""
 import importlib.util, json, torch
 import seqbench.models as models
 from seqbench.models.gateloop import compiled
 mixer = models.build("gateloop", d_model=8)
 mixer(torch.randn(1, 5, 8))
-print(json.dumps({"backend": mixer.backend_used("recurrent"), "compiled": compiled.available()[0],
-                  "foreign": [name for name in %r if importlib.util.find_spec(name) is not None],
-                  "where": str(models.__file__)}))
-""" % (FOREIGN,)
+print(json.dumps({{"backend": mixer.backend_used("recurrent"), "compiled": compiled.available()[0],
+                  "foreign": [name for name in {FOREIGN!r} if importlib.util.find_spec(name) is not None],
+                  "where": str(models.__file__)}}))
+"""
 
 
 @pytest.mark.slow

@@ -93,3 +93,39 @@ def test_cancelled_run_shows_as_cancelled(tmp_path):
     submitit.SlurmJob(folder=Store(root).sweep("cancel").submitit_folder, job_id=submission.submitted[config.run_id()]).cancel()
     rows = wait_for("cancel", root, lambda rows: rows[0]["state"] == "cancelled", timeout=120)
     assert rows[0]["slurm_state"].startswith("CANCELLED")
+
+
+def test_resubmitting_a_running_sweep_submits_nothing_and_cancel_reaches_every_job(tmp_path):
+    root = tmp_path / "runs"
+    config = parse_run_config(tiny_run_config(steps=1_000_000, checkpoint_every=100, eval_every=100_000))
+    sweep = Sweep("busy", [config], SLURM)
+    first = submit(sweep, executor="slurm", root=root, echo=lambda _: None)
+    again = submit(sweep, executor="slurm", root=root, echo=lambda _: None)  # queued: nothing new
+    assert again.submitted == {} and config.run_id() in again.busy
+    wait_for("busy", root, lambda rows: rows[0]["state"] == "running", timeout=120)
+    third = submit(sweep, executor="slurm", root=root, echo=lambda _: None)  # running: nothing new
+    assert third.submitted == {} and "running" in third.busy[config.run_id()]
+    from seqbench.slurm.status import cancel
+
+    assert cancel("busy", root) == [first.submitted[config.run_id()]]
+    wait_for("busy", root, lambda rows: rows[0]["state"] == "cancelled", timeout=120)
+
+
+@pytest.mark.parametrize("how", ["scontrol requeue", "scancel --signal=USR2"])
+def test_a_requeued_job_resumes_with_continuous_steps(tmp_path, how):
+    root = tmp_path / "runs"
+    config = parse_run_config(tiny_run_config(steps=2500, checkpoint_every=25, eval_every=1000, seed=7))
+    submission = submit(Sweep("requeue", [config], SLURM), executor="slurm", root=root, echo=lambda _: None)
+    job_id = submission.submitted[config.run_id()]
+    run_dir = Store(root).run("requeue", config.run_id())
+    deadline = time.time() + 180
+    while len(run_dir.read_metrics()) < 100:
+        assert time.time() < deadline, f"the run did not start: {sweep_status('requeue', root)}"
+        time.sleep(0.2)
+    command = ["scontrol", "requeue", job_id] if how == "scontrol requeue" else ["scancel", "--signal=USR2", job_id]
+    subprocess.run(command, check=True)
+    rows = wait_for("requeue", root, all_terminal, timeout=300)
+    assert rows[0]["state"] == "completed"
+    summary = run_dir.read_summary()
+    assert summary["steps"] == 2500 and len(summary["resumed_from"]) >= 1
+    assert [row["step"] for row in run_dir.read_metrics() if row["split"] == "train"] == list(range(1, 2501))

@@ -42,7 +42,7 @@ def gateloop_attention(q, k, v, a, initial_state, *, query_block: int | None = N
 
 
 def gateloop_attention_literal(q, k, v, a, initial_state):
-    """The paper's formula verbatim; overflows once |P_m| underflows (see tests/test_gateloop_ops.py)."""
+    """The paper's formula verbatim; overflows once |P_m| underflows (see tests/models/test_gateloop_ops.py)."""
     length = q.shape[1]
     cumulative = torch.cumprod(a, dim=1)
     q_bar, k_bar = q * cumulative, k / cumulative

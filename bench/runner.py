@@ -127,9 +127,8 @@ class Trainer:
         config = self.config
         torch.manual_seed(config.seed)
         self.model = config.model.build(vocab_size=self.task.vocab_size, device=self.device)
-        decay, no_decay = [], []
-        for name, parameter in self.model.named_parameters():
-            (decay if parameter.ndim >= 2 and "embedding" not in name else no_decay).append(parameter)
+        parameters = dict(self.model.named_parameters())
+        decay, no_decay = ([parameters[name] for name in names] for names in self.model.weight_decay_split())
         opt = config.optimizer
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": opt.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],

@@ -157,6 +157,18 @@ class LanguageModel(nn.Module):
             new_states.append(state)
         return self.head(self.norm(x)), new_states
 
+    def weight_decay_split(self) -> tuple[list[str], list[str]]:
+        """(decayed, not decayed) parameter names. Not decayed: embeddings, norms and biases (every
+        parameter under 2-D) and each mixer's `no_weight_decay` (decay logits, A_log, Λ, log-steps)."""
+        decayed, kept = [], []
+        exempt = {f"blocks.{i}.mixer.{name}" for i, block in enumerate(self.blocks) for name in block.mixer.no_weight_decay}
+        for name, parameter in self.named_parameters():
+            if parameter.ndim < 2 or name.startswith("embedding.") or name in exempt:
+                kept.append(name)
+            else:
+                decayed.append(name)
+        return decayed, kept
+
     # --- reporting -----------------------------------------------------------------------------
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

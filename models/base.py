@@ -17,6 +17,9 @@ class Mixer(nn.Module, abc.ABC):
     modes: tuple[str, ...] = ()
     default_mode: str = ""
     registry_name: str = ""
+    # parameters that set decay rates or time scales: weight decay would pull them toward a fixed
+    # memory (|a| = ½ for a zero logit), biasing exactly what an ablation compares
+    no_weight_decay: tuple[str, ...] = ()
 
     def __init__(self, *, d_model: int):
         super().__init__()

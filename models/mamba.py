@@ -33,6 +33,7 @@ class Mamba(Mixer):
     """
 
     modes = ("recurrent", "scan")
+    no_weight_decay = ("log_neg_a", "skip")
     default_mode = "scan"
 
     def __init__(self, *, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,

@@ -39,6 +39,7 @@ class S5(Mixer):
     """
 
     modes = ("recurrent", "scan")
+    no_weight_decay = ("log_neg_lambda_real", "lambda_imag", "log_step")
     default_mode = "scan"
 
     def __init__(self, *, d_model: int, state_dim: int = 64, init: str = "hippo",

@@ -57,6 +57,7 @@ class GateLoop(Mixer):
     """
 
     modes = MODES
+    no_weight_decay = ("transition_logits",)
     default_mode = "recurrent"  # O(L); compiled on CPU, the fastest correct path there (docs/sources.md)
 
     def __init__(

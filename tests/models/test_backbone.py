@@ -70,3 +70,21 @@ def test_bad_backbone_arguments():
         lm()(torch.randn(2, 5))
     with pytest.raises(ValueError, match="mode given for mixer"):
         lm()(tokens(), mode={"mamba": "scan"})
+
+
+@pytest.mark.parametrize("mixer,options,exempt", [
+    ("gateloop", {"state_transition": "fixed"}, {"transition_logits"}),
+    ("gateloop", {}, {"to_transition.bias"}),
+    ("mamba", {}, {"log_neg_a", "skip", "conv.bias", "dt_proj.bias"}),
+    ("s5", {}, {"log_neg_lambda_real", "lambda_imag", "log_step", "skip"}),
+    ("retnet", {}, {"group_norm.weight", "group_norm.bias"}),
+    ("linear_attention", {}, set()),
+    ("softmax_attention", {}, set()),
+])
+def test_no_weight_decay_on_decay_parameters_norms_biases_and_embeddings(mixer, options, exempt):
+    model = models.LanguageModel(vocab_size=11, d_model=16, n_layers=2, mixer=mixer, mixer_options=options, mlp_ratio=2)
+    decayed, kept = model.weight_decay_split()
+    assert set(kept) == {"embedding.weight", "norm.weight", *(f"blocks.{i}.{name}" for i in range(2) for name in (
+        "mixer_norm.weight", "mlp_norm.weight", "mlp.0.bias", "mlp.2.bias", *(f"mixer.{p}" for p in exempt)))}
+    assert set(decayed) | set(kept) == {name for name, _ in model.named_parameters()} and not set(decayed) & set(kept)
+    assert "head.weight" in decayed and "blocks.0.mlp.0.weight" in decayed

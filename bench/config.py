@@ -52,6 +52,8 @@ class ModelConfig(Strict):
     d_model: int = Field(64, ge=1)
     n_layers: int = Field(2, ge=1)
     mlp_ratio: int = Field(4, ge=0, description="MLP width multiple; 0 for no MLP")
+    mlp_hidden: int | None = Field(None, ge=0, description="MLP width; None: mlp_ratio × d_model (solved when matching parameters)")
+    target_parameters: int | None = Field(None, ge=1, description="solve d_model and mlp_hidden to this parameter count (±2%)")
     options: dict[str, Any] = Field(default_factory=dict, description="mixer options; keyed by mixer for a hybrid")
     mode: str | dict[str, str] | None = Field(None, description="training mode; None is each mixer's default")
 
@@ -73,7 +75,17 @@ class ModelConfig(Strict):
         with torch.device(device or "cpu"):
             return models.LanguageModel(vocab_size=vocab_size, d_model=self.d_model, n_layers=self.n_layers,
                                         mixer=self.name, mixer_options=self.options, mlp_ratio=self.mlp_ratio,
-                                        mode=self.mode)
+                                        mlp_hidden=self.mlp_hidden, mode=self.mode)
+
+    def matched(self, vocab_size: int) -> ModelConfig:
+        """This config with d_model and mlp_hidden solved for `target_parameters` (models/fair.py)."""
+        from seqbench.models.fair import solve_widths
+
+        if self.target_parameters is None:
+            return self
+        d_model, hidden, _ = solve_widths(self.target_parameters, mlp_ratio=self.mlp_ratio, vocab_size=vocab_size,
+                                          n_layers=self.n_layers, mixer=self.name, mixer_options=self.options)
+        return self.model_copy(update={"d_model": d_model, "mlp_hidden": hidden})
 
 
 class TaskConfig(Strict):
@@ -145,6 +157,14 @@ class TrainConfig(RunSpec):
     threads: int | None = Field(None, ge=1, description="torch CPU threads; None leaves torch's default")
 
     @model_validator(mode="after")
+    def _match_parameters(self) -> TrainConfig:
+        """The solved widths are part of the config, so they are hashed and recorded."""
+        if self.model.target_parameters is not None:
+            vocab = tasks.TASKS.get_class(self.task.name).vocab_size_of(self.task.options)
+            object.__setattr__(self, "model", self.model.matched(vocab))
+        return self
+
+    @model_validator(mode="after")
     def _early_stop_metric_exists(self) -> TrainConfig:
         if self.early_stop is not None:
             reported = tasks.TASKS.get_class(self.task.name).metrics
@@ -153,10 +173,16 @@ class TrainConfig(RunSpec):
                                  f"{self.task.name!r}; its metrics: {', '.join(reported)}")
         return self
 
+    def size(self) -> dict[str, int]:
+        """Parameters and decoding-state scalars per sequence (all layers), counted on the meta device."""
+        task_class = tasks.TASKS.get_class(self.task.name)
+        model = self.model.build(vocab_size=task_class.vocab_size_of(self.task.options), device="meta")
+        return {"parameters": model.num_parameters(), "state_size": model.state_size(self.task.options.get("seq_len"))}
+
     def lm_kwargs(self, vocab_size: int) -> dict[str, Any]:
         model = self.model
         return dict(vocab_size=vocab_size, d_model=model.d_model, n_layers=model.n_layers, mixer=model.name,
-                    mixer_options=model.options, mlp_ratio=model.mlp_ratio, mode=model.mode)
+                    mixer_options=model.options, mlp_ratio=model.mlp_ratio, mlp_hidden=model.mlp_hidden, mode=model.mode)
 
 
 MEASURES = ("forward", "forward_backward", "step")

@@ -39,8 +39,8 @@ class Sweep:
 
     def expanded(self) -> list[dict[str, Any]]:
         """Every run as data for tools (`seqbench sweep --json`): id, its axis values, the config."""
-        return [{"run_id": run.run_id(), "axes": self.axes.get(run.run_id(), {}), "config": run.model_dump(mode="json")}
-                for run in self.runs]
+        return [{"run_id": run.run_id(), "axes": self.axes.get(run.run_id(), {}), "config": run.model_dump(mode="json"),
+                 **(run.size() if run.kind == "train" else {})} for run in self.runs]
 
 
 def set_path(config: dict, dotted: str, value: Any) -> None:

@@ -16,16 +16,14 @@ from seqbench.models import registry
 
 
 class Block(nn.Module):
-    def __init__(self, mixer: nn.Module, d_model: int, mlp_ratio: int):
+    def __init__(self, mixer: nn.Module, d_model: int, mlp_hidden: int):
         super().__init__()
         self.mixer_norm = nn.RMSNorm(d_model)
         self.mixer = mixer
         self.mlp = None
-        if mlp_ratio:
+        if mlp_hidden:
             self.mlp_norm = nn.RMSNorm(d_model)
-            self.mlp = nn.Sequential(
-                nn.Linear(d_model, mlp_ratio * d_model), nn.GELU(), nn.Linear(mlp_ratio * d_model, d_model)
-            )
+            self.mlp = nn.Sequential(nn.Linear(d_model, mlp_hidden), nn.GELU(), nn.Linear(mlp_hidden, d_model))
 
     def _mlp(self, x):
         return x if self.mlp is None else x + self.mlp(self.mlp_norm(x))
@@ -94,6 +92,7 @@ class LanguageModel(nn.Module):
         mixer: str | Sequence[str] = "gateloop",
         mixer_options: Mapping[str, Any] | None = None,
         mlp_ratio: int = 4,
+        mlp_hidden: int | None = None,
         mode: str | Mapping[str, str] | None = None,
     ):
         super().__init__()
@@ -101,12 +100,15 @@ class LanguageModel(nn.Module):
             raise ValueError(f"vocab_size must be a positive integer, got {vocab_size!r}")
         if not isinstance(mlp_ratio, int) or mlp_ratio < 0:
             raise ValueError(f"mlp_ratio must be a non-negative integer (0: no MLP), got {mlp_ratio!r}")
+        if mlp_hidden is not None and (not isinstance(mlp_hidden, int) or mlp_hidden < 0):
+            raise ValueError(f"mlp_hidden must be a non-negative integer (the MLP's width; None: mlp_ratio × d_model), got {mlp_hidden!r}")
+        hidden = mlp_ratio * d_model if mlp_hidden is None else mlp_hidden
         self.plan = plan_layers(mixer, n_layers, mixer_options, mode)
         self.mixer_names = [layer.mixer for layer in self.plan]
         self.vocab_size, self.d_model = vocab_size, d_model
         self.embedding = nn.Embedding(vocab_size, d_model)
         self.blocks = nn.ModuleList(
-            Block(registry.build(layer.mixer, d_model=d_model, **layer.options), d_model, mlp_ratio) for layer in self.plan
+            Block(registry.build(layer.mixer, d_model=d_model, **layer.options), d_model, hidden) for layer in self.plan
         )
         self.norm = nn.RMSNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size, bias=False)

@@ -147,7 +147,9 @@ def describe_run(run, axes: dict[str, Any]) -> str:
     if run.kind == "speed":
         return (f"{model:<18} d={run.model.d_model:<4} speed L={run.speed.lengths[0]}…{run.speed.lengths[-1]} "
                 f"B={run.speed.batch_size}{swept}")
-    return f"{model:<18} d={run.model.d_model:<4} {run.task.name:<14} lr={run.optimizer.lr:<8g} seed={run.seed}{swept}"
+    size = run.size()
+    return (f"{model:<18} d={run.model.d_model:<4} {run.task.name:<14} lr={run.optimizer.lr:<8g} seed={run.seed} "
+            f"params={size['parameters']:,} state={size['state_size']:,}{swept}")
 
 
 def _auto_executor(sweep_dir: SweepDir, cluster: str, parameters: dict[str, Any]):

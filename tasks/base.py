@@ -47,6 +47,11 @@ class Task(abc.ABC):
     metrics: tuple[str, ...] = ()  # what `result()` always reports: the names early stopping may use
 
     @classmethod
+    def vocab_size_of(cls, options: dict) -> int:
+        """The vocabulary these options give, without reading data (for parameter counts)."""
+        return cls(**options).vocab_size
+
+    @classmethod
     def check_values(cls, options: dict) -> None:
         """Reject bad option values when a config is built, not on the cluster. Synthetic tasks are
         cheap to build, so building one is the check; tasks that read data override this."""

@@ -72,6 +72,10 @@ class ByteCorpus(Task):
         self.boundaries = self.split_boundaries(len(self.data))
 
     @classmethod
+    def vocab_size_of(cls, options: dict) -> int:
+        return 256
+
+    @classmethod
     def check_values(cls, options: dict) -> None:
         """Option values only: the data may live on the cluster's file system, not here."""
         seq_len, eval_bytes = options.get("seq_len", 256), options.get("eval_bytes")

@@ -207,7 +207,9 @@ def test_dry_run_submits_nothing_and_lists_each_runs_axes(tmp_path):
     submission = submit(expand(spec), executor="slurm", root=tmp_path, dry_run=True, echo=lines.append)
     assert submission.submitted == {} and not (tmp_path / "t").exists()
     assert lines[0] == "sweep t: 4 runs, 0 finished, 0 queued or running, 4 to run (slurm)" and all("[would submit]" in l for l in lines[1:])
-    assert [line.split("seed=")[1].split("  [")[0] for line in lines[1:]] == ["0 heads=1", "1 heads=1", "0 heads=2", "1 heads=2"]
+    assert [line.split("seed=")[1][0] + line.split("state=")[1].split(" ", 1)[1].split("  [")[0] for line in lines[1:]] == [
+        "0heads=1", "1heads=1", "0heads=2", "1heads=2"]
+    assert all("params=" in line for line in lines[1:])
 
 
 def test_collect_works_on_a_partial_sweep(tmp_path):

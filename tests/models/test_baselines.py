@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from seqbench import models
-from seqbench.models.fair import count_parameters, match_width, matched_widths
+from seqbench.models.fair import count_parameters, solve_widths
 from seqbench.models.gateloop.ops import gateloop
 from seqbench.models.optional import try_import
 from tests.helpers import relative_error
@@ -104,16 +104,16 @@ def test_optional_backend_matches_pure_pytorch_on_cuda(name, backend, module, pa
 
 
 # --- fair comparison ----------------------------------------------------------------------------
-def test_matched_widths_are_within_five_percent():
-    reference = dict(vocab_size=256, d_model=128, n_layers=2, mixer="gateloop")
-    target = count_parameters(**reference)
-    widths = matched_widths(reference, models.available())
-    assert set(widths) == set(models.available())
-    for name, d_model in widths.items():
-        count = count_parameters(vocab_size=256, n_layers=2, mixer=name, d_model=d_model)
-        assert abs(count - target) / target <= 0.05, name
+@pytest.mark.parametrize("mixer", models.available())
+def test_solved_widths_hit_the_target_within_two_percent(mixer):
+    target = count_parameters(vocab_size=256, d_model=128, n_layers=2, mixer="gateloop", mlp_ratio=2)
+    d_model, hidden, count = solve_widths(target, mlp_ratio=2, vocab_size=256, n_layers=2, mixer=mixer)
+    assert count == count_parameters(vocab_size=256, d_model=d_model, n_layers=2, mixer=mixer, mlp_hidden=hidden)
+    assert abs(count - target) / target <= 0.02 and 1 <= hidden / d_model <= 3
 
 
-def test_match_width_fails_loudly_when_impossible():
-    with pytest.raises(ValueError, match="within ±5% of 10 parameters"):
-        match_width(10, vocab_size=256, n_layers=2, mixer="gateloop", max_d_model=64)
+def test_matching_fails_loudly_when_impossible():
+    with pytest.raises(ValueError, match="needs an MLP"):
+        solve_widths(10_000, mlp_ratio=0, vocab_size=256, n_layers=2, mixer="gateloop")
+    with pytest.raises(ValueError, match="no width gives gateloop within ±2% of 10 parameters"):
+        solve_widths(10, mlp_ratio=2, vocab_size=256, n_layers=2, mixer="gateloop")

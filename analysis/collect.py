@@ -99,6 +99,8 @@ def varying_columns(runs: pd.DataFrame, prefixes=("model.", "task.", "optimizer.
         by_model = runs.groupby(runs["model.name"].astype(str))
         varying = [c for c in varying if not c.startswith("model.options.")
                    or (by_model[c].agg(lambda values: values.astype(str).nunique()) > 1).any()]
+    if "model.target_parameters" in runs.columns and runs["model.target_parameters"].notna().all():
+        varying = [c for c in varying if c not in ("model.d_model", "model.mlp_hidden")]  # solved, not chosen
     return varying
 
 

@@ -1,5 +1,6 @@
-"""seaborn figures of a collected sweep: final metric per configuration with 95% CIs over seeds,
-and learning curves (mean and CI over seeds)."""
+"""seaborn figures of a collected sweep: the final metric per configuration (best-over-lr when the
+lr is swept; t-intervals over seeds, none with fewer than 3) and learning curves. Every varying
+axis is a visual channel; nothing is pooled."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,6 +13,14 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from seqbench.analysis.collect import main_metric, varying_columns  # noqa: E402
+from seqbench.analysis.protocol import (  # noqa: E402
+    LR,
+    MIN_SEEDS_FOR_INTERVAL,
+    best_over_lr,
+    configuration_columns,
+    t_interval,
+    validation_metric,
+)
 
 CURVE_POINTS = 200  # per training curve; the 20-step running mean makes more points redundant
 
@@ -22,52 +31,68 @@ def _label(column: str) -> str:
     return column.removeprefix("model.options.").removeprefix("model.").removeprefix("optimizer.")
 
 
-def _axes(runs: pd.DataFrame) -> tuple[str, str | None]:
-    axes = varying_columns(runs) or ["model.name"]
-    x = "model.name" if "model.name" in axes else axes[0]
-    others = [a for a in axes if a != x]
-    return x, (others[0] if others else None)
+def _layout(axes: list[str]) -> dict[str, str | None]:
+    """Every varying axis gets a visual channel — x, hue, column, row — so nothing is pooled silently."""
+    if len(axes) > 4:
+        raise ValueError(f"{len(axes)} sweep axes vary ({', '.join(axes)}); a plot shows at most 4 (x, hue, column, row): "
+                         "filter the runs or aggregate an axis explicitly first")
+    ordered = sorted(axes or ["model.name"], key=lambda column: column != "model.name")
+    return dict(zip(("x", "hue", "col", "row"), ordered + [None] * (4 - len(ordered))))
+
+
+def final_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, str, bool, str]:
+    """(table, metric, higher is better, protocol): best-over-lr when the lr varies and validation
+    numbers exist, else every finished run."""
+    metric, higher = main_metric(runs)
+    done = runs[runs[metric].notna()].copy()
+    if LR in varying_columns(done) and validation_metric(metric) in done.columns:
+        return best_over_lr(done, metric=metric, higher_is_better=higher), metric, higher, "best lr per seed, chosen on validation"
+    return done, metric, higher, "one lr" if LR in done.columns else "as run"
 
 
 def plot_final(runs: pd.DataFrame, path: Path) -> Path:
-    metric, higher = main_metric(runs)
-    done = runs[runs[metric].notna()].copy()
-    x, hue = _axes(done)
-    for column in (x, hue):
+    table, metric, higher, protocol = final_table(runs)
+    layout = _layout(configuration_columns(table) if "chosen_lr" in table.columns else varying_columns(table))
+    for column in layout.values():
         if column:
-            done[column] = done[column].astype(str)
-    fig, ax = plt.subplots(figsize=(max(5, 1.3 * done[x].nunique() + 2), 4))
-    sns.barplot(data=done, x=x, y=metric, hue=hue, errorbar=("ci", 95), ax=ax, capsize=0.1)
-    points = {"palette": "dark:black", "dodge": True} if hue else {"color": "black"}
-    sns.stripplot(data=done, x=x, y=metric, hue=hue, size=3, ax=ax, legend=False, **points)
-    seeds = done.groupby([c for c in (x, hue) if c], dropna=False).size()
+            table[column] = table[column].astype(str)
+    seeds = table.groupby([c for c in layout.values() if c], dropna=False).size()
+    interval = seeds.min() >= MIN_SEEDS_FOR_INTERVAL
+    grid = sns.catplot(data=table, kind="point", y=metric, errorbar=t_interval if interval else None, capsize=0.15,
+                       dodge=0.4 if layout["hue"] else False, linestyle="none", markers="D", height=4,
+                       aspect=max(1.0, 0.35 * table[layout["x"]].nunique()), **{k: v for k, v in layout.items() if v})
+    grid.map_dataframe(sns.stripplot, x=layout["x"], y=metric, hue=layout["hue"], dodge=bool(layout["hue"]), size=3,
+                       palette="dark:black" if layout["hue"] else None, color=None if layout["hue"] else "black", legend=False)
     seed_text = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
-    ax.set_title(f"{metric} ({'higher' if higher else 'lower'} is better)\nbars: mean and 95% CI over {seed_text} seeds; dots: runs")
-    ax.set_xlabel(_label(x))
-    if hue:
-        ax.legend(title=_label(hue))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    shown = f"mean and 95% t-interval over {seed_text} seeds" if interval else f"{seed_text} seed(s): points only, no interval"
+    grid.figure.suptitle(f"{metric} ({'higher' if higher else 'lower'} is better) — {protocol}\n{shown}; dots: seeds", fontsize=9)
+    grid.set_axis_labels(_label(layout["x"]), metric)
+    grid.figure.tight_layout()
+    grid.savefig(path, dpi=120)
+    plt.close(grid.figure)
     return path
 
 
 def plot_curves(runs: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
-    x, hue = _axes(runs)
+    axes_ = sorted(varying_columns(runs) or ["model.name"], key=lambda column: column != "model.name")
     indexed = runs.set_index("run_id")
     named = lambda column: indexed[column].astype(str) if column == "model.name" else f"{_label(column)}=" + indexed[column].astype(str)  # noqa: E731
-    label = named(x) + (", " + named(hue) if hue else "")
+    label = named(axes_[0])
+    for column in axes_[1:]:  # every axis in the label: one curve per configuration, seeds averaged
+        label = label + ", " + named(column)
+    seeds = runs.groupby(label.reindex(runs["run_id"]).values).size()
+    interval = t_interval if len(seeds) and seeds.min() >= MIN_SEEDS_FOR_INTERVAL else None
     table = curves.assign(configuration=curves["run_id"].map(label))
     validation = table[(table["split"] == "validation") & table["metric"].isin(["accuracy", "bpc"])]
     train = table[(table["split"] == "train") & (table["metric"] == "loss")].copy()
     train["value"] = train.groupby("run_id")["value"].transform(lambda s: s.rolling(20, min_periods=1).mean())
     stride = max(1, int(train["step"].max()) // CURVE_POINTS) if len(train) else 1
-    train = train[train["step"] % stride == 0]  # seaborn bootstraps a CI at every x: thin the smoothed curve
+    train = train[train["step"] % stride == 0]  # an interval at every x: thin the smoothed curve
     panels = [(train, "train loss (20-step mean)")] + ([(validation, validation["metric"].iloc[0])] if len(validation) else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
     for ax, (data, title) in zip(axes[0], panels):
-        sns.lineplot(data=data, x="step", y="value", hue="configuration", errorbar=("ci", 95), n_boot=200, ax=ax)
-        ax.set_title(title)
+        sns.lineplot(data=data, x="step", y="value", hue="configuration", errorbar=interval, ax=ax)
+        ax.set_title(f"{title}\n{'mean, 95% t-interval over seeds' if interval else 'mean over seeds (fewer than 3: no interval)'}")
         ax.set_ylabel(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

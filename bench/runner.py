@@ -272,9 +272,11 @@ class Trainer:
             self.save_checkpoint()
         train_rows = [row for row in self.metrics if row["split"] == "train"]
         recent = train_rows[-50:]
+        validation = next((row for row in reversed(self.metrics) if row["split"] == "validation"), {})
         summary = {
             "status": status, "steps": self.step, "stopped_early": self.stopped_early,
             "final_split": config.final_split, **{f"final_{key}": value for key, value in final.items()},
+            **{f"validation_{key}": value for key, value in validation.items() if key not in ("step", "split")},
             "train_loss": recent[-1]["loss"] if recent else None,
             "tokens_per_s": sum(r["tokens_per_s"] for r in recent) / len(recent) if recent else None,
             "step_time_s": sum(r["step_time_s"] for r in recent) / len(recent) if recent else None,

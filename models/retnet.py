@@ -58,37 +58,49 @@ def retention_chunked(q, k, v, log_gamma, state, chunk_size):
     return torch.cat(outputs, dim=1), state
 
 
+NORMS = ("groupnorm", "rmsnorm")
+
+
 @register("retnet")
 class RetNet(Mixer):
-    """RetNet multi-scale retention: fixed per-head decay, rotary positions, GroupNorm and swish gate.
+    """RetNet multi-scale retention: fixed per-head decay, rotary positions, a per-head norm and swish gate.
 
     Options:
         heads: number of heads, head h with its own fixed decay γ_h = 1 − 2^(−5−h)
         chunk_size: chunk length of the chunked mode
         rotary_base: base of the rotary position rotation of q and k
         short_conv: kernel size of a causal depthwise convolution + SiLU on q, k, v (0 = off; not in RetNet's paper)
+        norm: per-head output norm: 'groupnorm' (the paper's: mean-subtracting, affine) or 'rmsnorm' (torchscale's current code: no mean, no affine)
+        value_factor: value (and gate) width as a multiple of d_model; the paper uses 2
     """
 
     modes = ("parallel", "recurrent", "chunked")
     default_mode = "chunked"
 
     def __init__(self, *, d_model: int, heads: int = 4, chunk_size: int = 64, rotary_base: float = 10000.0,
-                 short_conv: int = 0):
+                 short_conv: int = 0, norm: str = "groupnorm", value_factor: int = 2):
         super().__init__(d_model=d_model)
         self.head_dim = check_heads("retnet", d_model, heads, even_head_dim=True)
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"retnet: chunk_size must be a positive integer, got {chunk_size!r}")
+        if norm not in NORMS:
+            raise ValueError(f"retnet: unknown norm {norm!r}; valid: {', '.join(NORMS)}")
+        if not isinstance(value_factor, int) or isinstance(value_factor, bool) or value_factor < 1:
+            raise ValueError(f"retnet: value_factor must be a positive integer, got {value_factor!r}")
         check_short_conv("retnet", short_conv)
         self.heads, self.chunk_size, self.rotary_base = heads, chunk_size, rotary_base
-        self.to_qkv = nn.Linear(d_model, 3 * d_model, bias=False)
-        self.qkv_conv = ShortConvolution(3 * d_model, short_conv) if short_conv else None
-        self.to_gate = nn.Linear(d_model, d_model, bias=False)
-        self.to_out = nn.Linear(d_model, d_model, bias=False)
-        self.group_norm = nn.GroupNorm(heads, d_model)
+        self.d_value, self.value_dim = value_factor * d_model, value_factor * self.head_dim
+        widths = (d_model, d_model, self.d_value)  # q, k, v
+        self.to_qkv = nn.Linear(d_model, sum(widths), bias=False)
+        self.qkv_conv = ShortConvolution(sum(widths), short_conv) if short_conv else None
+        self.to_gate = nn.Linear(d_model, self.d_value, bias=False)
+        self.to_out = nn.Linear(self.d_value, d_model, bias=False)
+        self.norm = nn.GroupNorm(heads, self.d_value) if norm == "groupnorm" else nn.RMSNorm(self.value_dim, eps=1e-6, elementwise_affine=False)
         self.register_buffer("log_gamma", torch.log(1 - 2.0 ** (-5.0 - torch.arange(heads, dtype=torch.float64))))
 
     def _split(self, projected, start: int):
-        q, k, v = (t.unflatten(-1, (self.heads, self.head_dim)) for t in projected.chunk(3, dim=-1))
+        q, k, v = projected.split([self.d_model, self.d_model, self.d_value], dim=-1)
+        q, k, v = (t.unflatten(-1, (self.heads, -1)) for t in (q, k, v))
         positions = torch.arange(start, start + projected.shape[1], device=projected.device)
         q, k = rotate(q, positions, self.rotary_base), rotate(k, positions, self.rotary_base)
         return q, k * self.head_dim ** -0.5, v
@@ -100,8 +112,11 @@ class RetNet(Mixer):
         return *self._split(projected, start), window
 
     def _output(self, y, x):
-        shape = y.shape
-        y = self.group_norm(y.reshape(-1, self.d_model)).reshape(*shape[:-2], self.d_model)
+        """y: (..., heads, value_dim) → per-head norm, swish gate, output projection."""
+        if isinstance(self.norm, nn.GroupNorm):
+            y = self.norm(y.reshape(-1, self.d_value)).reshape(*y.shape[:-2], self.d_value)
+        else:
+            y = self.norm(y).flatten(-2)
         return self.to_out(F.silu(self.to_gate(x)) * y)
 
     def _forward(self, x, mode):
@@ -137,7 +152,7 @@ class RetNet(Mixer):
         return self._output(torch.stack(outputs, dim=1), x)
 
     def _zero_kv(self, batch_size, device=None, dtype=None):
-        return torch.zeros(batch_size, self.heads, self.head_dim, self.head_dim, device=device, dtype=dtype)
+        return torch.zeros(batch_size, self.heads, self.head_dim, self.value_dim, device=device, dtype=dtype)
 
     def init_state(self, batch_size, device=None, dtype=None):
         window = self.qkv_conv.init_window(batch_size, device, dtype) if self.qkv_conv is not None else None
@@ -145,4 +160,4 @@ class RetNet(Mixer):
 
     def state_size(self, seq_len=None):
         window = self.qkv_conv.state_size() if self.qkv_conv is not None else 0
-        return self.heads * self.head_dim * self.head_dim + window
+        return self.heads * self.head_dim * self.value_dim + window

@@ -30,7 +30,7 @@ def test_small_gateloop_lm_solves_easy_mqar(tmp_path):
     GateLoop with a matrix state (2 heads of dim 32) and the short convolution on q, k, v, seed 0:
     about 4 min (252 s) on the 2-core CPU. The sweep's other cells — max heads, or no convolution — stay
     at or below 0.25 in the same budget (README, "GateLoop on MQAR")."""
-    sweep = load_sweep(Path(__file__).parents[1] / "sweeps" / "mqar-gateloop-recall.toml")
+    sweep = load_sweep(Path(__file__).parents[2] / "sweeps" / "mqar-gateloop-recall.toml")
     [config] = [run for run in sweep.runs if run.seed == 0
                 and run.model.options["heads"] == 2 and run.model.options["short_conv"] == 4]
     summary = run_in_foreground(config.model_copy(update={"threads": 2}), root=tmp_path, progress=False)

@@ -76,8 +76,9 @@ def test_bad_backbone_arguments():
     ("gateloop", {"state_transition": "fixed"}, {"transition_logits"}),
     ("gateloop", {}, {"to_transition.bias"}),
     ("mamba", {}, {"log_neg_a", "skip", "conv.bias", "dt_proj.bias"}),
-    ("s5", {}, {"log_neg_lambda_real", "lambda_imag", "log_step", "skip"}),
-    ("retnet", {}, {"group_norm.weight", "group_norm.bias"}),
+    ("s5", {}, {"log_neg_lambda_real", "lambda_imag", "log_step", "skip", "gate.bias"}),
+    ("retnet", {}, {"norm.weight", "norm.bias"}),
+    ("retnet", {"norm": "rmsnorm"}, set()),
     ("linear_attention", {}, set()),
     ("softmax_attention", {}, set()),
 ])

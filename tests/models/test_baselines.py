@@ -5,6 +5,7 @@ from seqbench import models
 from seqbench.models.fair import count_parameters, solve_widths
 from seqbench.models.gateloop.ops import gateloop
 from seqbench.models.optional import try_import
+from seqbench.models.s5 import hippo_n
 from tests.helpers import relative_error
 
 
@@ -15,7 +16,7 @@ def test_s5_is_gateloop_with_a_fixed_transition():
     """
     torch.manual_seed(0)
     d_model, states, length = 5, 7, 40
-    s5 = models.build("s5", d_model=d_model, state_dim=states).double()
+    s5 = models.build("s5", d_model=d_model, state_dim=states, activation="none").double()  # the linear SSM itself
     with torch.no_grad():  # choose B̃ so that B̄ = (Λ̄ − 1)/Λ · B̃ is a real matrix R; make C̃ real; D = 0
         lam_bar, _, _ = s5.discretised(torch.float64)
         lam = torch.complex(-s5.log_neg_lambda_real.exp(), s5.lambda_imag)
@@ -49,6 +50,46 @@ def test_s5_ring_init_and_hippo_init():
     assert ((radius >= 0.9 - 1e-6) & (radius <= 0.999 + 1e-6)).all()
     with pytest.raises(ValueError, match="unknown init 'legt'; valid: hippo, ring"):
         models.build("s5", d_model=8, init="legt")
+    with pytest.raises(ValueError, match="bc_init='eigenvectors' needs init='hippo'"):
+        models.build("s5", d_model=8, init="ring")
+
+
+def test_s5_b_and_c_are_real_matrices_seen_in_hippo_ns_eigenbasis():
+    """B̃ = V⁻¹B and C̃ = CV: mapped back with V, both are real (the paper's initialisation)."""
+    torch.manual_seed(0)
+    layer = models.build("s5", d_model=6, state_dim=10)
+    _, eigenvectors = torch.linalg.eig(hippo_n(10))
+    b_tilde = torch.view_as_complex(layer.input_matrix.double().contiguous())
+    c_tilde = torch.view_as_complex(layer.output_matrix.double().contiguous())
+    assert (eigenvectors @ b_tilde).imag.abs().max() < 1e-5 and (c_tilde @ torch.linalg.inv(eigenvectors)).imag.abs().max() < 1e-5
+    direct = models.build("s5", d_model=6, state_dim=10, bc_init="direct")
+    assert (eigenvectors @ torch.view_as_complex(direct.input_matrix.double().contiguous())).imag.abs().max() > 1e-2
+
+
+def test_s5_output_nonlinearity_is_the_reference_layers():
+    """half_glu1 (the reference's default): z = GELU(y), out = z ⊙ σ(W z + b); 'none' leaves y linear in the input."""
+    torch.manual_seed(0)
+    gated = models.build("s5", d_model=8, state_dim=4).double()
+    linear = models.build("s5", d_model=8, state_dim=4, activation="none").double()
+    linear.load_state_dict({k: v for k, v in gated.state_dict().items() if not k.startswith("gate")})
+    x = torch.randn(2, 7, 8, dtype=torch.float64)
+    y = linear(x)
+    z = torch.nn.functional.gelu(y)
+    assert relative_error(gated(x), z * torch.sigmoid(gated.gate(z))) < 1e-12
+    assert relative_error(linear(2 * x), 2 * y) < 1e-12
+
+
+def test_retnet_value_width_and_norms():
+    layer = models.build("retnet", d_model=16, heads=2)  # the paper's value width: 2 d_model
+    assert layer.to_qkv.out_features == 16 + 16 + 32 and layer.to_out.in_features == 32
+    assert layer.state_size() == 2 * 8 * 16 and isinstance(layer.norm, torch.nn.GroupNorm)
+    rms = models.build("retnet", d_model=16, heads=2, norm="rmsnorm", value_factor=1).double()
+    y = torch.randn(3, 2, 8, dtype=torch.float64)  # (…, heads, value_dim): per-head, no mean, no affine
+    expected = (y / y.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt()).flatten(-2)
+    assert relative_error(rms.norm(y).flatten(-2), expected) < 1e-10
+    assert not list(rms.norm.parameters())
+    with pytest.raises(ValueError, match="unknown norm 'layernorm'; valid: groupnorm, rmsnorm"):
+        models.build("retnet", d_model=16, norm="layernorm")
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,10 @@ D_MODEL = 16
 # those that add state (GateLoop's short convolution keeps a window of past projections)
 SMALL_OPTIONS = {"gateloop": {"heads": 4, "chunk_size": 8}}
 EXTRA_VARIANTS = [("gateloop", {"heads": 4, "chunk_size": 8, "short_conv": 3}), ("retnet", {"short_conv": 2}),
-                  ("linear_attention", {"chunk_size": 8, "short_conv": 4})]
+                  ("linear_attention", {"chunk_size": 8, "short_conv": 4}),
+                  # fidelity options (docs/sources.md): RetNet's norm and value width, S5's output nonlinearity and B/C init
+                  ("retnet", {"norm": "rmsnorm", "value_factor": 1}), ("s5", {"activation": "full_glu", "bc_init": "direct"}),
+                  ("s5", {"activation": "half_glu2"}), ("s5", {"activation": "none", "init": "ring", "bc_init": "direct"})]
 VARIANTS = [(name, SMALL_OPTIONS.get(name, {})) for name in models.available()] + EXTRA_VARIANTS
 VARIANT_IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in options.items())}" for name, options in VARIANTS]
 

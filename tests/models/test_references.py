@@ -14,10 +14,13 @@ SMALL = {"gateloop": {"heads": 4, "chunk_size": 5}, "retnet": {"chunk_size": 5},
 
 VARIANTS = [(name, SMALL.get(name, {})) for name in models.available()]
 VARIANTS += [(name, {**SMALL[name], "short_conv": 4}) for name in ("gateloop", "retnet", "linear_attention")]
+VARIANTS += [("retnet", {**SMALL["retnet"], "norm": "rmsnorm", "value_factor": 1}),
+             ("s5", {**SMALL["s5"], "activation": "full_glu", "bc_init": "direct"}),
+             ("s5", {**SMALL["s5"], "activation": "none", "init": "ring", "bc_init": "direct"})]
 
 
 def cases():
-    return [pytest.param(name, options, mode, id=f"{name}-{mode}" + ("-short_conv" if "short_conv" in options else ""))
+    return [pytest.param(name, options, mode, id=f"{name}-{mode}-" + "-".join(f"{k}={v}" for k, v in options.items()))
             for name, options in VARIANTS for mode in models.registry.get_class(name).modes]
 
 

@@ -56,6 +56,19 @@ def test_mqar_generator_follows_the_definition():
         assert (inputs[row, others] == 0).all()
 
 
+def test_mqar_random_non_queries_keeps_the_pairs_and_fills_the_rest_uniformly():
+    """Zoology's generator default: same keys, values, slots and targets; the zeros become uniform tokens."""
+    zeros = tasks.build("mqar", vocab_size=256, seq_len=128, num_pairs=8)
+    noisy = tasks.build("mqar", vocab_size=256, seq_len=128, num_pairs=8, random_non_queries=True)
+    (plain, targets), (filled, noisy_targets) = zeros.get_batch("train", 512, 0), noisy.get_batch("train", 512, 0)
+    assert torch.equal(targets, noisy_targets)
+    kept = plain != 0
+    assert torch.equal(filled[kept], plain[kept])
+    fill = filled[~kept].float()
+    assert abs(fill.mean().item() - 127.5) < 2 and abs((fill < 128).float().mean().item() - 0.5) < 0.01  # half in the key range
+    assert (filled[~kept] == 0).float().mean() < 0.01
+
+
 def test_mqar_query_slots_follow_the_power_law():
     """One pair per sequence: the slot g is drawn with P(g) ∝ (g+1)^(a−1). Pearson χ² at the 0.1% level."""
     power, seq_len = 0.3, 34

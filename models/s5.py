@@ -54,7 +54,7 @@ class S5(Mixer):
         init: eigenvalue initialisation: 'hippo' (HiPPO-N, as S5's paper) or 'ring'
         dt_min: smallest initial step size Δ
         dt_max: largest initial step size Δ
-        activation: output nonlinearity after the SSM, as the reference layer's: 'half_glu1' (its default: GELU, then a sigmoid gate of a projection), 'half_glu2', 'full_glu', 'gelu' or 'none'
+        activation: output nonlinearity after the SSM as in the reference layer: 'half_glu1' (its default), 'half_glu2', 'full_glu', 'gelu' or 'none'
         bc_init: 'eigenvectors' (B̃ = V⁻¹B, C̃ = CV with HiPPO-N's eigenvectors V, as the paper; ring init has none) or 'direct' (B̃, C̃ drawn as they are)
     """
 

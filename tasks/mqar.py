@@ -1,13 +1,14 @@
 """Multi-query associative recall (Zoology, Arora et al. 2023), generated as Zoology does.
 
-Per sequence: N distinct keys from {1 … V/2 − 1} and N distinct values from {V/2 … V − 1}, paired
-i ↔ i; a prefix k1 v1 … kN vN; then (L − 2N)/2 even-offset query slots of which N are drawn without
+Per sequence: N distinct keys from {1 … V/2 − 1} and N distinct values from {V/2 … V − 1}, paired i
+↔ i; a prefix k1 v1 … kN vN; then (L − 2N)/2 even-offset query slots of which N are drawn without
 replacement with P(slot g) ∝ (g + 1)^(power − 1), each key written once at offset 2g. Every other
 token is 0 — Zoology's `random_non_queries=False`, the setting of its own MQAR experiments (its
 Figure-2 configs) and of every result committed here, hence the default — or, with
-`random_non_queries=True` (the default of Zoology's generator function), a uniform token from
-[0, V): about half of those fall in the key range and act as distractors. The target at each queried key is its value — exactly N scored positions — and accuracy
-is the per-sequence fraction of correct values, averaged over sequences.
+`random_non_queries=True` (the default of Zoology's generator function), a uniform token from [0,
+V): about half of those fall in the key range and act as distractors. The target at each queried key
+is its value — exactly N scored positions — and accuracy is the per-sequence fraction of correct
+values, averaged over sequences.
 """
 from __future__ import annotations
 

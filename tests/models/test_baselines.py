@@ -44,7 +44,7 @@ def test_retnet_decays_follow_the_paper():
 
 def test_s5_ring_init_and_hippo_init():
     hippo = models.build("s5", d_model=8, state_dim=8, init="hippo")
-    ring = models.build("s5", d_model=8, state_dim=8, init="ring")
+    ring = models.build("s5", d_model=8, state_dim=8, init="ring", bc_init="direct")
     assert torch.allclose(hippo.log_neg_lambda_real.exp(), torch.full((8,), 0.5))
     radius = (-ring.log_neg_lambda_real.exp()).exp()  # |λ̄| at unit step
     assert ((radius >= 0.9 - 1e-6) & (radius <= 0.999 + 1e-6)).all()

@@ -54,3 +54,42 @@ def speed_report(sweep: str, root=None, out: str | Path | None = None) -> tuple[
 def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
     atomic_write_bytes(path, frame.to_csv(index=False).encode())
     return path
+
+
+RESULT_COLUMNS = ["run_id", "model.name", "model.d_model", "model.mlp_hidden", "model.target_parameters", "optimizer.lr",
+                  "seed", "status", "summary.steps", "validation_accuracy", "final_accuracy", "validation_bpc", "final_bpc",
+                  "parameters", "state_size", "tokens_per_s", "provenance.commit", "provenance.dirty"]
+
+
+def export_results(sweep: str, root=None, out: str | Path | None = None, *, command: str = "") -> list[Path]:
+    """What goes under results/: runs.csv (parameters, lr, seed and commit of every run), the
+    best-over-lr table when the lr was swept, the plots, and README.md naming the commit, the data
+    and the command. Refuses runs from a dirty tree: a committed number must be reproducible."""
+    from seqbench.analysis.plots import final_table, plot_sweep
+
+    runs, curves = collect(sweep, root)
+    dirty = runs[runs.get("provenance.dirty", pd.Series(dtype=bool)).fillna(True).astype(bool)] if len(runs) else runs
+    if len(dirty):
+        raise ValueError(f"{len(dirty)} run(s) of {sweep!r} come from a dirty tree or have no provenance "
+                         f"(e.g. {dirty['run_id'].iloc[0]}); re-run them from a clean checkout before exporting")
+    out = Path(out) if out else Store(root).sweep(sweep).plots_path
+    axes = [c for c in varying_columns(runs) if c not in RESULT_COLUMNS]
+    table = runs[[c for c in RESULT_COLUMNS[:2] + axes + RESULT_COLUMNS[2:] if c in runs.columns]]
+    written = [_write_csv(table, out / "runs.csv")]
+    chosen, metric, _, protocol = final_table(runs)
+    if "chosen_lr" in chosen.columns:
+        keep = [c for c in ["model.name", *axes, "seed", "chosen_lr", "lr_at_edge", metric.replace("final_", "validation_"),
+                            metric, "parameters"] if c in chosen.columns]
+        written.append(_write_csv(chosen[keep], out / "best_over_lr.csv"))
+    written += plot_sweep(runs, curves, out)
+    commits = sorted(set(runs["provenance.commit"].dropna()))
+    lines = [f"# {sweep}", "", f"- command: `{command or f'seqbench sweep <file of {sweep}>'}`",
+             f"- code: commit{'s' if len(commits) > 1 else ''} {', '.join(commits)} (clean tree)",
+             f"- data: task {', '.join(sorted(set(runs['task.name'].dropna())))}"
+             + (f" with {sorted(set(runs['task.options.path'].dropna()))}" if "task.options.path" in runs.columns else ""),
+             f"- runs: {len(runs)} ({', '.join(f'{n} {s}' for s, n in runs['status'].value_counts().items())}); protocol: {protocol}",
+             f"- parameters: {runs['parameters'].min():,}–{runs['parameters'].max():,}" if "parameters" in runs.columns else "",
+             f"- device: {', '.join(sorted(set(runs['provenance.device_name'].dropna())))}", ""]
+    path = out / "README.md"
+    atomic_write_bytes(path, "\n".join(line for line in lines if line is not None).encode())
+    return [*written, path]

@@ -108,6 +108,13 @@ def cmd_plot(args) -> None:
         print(f"wrote {path}")
 
 
+def cmd_report(args) -> None:
+    from seqbench.analysis.report import export_results
+
+    for path in export_results(args.sweep, args.root, args.out, command=args.command_line or ""):
+        print(f"wrote {path}")
+
+
 def cmd_cancel(args) -> None:
     from seqbench.slurm.status import cancel
 
@@ -160,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text)
         sub.add_argument("sweep")
         sub.set_defaults(func=func)
+    report = commands.add_parser("report", help="export a finished sweep for results/: runs.csv, best-over-lr, plots, provenance")
+    report.add_argument("sweep")
+    report.add_argument("--out", required=True, help="folder to write (e.g. results/<sweep>)")
+    report.add_argument("--command-line", default=None, help="the command that produced the runs, recorded in README.md")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

@@ -76,3 +76,30 @@ def test_bad_input_is_one_clear_line(tmp_path, argv, message):
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 1 and message in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 3
+
+
+def test_report_exports_a_clean_sweep_and_refuses_a_dirty_one(tmp_path, capsys):
+    from seqbench.bench.store import Store
+
+    sweep_file, root = write_tiny_sweep(tmp_path, "exported"), str(tmp_path / "runs")
+    seqbench(capsys, "--root", root, "sweep", str(sweep_file), "--set", "steps=10")
+    sweep_dir = Store(root).sweep("exported")
+
+    def mark(dirty: bool, only: int | None = None):
+        for index, run_id in enumerate(sweep_dir.run_ids()):
+            stored = sweep_dir.run(run_id).read_config()
+            stored["provenance"].update(commit="0" * 40, dirty=dirty if only in (None, index) else not dirty)
+            sweep_dir.run(run_id).write_config(stored["config"], stored["provenance"])
+
+    mark(dirty=False)
+    out = tmp_path / "results" / "exported"
+    listing = seqbench(capsys, "--root", root, "report", "exported", "--out", str(out), "--command-line", "seqbench sweep x")
+    assert {"runs.csv", "final.png", "curves.png", "README.md"} <= {p.name for p in out.iterdir()} and "wrote" in listing
+    import pandas as pd
+
+    table = pd.read_csv(out / "runs.csv")
+    assert {"parameters", "optimizer.lr", "seed", "provenance.commit"} <= set(table.columns) and len(table) == 4
+    assert "commit " + "0" * 40 in (out / "README.md").read_text()
+    mark(dirty=True, only=0)
+    with pytest.raises(SystemExit, match="come from a dirty tree"):
+        main(["--root", root, "report", "exported", "--out", str(out)])

@@ -45,9 +45,13 @@ def final_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, str, bool, str]:
     numbers exist, else every finished run."""
     metric, higher = main_metric(runs)
     done = runs[runs[metric].notna()].copy()
-    if LR in varying_columns(done) and validation_metric(metric) in done.columns:
-        return best_over_lr(done, metric=metric, higher_is_better=higher), metric, higher, "best lr per seed, chosen on validation"
-    return done, metric, higher, "one lr" if LR in done.columns else "as run"
+    if LR in varying_columns(done):
+        groups = configuration_columns(done)
+        if groups and (done.groupby(groups)[LR].nunique() == 1).all():
+            return done, metric, higher, "one lr per configuration, set in the sweep"
+        if validation_metric(metric) in done.columns:
+            return best_over_lr(done, metric=metric, higher_is_better=higher), metric, higher, "best lr per seed, chosen on validation"
+    return done, metric, higher, "one lr for all" if LR in done.columns else "as run"
 
 
 def plot_final(runs: pd.DataFrame, path: Path) -> Path:

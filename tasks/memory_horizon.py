@@ -7,8 +7,10 @@ RESET only:
   - rule "recall_first": the segment's first data token (remember one token, forget the last segment's);
   - rule "sum_mod":      the running sum of the segment's symbols modulo num_symbols.
 The horizon — the distance from the last RESET — is the controlled variable, and accuracy is
-reported per horizon bucket. A model with input-dependent transitions can zero its state at a
-RESET; a fixed-decay model cannot, and must trade memory length against interference.
+reported per horizon bucket. A model with input-dependent transitions can shrink its state at a
+RESET — to zero only if its parameterisation lets |a| reach 0: GateLoop's default σ(|z|) keeps
+|a| ≥ ½, so it can at best halve the old state per step; a fixed-decay model cannot react at all
+and must trade memory length against interference.
 
 Vocabulary: 0 padding (unused), 1 … num_symbols data symbols, num_symbols + 1 RESET.
 """

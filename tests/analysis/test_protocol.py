@@ -63,3 +63,10 @@ def test_final_plot_uses_best_over_lr_when_the_lr_is_swept(tmp_path):
         table, _, _, protocol = final_table(runs_table())
         assert plot_final(runs_table(), tmp_path / "final.png").exists()
     assert protocol == "best lr per seed, chosen on validation" and "chosen_lr" in table.columns
+
+
+def test_an_lr_set_per_configuration_is_not_a_selection():
+    runs = runs_table()
+    fixed = runs[((runs["model.name"] == "a") & (runs["optimizer.lr"] == 1e-3)) | ((runs["model.name"] == "b") & (runs["optimizer.lr"] == 1e-2))]
+    table, _, _, protocol = final_table(fixed)
+    assert protocol == "one lr per configuration, set in the sweep" and len(table) == 6

@@ -129,10 +129,14 @@ class GateLoop(Mixer):
         if self.complex_transition:
             first, second = logits.unbind(-1)
             if self.transition_parameterisation == "sigmoid_of_modulus":
-                z = torch.complex(first, second)
-                magnitude, phase = torch.sigmoid(z.abs()), torch.angle(z)
-            else:
-                magnitude, phase = torch.sigmoid(first), second
+                # a = σ(|z|)·z/|z|: the same a as σ(|z|)·e^{i∠z}, without an arctangent, cosine or sine
+                modulus = torch.hypot(first, second)
+                nonzero = modulus > 0
+                scale = torch.sigmoid(modulus) / torch.where(nonzero, modulus, torch.ones_like(modulus))
+                real = torch.where(nonzero, first * scale, torch.full_like(first, 0.5))  # z = 0: ∠z = 0, a = ½
+                a = torch.complex(real, second * scale)
+                return a.unsqueeze(-1).expand(*shape)
+            magnitude, phase = torch.sigmoid(first), second
         else:
             logit = logits.squeeze(-1)
             magnitude = torch.sigmoid(logit.abs() if self.transition_parameterisation == "sigmoid_of_modulus" else logit)

@@ -112,3 +112,21 @@ def test_transition_grad_scale_scales_only_the_transition_gradient():
 def test_bad_options(options, message):
     with pytest.raises(ValueError, match=message):
         GateLoop(d_model=16, **options)
+
+
+def test_transition_without_angle_equals_the_polar_form_with_gradients():
+    """σ(|z|)·z/|z| is the re-implementation's polar(σ(|z|), ∠z); at z = 0 both give a = ½."""
+    layer = GateLoop(d_model=8, heads=8).double()
+    x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
+    logits = layer.to_transition(x).unflatten(-1, (8, -1))
+    z = torch.complex(*logits.unbind(-1))
+    expected = torch.polar(torch.sigmoid(z.abs()), torch.angle(z))
+    a = layer._transition(x)[..., 0]
+    assert relative_error(a, expected) < 1e-14
+    grad, = torch.autograd.grad(torch.view_as_real(a).sum(), x)
+    expected_grad, = torch.autograd.grad(torch.view_as_real(expected).sum() * layer.transition_grad_scale, x)
+    assert relative_error(grad, expected_grad) < 1e-12
+    with torch.no_grad():
+        layer.to_transition.weight.zero_()
+        layer.to_transition.bias.zero_()
+    assert torch.equal(layer._transition(x), torch.full((3, 5, 8, 1), 0.5 + 0j, dtype=torch.complex128))

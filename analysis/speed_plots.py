@@ -57,37 +57,47 @@ def speed_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_speed(table: pd.DataFrame, out_dir: Path, title: str = "") -> list[Path]:
+    """Small multiples: a column per model, a colour per mode; rows: forward+backward time, its peak
+    memory, and per-token decode latency after a prefill. The legend of each panel carries the
+    fitted time exponent, and softmax attention's curve is repeated in grey in every time panel, so
+    "which mode of which model is fastest at which length" reads off one row."""
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = speed_summary(table).set_index(["model", "mode"])
-    fb = table[(table["measure"] == "forward_backward") & (table["status"] == "ok")].copy()
-    fb["curve"] = fb["model"] + "/" + fb["mode"]
-    labels = {}
-    for (model, mode), row in summary.iterrows():
-        exponent = f"∝L^{row.time_exponent:.2f}" if row.time_exponent is not None and not pd.isna(row.time_exponent) else ""
-        capped = f", capped: {row.not_measured}" if row.not_measured else ""
-        labels[f"{model}/{mode}"] = f"{model}/{mode} {exponent}{capped}"
-    fb["label"] = fb["curve"].map(labels)
-    fig, axes = plt.subplots(1, 3, figsize=(21, 9))
-    sns.lineplot(data=fb, x="length", y="median_ms", hue="label", markers=True, dashes=False, ax=axes[0])
-    for (model, mode), row in summary.iterrows():
-        if row.crossover_vs_softmax and not pd.isna(row.crossover_vs_softmax):
-            axes[0].axvline(row.crossover_vs_softmax, color="grey", linestyle=":", linewidth=1)
-            axes[0].annotate(f"{model}/{mode} ≈ {row.crossover_vs_softmax:.0f}", (row.crossover_vs_softmax, axes[0].get_ylim()[0]),
-                             rotation=90, fontsize=7, va="bottom", ha="right", color="grey")
-    axes[0].set(xscale="log", yscale="log", title="forward+backward time (median; dotted: crossover vs softmax)", ylabel="ms")
-    memory = fb.assign(mib=fb["peak_memory_bytes"] / 2**20)
-    sns.lineplot(data=memory, x="length", y="mib", hue="label", markers=True, dashes=False, ax=axes[1], legend=False)
-    axes[1].set(xscale="log", yscale="log", title="peak memory of forward+backward", ylabel="MiB")
+    fb = table[(table["measure"] == "forward_backward") & (table["status"] == "ok")]
     step = table[(table["measure"] == "step") & (table["status"] == "ok")]
-    sns.lineplot(data=step, x="length", y="median_ms", hue="model", markers=True, ax=axes[2])
-    axes[2].set(xscale="log", title="per-token step latency after a prefill", xlabel="prefill length", ylabel="ms")
-    handles, labels = axes[0].get_legend_handles_labels()
-    axes[0].get_legend().remove()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8,
-               title="model/mode: fitted time exponent (longest lengths), lengths not measured")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.2, 1, 1))
+    baseline = fb[(fb["model"] == BASELINE[0]) & (fb["mode"] == BASELINE[1])].groupby("length")["median_ms"].median()
+    model_names = sorted(table["model"].unique())
+    modes = sorted(table["mode"].unique())
+    palette = dict(zip(modes, sns.color_palette("tab10", len(modes))))
+    fig, axes = plt.subplots(3, len(model_names), figsize=(3.4 * len(model_names), 9.5), sharex=True, sharey="row", squeeze=False)
+    for column, model in enumerate(model_names):
+        time_ax, memory_ax, step_ax = axes[:, column]
+        for mode, group in fb[fb["model"] == model].groupby("mode"):
+            group = group.sort_values("length")
+            exponent = summary.loc[(model, mode), "time_exponent"] if (model, mode) in summary.index else None
+            label = f"{mode} ∝L^{exponent:.2f}" if exponent is not None and not pd.isna(exponent) else mode
+            skipped = table[(table["model"] == model) & (table["mode"] == mode) & (table["measure"] == "forward_backward")
+                            & (table["status"] != "ok")]
+            if len(skipped):
+                label += f", not run ≥ {int(skipped['length'].min())} ({skipped['status'].iloc[0]})"
+            time_ax.plot(group["length"], group["median_ms"], "o-", color=palette[mode], label=label, markersize=3)
+            memory_ax.plot(group["length"], group["peak_memory_bytes"] / 2**20, "o-", color=palette[mode], markersize=3)
+        if model != BASELINE[0] and len(baseline):
+            time_ax.plot(baseline.index, baseline.values, "--", color="grey", linewidth=1, label="softmax (parallel)")
+        decode = step[step["model"] == model].sort_values("length")
+        if len(decode):
+            step_ax.plot(decode["length"], decode["median_ms"], "o-", color="black", markersize=3)
+        time_ax.set_title(model, fontsize=10)
+        time_ax.legend(fontsize=6, loc="upper left")
+        for ax in (time_ax, memory_ax, step_ax):
+            ax.set(xscale="log", yscale="log")
+            ax.grid(True, which="major", linewidth=0.3)
+        step_ax.set_xlabel("length (decode: prefill length)")
+    axes[0, 0].set_ylabel("forward+backward, ms")
+    axes[1, 0].set_ylabel("peak memory, MiB")
+    axes[2, 0].set_ylabel("decode step, ms")
+    fig.suptitle(title or "cost against length", fontsize=11)
+    fig.tight_layout()
     path = out_dir / "speed.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)

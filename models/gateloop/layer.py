@@ -8,6 +8,8 @@ models/short_conv.py.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -30,6 +32,13 @@ def _scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
     if scale == 1.0:
         return x
     return x * scale + x.detach() * (1.0 - scale)
+
+
+def _full_precision(device: torch.device):
+    """The op runs in float32/complex64 even under autocast (the meta device has no autocast)."""
+    if device.type == "meta":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, enabled=False)
 
 
 def _choice(name: str, value, valid) -> None:
@@ -170,14 +179,14 @@ class GateLoop(Mixer):
     # --- the interface -------------------------------------------------------------------------
     def _forward(self, x, mode):
         q, k, v, a, window = self._project(x)
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with _full_precision(x.device):
             y, state = gateloop(q, k, v, a, mode=mode, chunk_size=self.chunk_size, backend=self.backend)
         return self._output(y, x), with_window(self.qkv_conv, state, window)
 
     def _step(self, x_t, state):
         state, window = without_window(self.qkv_conv, state)
         q, k, v, a, window = self._project(x_t.unsqueeze(1), window)
-        with torch.autocast(device_type=x_t.device.type, enabled=False):
+        with _full_precision(x_t.device):
             y_t, state = gateloop_step(*(t.squeeze(1) for t in (q, k, v, a)), state)
         return self._output(y_t, x_t), with_window(self.qkv_conv, state, window)
 

@@ -1,8 +1,11 @@
-"""Mamba's selective state-space block (Gu & Dao 2023) in pure PyTorch, or mamba-ssm's CUDA kernels.
+"""Mamba's selective state-space block (Gu & Dao 2023): a compiled CPU scan, pure PyTorch, or mamba-ssm's CUDA kernels.
 
     u = SiLU(causal depthwise conv(W_in x)),  Δ_t = softplus(W_Δ u_t + b),  B_t, C_t = W_B u_t, W_C u_t
     x_t = exp(Δ_t A) ⊙ x_{t−1} + Δ_t B_t u_t,   y_t = C_t x_t + D u_t,   out = W_out (y ⊙ SiLU(z))
-The selective scan is a real linear recurrence, so its modes use the shared models/scan.py.
+The selective scan is a real linear recurrence. The recurrent mode runs it as a compiled CPU loop
+(models/selective_scan.py) where that builds, else as PyTorch's sequential loop; the scan mode is
+the shared doubling scan of models/scan.py. On CUDA, "auto" picks mamba-ssm's kernel when it is
+installed.
 """
 from __future__ import annotations
 
@@ -12,32 +15,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqbench.models import selective_scan
 from seqbench.models.base import Mixer
-from seqbench.models.optional import require
+from seqbench.models.optional import require, try_import
 from seqbench.models.registry import register
 from seqbench.models.scan import linear_recurrence
 
-BACKENDS = ("torch", "mamba_ssm")
+BACKENDS = ("auto", "cpp", "torch", "mamba_ssm")
+MAMBA_SSM = "mamba_ssm.ops.selective_scan_interface"
 
 
 @register("mamba")
 class Mamba(Mixer):
-    """Mamba selective SSM block: pure-PyTorch selective scan, or mamba-ssm's CUDA kernel.
+    """Mamba selective SSM block: compiled CPU scan, pure-PyTorch scan, or mamba-ssm's CUDA kernel.
 
     Options:
         d_state: state size N per channel
         d_conv: kernel size of the causal depthwise convolution
         expand: inner width as a multiple of d_model
         dt_rank: rank of the Δ projection; None = ceil(d_model / 16)
-        backend: 'torch' (pure-PyTorch selective scan) or 'mamba_ssm' (its CUDA kernel; pip install mamba-ssm)
+        backend: 'auto' (CPU: the compiled loop where it builds; CUDA: mamba-ssm when installed; else PyTorch), 'cpp', 'torch' or 'mamba_ssm' (pip install mamba-ssm)
     """
 
     modes = ("recurrent", "scan")
     no_weight_decay = ("log_neg_a", "skip")
-    default_mode = "scan"
+    default_mode = "recurrent"  # O(L); compiled on CPU
 
     def __init__(self, *, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
-                 dt_rank: int | None = None, backend: str = "torch"):
+                 dt_rank: int | None = None, backend: str = "auto"):
         super().__init__(d_model=d_model)
         if backend not in BACKENDS:
             raise ValueError(f"mamba: unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -70,12 +75,34 @@ class Mamba(Mixer):
         inputs = (dt * u).unsqueeze(-1) * b.unsqueeze(-2)
         return decay, inputs, c
 
+    def resolve_backend(self, mode: str, device: torch.device) -> str:
+        """The implementation `backend` means for this mode on this device."""
+        if self.backend == "mamba_ssm":
+            return "mamba_ssm"
+        if self.backend == "cpp":
+            built, reason = selective_scan.available()
+            if not built or device.type != "cpu" or mode != "recurrent":
+                raise RuntimeError(f"mamba backend 'cpp' runs the recurrent mode on CPU tensors with a working C++ "
+                                   f"compiler; here: mode {mode}, device {device}, build: {reason or 'ok'}")
+            return "cpp"
+        if self.backend == "auto":
+            if device.type == "cuda" and try_import(MAMBA_SSM) is not None:
+                return "mamba_ssm"
+            if device.type == "cpu" and mode == "recurrent" and selective_scan.available()[0]:
+                return "cpp"
+        return "torch"
+
     def _forward(self, x, mode):
         xz = self.in_proj(x)
         pre_conv, z = xz.chunk(2, dim=-1)
         u = F.silu(self.conv(pre_conv.transpose(1, 2))[..., : x.shape[1]].transpose(1, 2))
-        if self.backend == "mamba_ssm":
+        backend = self.resolve_backend(mode, x.device)
+        if backend == "mamba_ssm":
             y, ssm_state = self._mamba_ssm_scan(u, z)
+        elif backend == "cpp":
+            dt, b, c = self._selection(u)
+            y, ssm_state = selective_scan.selective_scan_cpp(u, dt, -self.log_neg_a.exp(), b, c, self.skip)
+            y = y * F.silu(z)
         else:
             decay, inputs, c = self._scan_inputs(u)
             states = linear_recurrence(decay, inputs, method="sequential" if mode == "recurrent" else "doubling")
@@ -86,7 +113,7 @@ class Mamba(Mixer):
         return self.out_proj(y), (conv_state, ssm_state)
 
     def _mamba_ssm_scan(self, u, z):
-        interface = require("mamba_ssm.ops.selective_scan_interface", backend="mamba_ssm", on_device=u.device)
+        interface = require(MAMBA_SSM, backend="mamba_ssm", on_device=u.device)
         dt, b, c = self._selection(u)
         y, last_state = interface.selective_scan_fn(
             u.transpose(1, 2).contiguous(), dt.transpose(1, 2).contiguous(), -self.log_neg_a.exp(),
@@ -122,7 +149,8 @@ class Mamba(Mixer):
         return self.out_proj(torch.stack(outputs, dim=1) * F.silu(z))
 
     def backend_used(self, mode=None):
-        return self.backend
+        parameter = next(self.parameters())
+        return self.resolve_backend(self.resolve_mode(mode), parameter.device)
 
     def init_state(self, batch_size, device=None, dtype=None):
         conv = torch.zeros(batch_size, self.d_inner, self.d_conv - 1, device=device, dtype=dtype)

@@ -1,52 +1,25 @@
-"""The compiled CPU path of GateLoop's recurrent mode: cpu_kernel.cpp, built once by torch's
-cpp_extension (cached under torch's extensions directory), with its own backward.
-
-The extension is built on first use. Where no compiler is present the build fails, `available()`
-says so with the reason, and backend "auto" uses the pure-PyTorch loop (and reports that it did).
-
-The build's name carries a hash of everything that makes a build incompatible — the source, the
-flags, the torch and Python versions and where torch is installed — so virtual environments on
-one machine never rebuild each other's build; two processes building the same one at once are
-serialised by torch's lock file in the build folder.
+"""The compiled CPU path of GateLoop's recurrent mode: cpu_kernel.cpp, built once per environment
+(models/cpp_build.py), with its own backward. Where it cannot be built, `available()` says why and
+backend "auto" uses the pure-PyTorch loop (and reports that it did).
 """
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
-import platform
 from pathlib import Path
 
 import torch
 
+from seqbench.models import cpp_build
+
 SOURCE = Path(__file__).with_name("cpu_kernel.cpp")
 CHECKPOINT_CHUNK = 64
-CFLAGS, LDFLAGS = ("-O3", "-march=native", "-fopenmp"), ("-fopenmp",)
 
 
-def build_name(source: Path = SOURCE) -> str:
-    """The extension's name: fixed by the source and by what the build links against."""
-    key = "\n".join([source.read_text(), " ".join(CFLAGS + LDFLAGS), torch.__version__, str(Path(torch.__file__).parent),
-                     platform.python_version(), platform.machine()])
-    return f"seqbench_{source.stem}_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-
-
-@functools.lru_cache(maxsize=1)
 def _load():
-    """(module, None) or (None, the reason it could not be built)."""
-    from torch.utils import cpp_extension
+    return cpp_build.load(SOURCE)
 
-    try:
-        module = cpp_extension.load(
-            name=build_name(),
-            sources=[str(SOURCE)],
-            extra_cflags=list(CFLAGS),
-            extra_ldflags=list(LDFLAGS),
-            verbose=bool(os.environ.get("SEQBENCH_VERBOSE_BUILD")),
-        )
-        return module, None
-    except Exception as error:  # noqa: BLE001 — no compiler, no ninja, or a build error: all mean "not here"
-        return None, f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"
+
+def build_name() -> str:
+    return cpp_build.build_name(SOURCE)
 
 
 def available() -> tuple[bool, str | None]:

@@ -98,7 +98,7 @@ def test_retnet_value_width_and_norms():
         ("retnet", {"heads": 3}, "heads must be a positive divisor of d_model=16"),
         ("retnet", {"heads": 16}, "rotary positions need an even head dim"),
         ("softmax_attention", {"backend": "xformers"}, "unknown backend 'xformers'; valid: sdpa, flash_attn"),
-        ("mamba", {"backend": "cuda"}, "unknown backend 'cuda'; valid: torch, mamba_ssm"),
+        ("mamba", {"backend": "cuda"}, "unknown backend 'cuda'; valid: auto, cpp, torch, mamba_ssm"),
         ("mamba", {"d_conv": 1}, "d_conv must be an integer ≥ 2"),
         ("linear_attention", {"chunk_size": -1}, "chunk_size must be a positive integer"),
         ("linear_attention", {"short_conv": 2.5}, r"linear_attention: short_conv is a kernel size \(0: no convolution\), got 2.5"),
@@ -138,7 +138,7 @@ def test_optional_backend_matches_pure_pytorch_on_cuda(name, backend, module, pa
         pytest.skip(f"needs {package} and a CUDA device")
     torch.manual_seed(0)
     fast = models.build(name, d_model=64, backend=backend).cuda().half()
-    pure = models.build(name, d_model=64).cuda().half()
+    pure = models.build(name, d_model=64, **({"backend": "torch"} if name == "mamba" else {})).cuda().half()
     pure.load_state_dict(fast.state_dict())
     x = torch.randn(2, 128, 64, device="cuda", dtype=torch.half)
     assert relative_error(fast(x), pure(x)) < 1e-2

@@ -1,0 +1,41 @@
+"""Building the compiled CPU kernels (GateLoop's recurrence, Mamba's selective scan) with torch's
+cpp_extension, once per environment.
+
+A build's name carries a hash of everything that makes a build incompatible — the source, the
+flags, the torch and Python versions and where torch is installed — so virtual environments on one
+machine never rebuild each other's build; two processes building the same one at once are
+serialised by torch's lock file in the build folder. Where no compiler is present the build fails
+and the caller learns why; the pure-PyTorch paths are then used (and reported as such).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+# -fno-math-errno lets the compiler call glibc's vectorised exp (libmvec); no kernel reads errno
+CFLAGS, LDFLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fopenmp"), ("-fopenmp",)
+
+
+def build_name(source: Path) -> str:
+    """The extension's name: fixed by the source and by what the build links against."""
+    key = "\n".join([source.read_text(), " ".join(CFLAGS + LDFLAGS), torch.__version__, str(Path(torch.__file__).parent),
+                     platform.python_version(), platform.machine()])
+    return f"seqbench_{source.stem}_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+@functools.cache
+def load(source: Path):
+    """(module, None) or (None, the reason it could not be built)."""
+    from torch.utils import cpp_extension
+
+    try:
+        module = cpp_extension.load(name=build_name(source), sources=[str(source)], extra_cflags=list(CFLAGS),
+                                    extra_ldflags=list(LDFLAGS), verbose=bool(os.environ.get("SEQBENCH_VERBOSE_BUILD")))
+        return module, None
+    except Exception as error:  # noqa: BLE001 — no compiler, no ninja, or a build error: all mean "not here"
+        return None, f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"

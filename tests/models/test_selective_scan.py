@@ -1,0 +1,71 @@
+"""Mamba's compiled CPU selective scan against a literal float64 loop: outputs, final state and every
+gradient (the final state's included), at odd lengths and chunk sizes; and the Mamba layer's
+recurrent mode on it against the layer's float64 reference."""
+import pytest
+import torch
+
+from seqbench import models
+from seqbench.models import selective_scan
+from tests.helpers import relative_error
+
+pytestmark = pytest.mark.skipif(not selective_scan.available()[0], reason="no C++ compiler here")
+
+
+def literal(u, dt, A, Bm, C, skip):
+    h = torch.zeros(u.shape[0], u.shape[2], A.shape[1], dtype=u.dtype)
+    ys = []
+    for t in range(u.shape[1]):
+        h = torch.exp(dt[:, t, :, None] * A) * h + dt[:, t, :, None] * u[:, t, :, None] * Bm[:, t, None, :]
+        ys.append((h * C[:, t, None, :]).sum(-1) + skip * u[:, t])
+    return torch.stack(ys, 1), h
+
+
+def inputs(length, channels=5, states=3, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(2, length, channels, generator=g, dtype=dtype),
+            torch.rand(2, length, channels, generator=g, dtype=dtype) * 0.5,
+            -torch.rand(channels, states, generator=g, dtype=dtype) - 0.1,
+            torch.randn(2, length, states, generator=g, dtype=dtype),
+            torch.randn(2, length, states, generator=g, dtype=dtype),
+            torch.randn(channels, generator=g, dtype=dtype)]
+
+
+def outputs_and_grads(fn, tensors):
+    leaves = [t.clone().requires_grad_(True) for t in tensors]
+    y, h = fn(*leaves)
+    g = torch.Generator().manual_seed(9)
+    weights = [torch.randn(t.shape, generator=g, dtype=torch.float64).to(t.dtype) for t in (y, h)]  # same draws in any dtype
+    loss = (y * weights[0]).sum() + (h * weights[1]).sum()
+    loss.backward()
+    return y.detach(), h.detach(), [leaf.grad for leaf in leaves]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+@pytest.mark.parametrize("length", [1, 63, 64, 65, 130])
+def test_compiled_scan_matches_the_literal_loop_in_float64(monkeypatch, length, chunk):
+    monkeypatch.setattr(selective_scan, "CHECKPOINT_CHUNK", chunk)
+    tensors = inputs(length)
+    y, h, grads = outputs_and_grads(selective_scan.selective_scan_cpp, tensors)
+    y_ref, h_ref, grads_ref = outputs_and_grads(literal, tensors)
+    assert relative_error(y, y_ref) < 1e-12 and relative_error(h, h_ref) < 1e-12
+    for name, grad, expected in zip(("u", "dt", "A", "B", "C", "D"), grads, grads_ref):
+        assert relative_error(grad, expected) < 1e-11, name
+
+
+def test_compiled_scan_in_float32_is_within_float32_accuracy():
+    tensors = inputs(300, channels=16, states=8)
+    y, h, grads = outputs_and_grads(selective_scan.selective_scan_cpp, [t.float() for t in tensors])
+    y_ref, h_ref, grads_ref = outputs_and_grads(literal, tensors)
+    assert relative_error(y, y_ref) < 1e-5 and all(relative_error(a, b) < 1e-4 for a, b in zip(grads, grads_ref))
+
+
+def test_mamba_recurrent_mode_runs_the_compiled_scan_on_cpu_and_matches_its_reference():
+    torch.manual_seed(0)
+    layer = models.build("mamba", d_model=16, d_state=4)
+    assert layer.backend_used() == "cpp" and layer.backend_used("scan") == "torch"
+    assert models.build("mamba", d_model=16, backend="torch").backend_used() == "torch"
+    x = torch.randn(2, 67, 16, dtype=torch.float64)
+    double = layer.double()
+    assert relative_error(double(x, mode="recurrent"), double.reference_forward(x)) < 1e-12
+    with pytest.raises(RuntimeError, match="backend 'cpp' runs the recurrent mode on CPU"):
+        models.build("mamba", d_model=16, backend="cpp")(torch.randn(1, 3, 16), mode="scan")

@@ -34,7 +34,7 @@ class Mamba(Mixer):
         d_conv: kernel size of the causal depthwise convolution
         expand: inner width as a multiple of d_model
         dt_rank: rank of the Δ projection; None = ceil(d_model / 16)
-        backend: 'auto' (CPU: the compiled loop where it builds; CUDA: mamba-ssm when installed; else PyTorch), 'cpp', 'torch' or 'mamba_ssm' (pip install mamba-ssm)
+        backend: 'auto' (CPU: the compiled loop where it builds; CUDA: mamba-ssm if installed; else PyTorch), 'cpp', 'torch', 'mamba_ssm'
     """
 
     modes = ("recurrent", "scan")

@@ -54,6 +54,7 @@ void forward_item(const Shape& s, int64_t b, int64_t d0, int64_t d1, const T* u,
       T* h = state.data() + (d - d0) * s.N;
       for (int64_t n = 0; n < s.N; ++n) decay[n] = std::exp(step * a_row[n]);  // a loop of its own: vectorised
       T out = 0;
+#pragma omp simd reduction(+ : out)
       for (int64_t n = 0; n < s.N; ++n) {
         h[n] = decay[n] * h[n] + input * bt[n];
         out += ct[n] * h[n];
@@ -109,17 +110,23 @@ void backward_item(const Shape& s, int64_t b, int64_t d0, int64_t d1, const T* g
         const T step = dt[at], ut = u[at], gy = grad_y[at];
         T du = gy * skip[d], ddt = 0;
         grad_skip_part[b * s.D + d] += gy * ut;
+        const T* a_row = A + d * N;
+        T* ga_row = grad_A_part + (b * s.D + d) * N;
+        T* carry_row = carry.data() + (d - d0) * N;
+        const T* previous_row = previous + (d - d0) * N;
+        const T* current_row = current + (d - d0) * N;
+        const T* decay_row = decay_t + (d - d0) * N;
+#pragma omp simd reduction(+ : du, ddt)
         for (int64_t n = 0; n < N; ++n) {
-          const int64_t i = (d - d0) * N + n;
-          const T decay = decay_t[i];
-          const T gh = carry[i] + gy * ct[n];  // dLoss/dh_t
-          gc[n] += gy * current[i];
-          const T g_decay = gh * previous[i] * decay;  // dLoss/d(Δ A) through exp
-          grad_A_part[(b * s.D + d) * N + n] += g_decay * step;
-          ddt += g_decay * A[d * N + n] + gh * ut * bt[n];
+          const T decay = decay_row[n];
+          const T gh = carry_row[n] + gy * ct[n];  // dLoss/dh_t
+          gc[n] += gy * current_row[n];
+          const T g_decay = gh * previous_row[n] * decay;  // dLoss/d(Δ A) through exp
+          ga_row[n] += g_decay * step;
+          ddt += g_decay * a_row[n] + gh * ut * bt[n];
           du += gh * step * bt[n];
           gb[n] += gh * step * ut;
-          carry[i] = gh * decay;
+          carry_row[n] = gh * decay;
         }
         grad_u[at] = du;
         grad_dt[at] = ddt;

@@ -1,0 +1,75 @@
+"""The rotated, real-arithmetic chunked form (rotated.py) against the float64 reference: outputs,
+final state (with an initial state), every gradient, at odd lengths and chunk sizes; and the layer's
+chunked mode on it, across the transition options, handing its state to `step`."""
+import itertools
+
+import pytest
+import torch
+
+from seqbench import models
+from seqbench.models.gateloop.reference import gateloop_reference
+from seqbench.models.gateloop.rotated import gateloop_rotated_chunked
+from tests.helpers import relative_error
+
+
+def op_inputs(length, heads=3, dk=4, dv=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    q, k = (torch.randn(2, length, heads, dk, generator=g, dtype=torch.float64) for _ in range(2))
+    v = torch.randn(2, length, heads, dv, generator=g, dtype=torch.float64)
+    log_r = torch.log(torch.rand(2, length, heads, generator=g, dtype=torch.float64) * 0.5 + 0.5)
+    theta = torch.randn(2, length, heads, generator=g, dtype=torch.float64) * 2
+    h0 = torch.randn(2, heads, dk, dv, generator=g, dtype=torch.complex128)
+    return q, k, v, log_r, theta, h0
+
+
+@pytest.mark.parametrize("chunk_size", [1, 5, 16, 64])
+@pytest.mark.parametrize("length", [1, 17, 64, 65])
+def test_rotated_chunked_equals_the_reference_with_state_and_gradients(length, chunk_size):
+    tensors = [t.requires_grad_(True) for t in op_inputs(length)]
+    q, k, v, log_r, theta, h0 = tensors
+    y, h = gateloop_rotated_chunked(q, k, v, log_r, theta, h0, chunk_size=chunk_size)
+    a = torch.polar(log_r.exp(), theta).unsqueeze(-1).expand_as(q)
+    y_ref, h_ref = gateloop_reference(q, k, v, a, h0)
+    assert relative_error(y, y_ref) < 1e-12 and relative_error(h, h_ref) < 1e-12
+    g = torch.Generator().manual_seed(5)
+    wy, wh = torch.randn(y.shape, generator=g, dtype=torch.float64), torch.randn(h.shape, generator=g, dtype=torch.complex128)
+    grads = torch.autograd.grad((y * wy).sum() + (h * wh).real.sum(), tensors)
+    grads_ref = torch.autograd.grad((y_ref * wy).sum() + (h_ref * wh).real.sum(), tensors)
+    for name, grad, expected in zip(("q", "k", "v", "log_r", "theta", "h0"), grads, grads_ref):
+        assert relative_error(grad, expected) < 1e-10, name
+
+
+def test_phase_is_exact_over_long_sequences():
+    """Θ grows with L; summed in float64 and wrapped, float32 keeps its accuracy at L = 4096."""
+    q, k, v, log_r, theta, _ = op_inputs(4096, heads=2, dk=2, dv=2)
+    y, _ = gateloop_rotated_chunked(*(t.float() for t in (q, k, v, log_r, theta)), chunk_size=64)
+    y_ref, _ = gateloop_reference(q, k, v, torch.polar(log_r.exp(), theta).unsqueeze(-1).expand_as(q))
+    assert relative_error(y, y_ref) < 1e-5
+
+
+TRANSITIONS = list(itertools.product(["data", "fixed", "none"], [True, False], ["sigmoid_of_modulus", "magnitude_and_phase"]))
+
+
+@pytest.mark.parametrize("state_transition,complex_transition,parameterisation", TRANSITIONS)
+def test_layer_chunked_mode_matches_the_float64_reference_and_hands_its_state_to_step(state_transition, complex_transition,
+                                                                                      parameterisation):
+    torch.manual_seed(0)
+    layer = models.build("gateloop", d_model=16, heads=2, chunk_size=5, short_conv=3, state_transition=state_transition,
+                         complex_transition=complex_transition, transition_parameterisation=parameterisation).double()
+    x = torch.randn(2, 23, 16, dtype=torch.float64, requires_grad=True)
+    y = layer(x, mode="chunked")
+    y_ref = layer.reference_forward(x)
+    assert relative_error(y, y_ref) < 1e-12
+    grads = torch.autograd.grad(y.pow(2).sum(), [x, *layer.parameters()])
+    grads_ref = torch.autograd.grad(y_ref.pow(2).sum(), [x, *layer.parameters()])
+    assert all(relative_error(a, b) < 1e-9 for a, b in zip(grads, grads_ref))
+    prefix, state = layer(x[:, :20].detach(), mode="chunked", return_state=True)
+    for t in range(20, 23):
+        y_t, state = layer.step(x[:, t].detach(), state)
+        assert relative_error(y_t, y_ref[:, t].detach()) < 1e-12
+
+
+def test_default_mode_is_chunked_only_for_large_matrix_states():
+    assert models.build("gateloop", d_model=128).default_mode == "recurrent"  # max heads
+    assert models.build("gateloop", d_model=128, heads=4).default_mode == "recurrent"  # head_dim 32
+    assert models.build("gateloop", d_model=128, heads=2).default_mode == "chunked"  # head_dim 64

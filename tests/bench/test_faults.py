@@ -160,14 +160,7 @@ def test_random_interruptions_end_with_bitwise_equal_weights(tmp_path, sig):
 
 def test_a_stop_request_is_honoured_only_at_a_step_boundary(tmp_path, monkeypatch):
     """The signal arrives inside the optimizer step: the checkpoint must still be between steps."""
-    from seqbench.bench import runner
-
-    config = parse_run_config(tiny_run_config(steps=30, checkpoint_every=1000))
-    restore = preempt_at_step(monkeypatch, 7)
-    with pytest.raises(runner.Preempted):
-        run_in_foreground(config, root=tmp_path, progress=False)
-    restore()
-    run_dir = Store(tmp_path).run("single", config.run_id())
+    config, run_dir = preempted_run(tmp_path, monkeypatch, steps=30, at_step=7)
     assert torch.load(run_dir.checkpoint_path, weights_only=True)["step"] == 7
     assert run_dir.read_status()["state"] == "preempted"
     resumed = run_in_foreground(config, root=tmp_path, progress=False)
@@ -262,15 +255,20 @@ def preempt_at_step(monkeypatch, step: int):
     return lambda: monkeypatch.setattr(torch.optim.AdamW, "step", original)
 
 
-def test_resume_never_depends_on_a_malformed_metrics_line(tmp_path, monkeypatch):
+def preempted_run(tmp_path, monkeypatch, *, steps: int, at_step: int):
+    """A run stopped by SIGUSR2 delivered inside optimizer step `at_step`: (config, its RunDir)."""
     from seqbench.bench import runner
 
-    config = parse_run_config(tiny_run_config(steps=40, checkpoint_every=1000))
-    restore = preempt_at_step(monkeypatch, 20)
+    config = parse_run_config(tiny_run_config(steps=steps, checkpoint_every=1000))
+    restore = preempt_at_step(monkeypatch, at_step)
     with pytest.raises(runner.Preempted):
         run_in_foreground(config, root=tmp_path, progress=False)
     restore()
-    run_dir = Store(tmp_path).run("single", config.run_id())
+    return config, Store(tmp_path).run("single", config.run_id())
+
+
+def test_resume_never_depends_on_a_malformed_metrics_line(tmp_path, monkeypatch):
+    config, run_dir = preempted_run(tmp_path, monkeypatch, steps=40, at_step=20)
     with open(run_dir.metrics_path, "a") as out:
         out.write('{}\nnull\n{"step": "x", "split": "train"}\n')
     with pytest.warns(UserWarning, match="malformed"):

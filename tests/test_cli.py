@@ -103,3 +103,11 @@ def test_report_exports_a_clean_sweep_and_refuses_a_dirty_one(tmp_path, capsys):
     mark(dirty=True, only=0)
     with pytest.raises(SystemExit, match="come from a dirty tree"):
         main(["--root", root, "report", "exported", "--out", str(out)])
+
+
+def test_status_stays_light():
+    """`seqbench status` on a login node: no pandas, no analysis layer."""
+    probe = "import sys; from seqbench.cli import build_parser; import seqbench.slurm.status; " \
+            "print('pandas' in sys.modules, 'seqbench.analysis' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.split() == ["False", "False"], result.stderr

@@ -21,6 +21,7 @@ taken over. A holder that finds its lease gone or taken stops at the next step b
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -193,10 +194,8 @@ class Lease:
             return
         moved = read_lease(aside)
         if seen is not None and moved is not None and moved.get("token") != seen.get("token"):
-            try:
+            with contextlib.suppress(FileExistsError):  # a third trainer made a new lease: it stands
                 os.link(aside, self.path)
-            except FileExistsError:
-                pass
         aside.unlink(missing_ok=True)
 
     def _beat(self) -> None:

@@ -135,9 +135,10 @@ def interrupted_until_done(tmp_path, sig, seed):
             while (run_dir.read_status() or {}).get("step", 0) <= reached and process.poll() is None:
                 assert time.time() < deadline
                 time.sleep(0.02)  # training has passed a checkpoint of this launch …
-            time.sleep(rng.uniform(0.0, 1.0))  # … and goes on: a random moment inside a step or between
-            process.send_signal(sig)
-            interruptions += process.poll() is None
+            time.sleep(rng.uniform(0.0, 0.5))  # … and goes on: a random moment inside a step or between
+            if (run_dir.read_status() or {}).get("step", 0) < STEPS - 60:  # not so late that it ends first
+                process.send_signal(sig)
+                interruptions += process.poll() is None
         assert process.wait(timeout=300) in (0, 128 + sig, -sig), process.stderr.read().decode()
     return run_dir, parse_run_config(config)
 

@@ -23,6 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from seqbench import models, tasks
 
 SCHEMA_VERSION = 2  # bump when a field's meaning changes; every run id changes with it
+# Fields and mixer options added after schema 2 enter the hash only when they differ from these
+# defaults, so adding an option never changes the id (and so never re-runs) a run that could not set it.
+HASHED_WHEN_SET = {("model", "norm"): "pre", ("grad_accumulation",): 1}
+MIXER_OPTIONS_HASHED_WHEN_SET = {"gateloop": {"real_transition_sign": False, "state_operator": "complex"}}
 
 
 class Strict(BaseModel):
@@ -56,6 +60,7 @@ class ModelConfig(Strict):
     target_parameters: int | None = Field(None, ge=1, description="solve d_model and mlp_hidden to this parameter count (±2%)")
     options: dict[str, Any] = Field(default_factory=dict, description="mixer options; keyed by mixer for a hybrid")
     mode: str | dict[str, str] | None = Field(None, description="training mode; None is each mixer's default")
+    norm: Literal["pre", "post"] = Field("pre", description="pre-norm blocks x + f(norm x), or post-norm norm(x + f(x))")
 
     @model_validator(mode="after")
     def _plan_and_check_values(self) -> ModelConfig:
@@ -75,7 +80,7 @@ class ModelConfig(Strict):
         with torch.device(device or "cpu"):
             return models.LanguageModel(vocab_size=vocab_size, d_model=self.d_model, n_layers=self.n_layers,
                                         mixer=self.name, mixer_options=self.options, mlp_ratio=self.mlp_ratio,
-                                        mlp_hidden=self.mlp_hidden, mode=self.mode)
+                                        mlp_hidden=self.mlp_hidden, mode=self.mode, norm=self.norm)
 
     def matched(self, vocab_size: int) -> ModelConfig:
         """This config with d_model and mlp_hidden solved for `target_parameters` (models/fair.py)."""
@@ -130,11 +135,29 @@ class RunSpec(Strict):
     execution_only: ClassVar[set[str]] = set()  # fields that cannot change a result
 
     def canonical_json(self) -> str:
-        body = self.model_dump(mode="json", exclude=self.execution_only)
+        body = _drop_unset_additions(self.model_dump(mode="json", exclude=self.execution_only))
         return json.dumps({"schema": SCHEMA_VERSION, **body}, sort_keys=True, separators=(",", ":"))
 
     def run_id(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+
+def _drop_unset_additions(body: dict[str, Any]) -> dict[str, Any]:
+    for path, default in HASHED_WHEN_SET.items():
+        *parents, leaf = path
+        node = body
+        for part in parents:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict) and node.get(leaf, default) == default:
+            node.pop(leaf, None)
+    model = body.get("model", {})
+    names = [model.get("name")] if isinstance(model.get("name"), str) else sorted(set(model.get("name") or []))
+    for name in names:
+        options = model.get("options", {}) if isinstance(model.get("name"), str) else model.get("options", {}).get(name, {})
+        for option, default in MIXER_OPTIONS_HASHED_WHEN_SET.get(name, {}).items():
+            if options.get(option, default) == default:
+                options.pop(option, None)
+    return body
 
 
 class TrainConfig(RunSpec):
@@ -146,6 +169,7 @@ class TrainConfig(RunSpec):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     steps: int = Field(1000, ge=1)
     batch_size: int = Field(32, ge=1)
+    grad_accumulation: int = Field(1, ge=1, description="micro-batches of batch_size per optimizer step")
     eval_every: int = Field(200, ge=1, description="steps between evaluations on the validation split")
     eval_batch_size: int = Field(64, ge=1)
     final_split: Literal["validation", "test"] = "test"
@@ -178,11 +202,6 @@ class TrainConfig(RunSpec):
         task_class = tasks.TASKS.get_class(self.task.name)
         model = self.model.build(vocab_size=task_class.vocab_size_of(self.task.options), device="meta")
         return {"parameters": model.num_parameters(), "state_size": model.state_size(self.task.options.get("seq_len"))}
-
-    def lm_kwargs(self, vocab_size: int) -> dict[str, Any]:
-        model = self.model
-        return dict(vocab_size=vocab_size, d_model=model.d_model, n_layers=model.n_layers, mixer=model.name,
-                    mixer_options=model.options, mlp_ratio=model.mlp_ratio, mlp_hidden=model.mlp_hidden, mode=model.mode)
 
 
 MEASURES = ("forward", "forward_backward", "step")

@@ -186,15 +186,22 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=getattr(torch, self.config.autocast))
 
     def _train_step(self) -> float:
+        """One optimizer step over `grad_accumulation` micro-batches (micro-batch i of step s is
+        batch (seed, s·accumulation + i), so accumulation 1 is the plain step); the loss is their mean."""
         config = self.config
-        inputs, targets = self.task.get_batch("train", config.batch_size, batch_seed(config.seed, self.step))
-        inputs, targets = inputs.to(self.device), targets.to(self.device)
-        started = time.perf_counter()
-        with self._autocast():
-            logits = self.model(inputs)
-            loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=tasks.IGNORE)
+        accumulation = config.grad_accumulation
+        batches = [self.task.get_batch("train", config.batch_size, batch_seed(config.seed, self.step * accumulation + micro))
+                   for micro in range(accumulation)]
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        started, total, tokens = time.perf_counter(), 0.0, 0
+        for inputs, targets in batches:
+            inputs, targets = inputs.to(self.device), targets.to(self.device)
+            with self._autocast():
+                logits = self.model(inputs)
+                loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=tasks.IGNORE)
+            (loss / accumulation).backward()
+            total += loss.item() / accumulation
+            tokens += inputs.numel()
         if config.optimizer.clip_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.optimizer.clip_grad_norm)
         self.optimizer.step()
@@ -204,10 +211,9 @@ class Trainer:
             torch.cuda.synchronize(self.device)
         elapsed = time.perf_counter() - started
         self.step += 1
-        value = loss.item()
-        self.metrics.append({"step": self.step, "split": "train", "loss": value, "lr": lr, "step_time_s": elapsed,
-                             "tokens_per_s": inputs.numel() / elapsed})
-        return value
+        self.metrics.append({"step": self.step, "split": "train", "loss": total, "lr": lr, "step_time_s": elapsed,
+                             "tokens_per_s": tokens / elapsed})
+        return total
 
     def weights_finite(self) -> bool:
         return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())

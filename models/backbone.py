@@ -1,4 +1,7 @@
-"""LanguageModel: embedding → n pre-norm residual blocks (mixer, optional MLP) → norm → head.
+"""LanguageModel: embedding → n residual blocks (mixer, optional MLP) → norm → head.
+
+Blocks are pre-norm (x + f(norm(x)), the default) or post-norm (norm(x + f(x)), the original
+Transformer's and, per the re-implementation, the GateLoop paper's); the parameters are the same.
 
 `mixer` is one registered name for every layer, or a list with one name per layer (a hybrid).
 `mixer_options` is a flat dict of that mixer's options, or — for a hybrid — a dict keyed by
@@ -15,26 +18,37 @@ from torch import nn
 from seqbench.models import registry
 
 
+NORMS = ("pre", "post")
+
+
 class Block(nn.Module):
-    def __init__(self, mixer: nn.Module, d_model: int, mlp_hidden: int):
+    def __init__(self, mixer: nn.Module, d_model: int, mlp_hidden: int, norm: str = "pre"):
         super().__init__()
         self.mixer_norm = nn.RMSNorm(d_model)
         self.mixer = mixer
         self.mlp = None
+        self.post_norm = norm == "post"
         if mlp_hidden:
             self.mlp_norm = nn.RMSNorm(d_model)
             self.mlp = nn.Sequential(nn.Linear(d_model, mlp_hidden), nn.GELU(), nn.Linear(mlp_hidden, d_model))
 
     def _mlp(self, x):
-        return x if self.mlp is None else x + self.mlp(self.mlp_norm(x))
+        if self.mlp is None:
+            return x
+        if self.post_norm:
+            return self.mlp_norm(x + self.mlp(x))
+        return x + self.mlp(self.mlp_norm(x))
+
+    def _mixed(self, x, y):
+        return self._mlp(self.mixer_norm(x + y) if self.post_norm else x + y)
 
     def forward(self, x, mode):
-        y, state = self.mixer(self.mixer_norm(x), mode=mode, return_state=True)
-        return self._mlp(x + y), state
+        y, state = self.mixer(x if self.post_norm else self.mixer_norm(x), mode=mode, return_state=True)
+        return self._mixed(x, y), state
 
     def step(self, x_t, state):
-        y_t, state = self.mixer.step(self.mixer_norm(x_t), state)
-        return self._mlp(x_t + y_t), state
+        y_t, state = self.mixer.step(x_t if self.post_norm else self.mixer_norm(x_t), state)
+        return self._mixed(x_t, y_t), state
 
 
 class LayerPlan(NamedTuple):
@@ -94,8 +108,11 @@ class LanguageModel(nn.Module):
         mlp_ratio: int = 4,
         mlp_hidden: int | None = None,
         mode: str | Mapping[str, str] | None = None,
+        norm: str = "pre",
     ):
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm position {norm!r}; valid: {', '.join(NORMS)}")
         if not isinstance(vocab_size, int) or vocab_size < 1:
             raise ValueError(f"vocab_size must be a positive integer, got {vocab_size!r}")
         if not isinstance(mlp_ratio, int) or mlp_ratio < 0:
@@ -108,7 +125,7 @@ class LanguageModel(nn.Module):
         self.vocab_size, self.d_model = vocab_size, d_model
         self.embedding = nn.Embedding(vocab_size, d_model)
         self.blocks = nn.ModuleList(
-            Block(registry.build(layer.mixer, d_model=d_model, **layer.options), d_model, hidden) for layer in self.plan
+            Block(registry.build(layer.mixer, d_model=d_model, **layer.options), d_model, hidden, norm) for layer in self.plan
         )
         self.norm = nn.RMSNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size, bias=False)

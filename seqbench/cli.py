@@ -121,12 +121,44 @@ def cmd_cancel(args) -> None:
     print(f"cancelled jobs: {', '.join(cancel(args.sweep, args.root)) or '(none)'}")
 
 
-def _executor_arguments(parser: argparse.ArgumentParser) -> None:
+def cmd_data(args) -> None:
+    from seqbench.tasks.gcide import fetch_gcide
+
+    print(f"{fetch_gcide(args.data_dir, args.deb)}  (use it as: task = {{ name = \"bytes\", options = {{ path = \"gcide.dict.dz\" }} }})")
+
+
+def cmd_findings(args) -> None:
+    from seqbench.analysis import findings
+
+    chosen = findings.select(args.ids)
+    if args.action == "list":
+        from seqbench.analysis.findings_report import format_listing
+
+        print(format_listing(chosen))
+        return
+    if args.action == "run":
+        from seqbench.slurm.executors import submit
+
+        for finding in chosen:  # each finding's sweep on its own, so each finishes (and can be committed) in turn
+            sweep, _ = finding.sweep(args.scale)
+            measures = any(run.kind != "train" for run in sweep.runs)  # timings need the machine to themselves
+            print(f"finding {finding.id} ({args.scale}):")
+            submit(sweep, executor=args.executor, root=args.root, dry_run=args.dry_run, overrides=_overrides(args),
+                   parallel=1 if measures else args.parallel)
+        return
+    from seqbench.analysis.findings_report import write_report
+
+    for path in write_report(chosen, args.scale, root=args.root, out=args.out):
+        print(f"wrote {path}")
+
+
+def _executor_arguments(parser: argparse.ArgumentParser, *, overrides: bool = True) -> None:
     from seqbench.slurm.executors import EXECUTORS, PARAMETERS, TEXT_PARAMETERS
 
     parser.add_argument("--executor", choices=EXECUTORS, default="local")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="set a base field of the sweep, e.g. --set steps=100 --set model.d_model=128")
+    if overrides:
+        parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                            help="set a base field of the sweep, e.g. --set steps=100 --set model.d_model=128")
     for name in PARAMETERS:
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
                             type=str if name in TEXT_PARAMETERS else int, help=f"executor parameter {name}")
@@ -167,6 +199,20 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text)
         sub.add_argument("sweep")
         sub.set_defaults(func=func)
+    data = commands.add_parser("data", help="fetch a corpus into the data directory ($SEQBENCH_DATA or ~/.cache/seqbench)")
+    data.add_argument("corpus", choices=["gcide"], help="gcide: Debian's dict-gcide (apt-get download), the CPU-scale text corpus")
+    data.add_argument("--deb", default=None, help="a dict-gcide .deb downloaded by hand (no apt-get)")
+    data.add_argument("--data-dir", default=None, help="where to put it (default: $SEQBENCH_DATA or ~/.cache/seqbench)")
+    data.set_defaults(func=cmd_data)
+    findings = commands.add_parser("findings", help="published findings: list, run their sweeps, report verdicts")
+    findings.add_argument("action", choices=["list", "run", "report"])
+    findings.add_argument("ids", nargs="*", metavar="ID", help="finding ids (default: all), e.g. U3 P1")
+    findings.add_argument("--scale", choices=["cpu", "cluster"], default="cpu")
+    _executor_arguments(findings, overrides=False)  # a finding's runs are fixed by its record
+    findings.add_argument("--parallel", type=int, default=None, help="local: training runs at once (measurements run alone)")
+    findings.add_argument("--dry-run", action="store_true", help="run: list the runs, submit nothing")
+    findings.add_argument("--out", default="results/findings", help="report: folder to write (default: results/findings)")
+    findings.set_defaults(func=cmd_findings)
     report = commands.add_parser("report", help="export a finished sweep for results/: runs.csv, best-over-lr, plots, provenance")
     report.add_argument("sweep")
     report.add_argument("--out", required=True, help="folder to write (e.g. results/<sweep>)")

@@ -2,7 +2,8 @@
 
 enwik8 is the first 10⁸ bytes of an English Wikipedia XML dump; the standard split is the first
 90M bytes for training, the next 5M for validation and the last 5M for test. A `bytes` corpus is
-split in the same proportions. Files are memory-mapped, never read into Python objects.
+split in the same proportions. Files are memory-mapped, never read into Python objects; a gzip or
+dictzip file (`.gz`, `.dz`) is unpacked once into the data directory and the unpacked copy mapped.
 
 Evaluation scores every byte of a split except its first (which has no context inside the split)
 exactly once, in contiguous non-overlapping windows of seq_len predictions, and reports bits per
@@ -10,6 +11,8 @@ byte = mean cross-entropy in nats / ln 2 over the scored bytes.
 """
 from __future__ import annotations
 
+import gzip
+import hashlib
 import math
 import os
 import urllib.request
@@ -138,13 +141,14 @@ class Bytes(ByteCorpus):
     """Character-level LM on any local file, split 90/5/5 in order; bits per byte.
 
     Options:
-        path: the corpus file (any bytes)
+        path: the corpus file (any bytes; .gz/.dz are unpacked once); a relative path is looked up in the data directory
+        data_dir: where relative paths and unpacked copies live (None = $SEQBENCH_DATA or ~/.cache/seqbench)
         seq_len: training and evaluation window length
         eval_bytes: score only the first eval_bytes of a split (None = the whole split)
     """
 
-    def __init__(self, *, path: str, seq_len: int = 256, eval_bytes: int | None = None):
-        super().__init__(Path(path).expanduser(), seq_len, eval_bytes)
+    def __init__(self, *, path: str, seq_len: int = 256, eval_bytes: int | None = None, data_dir: str | None = None):
+        super().__init__(locate_corpus(path, data_dir), seq_len, eval_bytes)
 
 
 @TASKS.register("enwik8")
@@ -169,6 +173,38 @@ class Enwik8(ByteCorpus):
 
     def split_boundaries(self, size):
         return {"train": (0, 90_000_000), "validation": (90_000_000, 95_000_000), "test": (95_000_000, 100_000_000)}
+
+
+COMPRESSED_SUFFIXES = (".gz", ".dz")  # dictzip (.dz) is gzip with a seek table: gzip reads it
+
+
+def locate_corpus(path: str, data_dir: str | None) -> Path:
+    """The file to map: `path` itself, relative paths under the data directory, compressed files
+    unpacked (once, atomically) to `unpacked/<name>-<hash of its path, size and mtime>` there."""
+    directory, source = resolve_data_dir(data_dir)
+    given = Path(path).expanduser()
+    found = given if given.is_absolute() else directory / given
+    if not found.exists():
+        where = f"{found}" if given.is_absolute() else f"{found} (relative paths are looked up in the data directory, from {source})"
+        raise DataError(f"no such file: {where}")
+    if found.suffix not in COMPRESSED_SUFFIXES:
+        return found
+    stat = found.stat()
+    key = hashlib.sha256(f"{found.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    unpacked = directory / "unpacked" / f"{found.stem}-{key}"
+    if unpacked.exists():
+        return unpacked
+
+    def fill(out):
+        with gzip.open(found, "rb") as compressed:
+            while chunk := compressed.read(1 << 24):
+                out.write(chunk)
+
+    try:
+        _write_atomically(unpacked, fill)
+    except (gzip.BadGzipFile, EOFError) as error:
+        raise DataError(f"{found} is not a valid gzip/dictzip file ({error})") from error
+    return unpacked
 
 
 def locate_enwik8(data_dir, download: bool) -> Path:

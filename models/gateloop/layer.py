@@ -9,6 +9,7 @@ models/short_conv.py.
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,7 @@ from einops import rearrange
 from torch import nn
 
 from seqbench.models.base import Mixer
+from seqbench.models.gateloop.decay import LOG_MAGNITUDE_FLOOR
 from seqbench.models.gateloop.ops import BACKENDS, MODES, gateloop, resolve_backend
 from seqbench.models.gateloop.recurrent import gateloop_step
 from seqbench.models.gateloop.reference import gateloop_reference
@@ -29,6 +31,7 @@ STATE_TRANSITIONS = ("data", "fixed", "none")
 CHUNKED_FROM_HEAD_DIM = 64
 PARAMETERISATIONS = ("sigmoid_of_modulus", "magnitude_and_phase")
 KV_PROJECTIONS = ("separate", "joint")
+STATE_OPERATORS = ("complex", "real_part")
 
 
 def _scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
@@ -58,7 +61,9 @@ class GateLoop(Mixer):
         heads: number of heads; None = d_inner (max heads: one complex scalar of state per channel); fewer heads give each a head_dim × head_dim matrix state
         d_inner: width of q, k, v; None = d_model
         state_transition: 'data' (a_n from the input), 'fixed' (a learned a per head, no input dependence) or 'none' (a = 1: no forgetting)
-        complex_transition: complex a (magnitude and phase); False: a real a = σ(|z|) ≥ ½
+        complex_transition: complex a (magnitude and phase); False: a real a = σ(|x|) ≥ ½ from one real logit x
+        real_transition_sign: with complex_transition=False, keep the logit's sign: a = sign(x)·σ(|x|), phase 0 or π (the re-implementation's real ablation)
+        state_operator: 'complex' (h = a·h + kᵀv, a complex state) or 'real_part' (h = Re(a)·h + kᵀv, a real state: the re-implementation's operator before its update 12 fix)
         transition_parameterisation: 'sigmoid_of_modulus' (|a| = σ(|z|), arg a = ∠z, the re-implementation's) or 'magnitude_and_phase' (|a| = σ(x), arg a = y)
         kv_projection: 'separate' k and v, or 'joint': one projection replaces kᵀv (max heads only)
         output_gate: multiply the output by SiLU of a projection of the input
@@ -81,6 +86,8 @@ class GateLoop(Mixer):
         d_inner: int | None = None,
         state_transition: str = "data",
         complex_transition: bool = True,
+        real_transition_sign: bool = False,
+        state_operator: str = "complex",
         transition_parameterisation: str = "sigmoid_of_modulus",
         kv_projection: str = "separate",
         output_gate: bool = True,
@@ -98,6 +105,12 @@ class GateLoop(Mixer):
         _choice("state_transition", state_transition, STATE_TRANSITIONS)
         _choice("transition_parameterisation", transition_parameterisation, PARAMETERISATIONS)
         _choice("kv_projection", kv_projection, KV_PROJECTIONS)
+        _choice("state_operator", state_operator, STATE_OPERATORS)
+        if real_transition_sign and complex_transition:
+            raise ValueError("gateloop: real_transition_sign applies to a real transition; set complex_transition=False with it")
+        if real_transition_sign and transition_parameterisation != "sigmoid_of_modulus":
+            raise ValueError("gateloop: real_transition_sign keeps the sign that σ(|x|) drops; it needs "
+                             "transition_parameterisation='sigmoid_of_modulus'")
         if kv_projection == "joint" and heads != d_inner:
             raise ValueError(
                 "gateloop: kv_projection='joint' replaces kᵀv by one projection, which needs max heads "
@@ -112,6 +125,7 @@ class GateLoop(Mixer):
         if self.head_dim >= CHUNKED_FROM_HEAD_DIM:  # matrix states this large: matmuls beat the loop
             self.default_mode = "chunked"
         self.state_transition, self.complex_transition = state_transition, complex_transition
+        self.real_transition_sign, self.state_operator = real_transition_sign, state_operator
         self.transition_parameterisation, self.kv_projection = transition_parameterisation, kv_projection
         self.transition_grad_scale, self.chunk_size = transition_grad_scale, chunk_size
         _choice("backend", backend, BACKENDS)
@@ -130,17 +144,21 @@ class GateLoop(Mixer):
         self.to_out = nn.Linear(d_inner, d_model, bias=False)
 
     # --- projections ----------------------------------------------------------------------------
+    def _logits(self, x: torch.Tensor, real_dtype: torch.dtype) -> torch.Tensor:
+        """(..., heads, 2) for a complex transition, (..., heads, 1) for a real one."""
+        if self.state_transition == "data":
+            logits = self.to_transition(x).to(real_dtype).unflatten(-1, (self.heads, -1))
+        else:
+            logits = self.transition_logits.to(real_dtype).expand(*x.shape[:-1], -1, -1)
+        return _scale_gradient(logits, self.transition_grad_scale)
+
     def _transition(self, x: torch.Tensor) -> torch.Tensor:
         """a of shape (..., heads, head_dim), complex64/128."""
         shape = (*x.shape[:-1], self.heads, self.head_dim)
         real_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         if self.state_transition == "none":
             return torch.ones(shape, dtype=real_dtype, device=x.device).to(_complex(real_dtype))
-        if self.state_transition == "data":
-            logits = self.to_transition(x).to(real_dtype).unflatten(-1, (self.heads, -1))
-        else:
-            logits = self.transition_logits.to(real_dtype).expand(*x.shape[:-1], -1, -1)
-        logits = _scale_gradient(logits, self.transition_grad_scale)
+        logits = self._logits(x, real_dtype)
         if self.complex_transition:
             first, second = logits.unbind(-1)
             if self.transition_parameterisation == "sigmoid_of_modulus":
@@ -149,33 +167,34 @@ class GateLoop(Mixer):
                 nonzero = modulus > 0
                 scale = torch.sigmoid(modulus) / torch.where(nonzero, modulus, torch.ones_like(modulus))
                 real = torch.where(nonzero, first * scale, torch.full_like(first, 0.5))  # z = 0: ∠z = 0, a = ½
-                a = torch.complex(real, second * scale)
-                return a.unsqueeze(-1).expand(*shape)
-            magnitude, phase = torch.sigmoid(first), second
+                imaginary = second * scale
+            else:
+                magnitude = torch.sigmoid(first)
+                real, imaginary = magnitude * torch.cos(second), magnitude * torch.sin(second)
         else:
-            logit = logits.squeeze(-1)
-            magnitude = torch.sigmoid(logit.abs() if self.transition_parameterisation == "sigmoid_of_modulus" else logit)
-            phase = torch.zeros_like(magnitude)
-        a = torch.polar(magnitude, phase)
-        return a.unsqueeze(-1).expand(*shape)
+            real, imaginary = self._real_transition(logits.squeeze(-1)), None
+        if self.state_operator == "real_part" or imaginary is None:
+            imaginary = torch.zeros_like(real)
+        return torch.complex(real, imaginary).unsqueeze(-1).expand(*shape)
+
+    def _real_transition(self, logit: torch.Tensor) -> torch.Tensor:
+        if self.transition_parameterisation == "magnitude_and_phase":
+            return torch.sigmoid(logit)
+        magnitude = torch.sigmoid(logit.abs())
+        return torch.where(logit < 0, -magnitude, magnitude) if self.real_transition_sign else magnitude
 
     def _transition_polar(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(log |a|, arg a), each (..., heads): the same transition as `_transition`, for the rotated
-        chunked form (rotated.py), which needs the per-head magnitude and phase, not a."""
+        chunked form (rotated.py), which needs the per-head magnitude and phase, not a. A real a < 0
+        (a signed real transition, or Re(a) < 0 under the real-part operator) has phase π."""
         real_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         if self.state_transition == "none":
             zero = torch.zeros(*x.shape[:-1], self.heads, dtype=real_dtype, device=x.device)
             return zero, zero
-        if self.state_transition == "data":
-            logits = self.to_transition(x).to(real_dtype).unflatten(-1, (self.heads, -1))
-        else:
-            logits = self.transition_logits.to(real_dtype).expand(*x.shape[:-1], -1, -1)
-        logits = _scale_gradient(logits, self.transition_grad_scale)
-        if not self.complex_transition:
-            logit = logits.squeeze(-1)
-            magnitude_logit = logit.abs() if self.transition_parameterisation == "sigmoid_of_modulus" else logit
-            return F.logsigmoid(magnitude_logit), torch.zeros_like(logit)
-        first, second = logits.unbind(-1)
+        if not self.complex_transition or self.state_operator == "real_part":
+            a = self._transition(x)[..., 0].real  # real: log |a| and a phase of 0 or π
+            return torch.log(a.abs()).clamp(min=LOG_MAGNITUDE_FLOOR), torch.where(a < 0, math.pi, 0.0).to(real_dtype)
+        first, second = self._logits(x, real_dtype).unbind(-1)
         if self.transition_parameterisation == "magnitude_and_phase":
             return F.logsigmoid(first), second
         modulus = torch.hypot(first, second)

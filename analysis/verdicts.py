@@ -1,0 +1,294 @@
+"""Decision rules for findings, fixed before the runs: each turns a results table into an effect, its
+interval and a verdict — reproduced, contradicted or inconclusive.
+
+Effects are oriented so that positive favours the claim's first arm. Intervals are 95% Student-t
+intervals over paired seeds (the same seed gives every arm the same batches); fewer than 3 paired
+seeds is always inconclusive. Where a probe selects the lr, each arm is judged at its best lr on
+validation (mean over seeds), chosen before the test metric is looked at.
+
+  Better(a, b)         a beats b: reproduced when the interval of (a − b) lies above 0, contradicted
+                       when it lies below 0, else inconclusive.
+  Similar(a, b, m)     no difference: reproduced when the interval lies inside ±m, contradicted when
+                       it lies entirely outside ±m, else inconclusive.
+  Crossover(late, early)  late overtakes early on the validation curves: reproduced when early leads
+                       (mean over seeds) at some evaluation and late leads from some step to the end
+                       with the final paired interval above 0; contradicted when early still leads at
+                       the end (interval below 0) or late leads at every evaluation; else inconclusive.
+  Monotone(levels)     each level improves on the one before (means) and the last beats the first
+                       (paired interval above 0); contradicted when the last is worse than the first or
+                       a step between neighbours is significantly worse; else inconclusive.
+  Ratio(a, b, q)       a measured quantity (time, memory) of a over b at a length against a threshold
+                       (at least / at most); a case a could not run (over its memory or time budget)
+                       counts as an infinite ratio. One measurement (median over repeats): no interval.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import KW_ONLY, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from seqbench.analysis.protocol import MIN_SEEDS_FOR_INTERVAL, t_interval
+
+VERDICTS = ("reproduced", "contradicted", "inconclusive")
+LOWER_IS_BETTER = ("bpc", "loss")
+
+
+def higher_is_better(metric: str) -> bool:
+    return not any(metric.endswith(stem) for stem in LOWER_IS_BETTER)
+
+
+def validation_of(metric: str) -> str:
+    return "validation_" + metric.removeprefix("final_").removeprefix("validation_")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    rule: str
+    verdict: str
+    effect: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+    seeds: int = 0
+    detail: str = ""
+    per_arm: dict = field(default_factory=dict)  # arm → mean value (or the measurement)
+
+
+def _inconclusive(rule: str, why: str) -> Outcome:
+    return Outcome(rule, "inconclusive", detail=why)
+
+
+def select_best_lr(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per (probe, arm): the runs at the lr whose mean validation metric over seeds is best."""
+    selector = validation_of(metric)
+    if runs.empty or runs["lr"].isna().all() or selector not in runs.columns:
+        return runs
+    means = runs.groupby(["probe", "arm", "lr"], dropna=False)[selector].mean().reset_index()
+    means = means.sort_values(selector, ascending=not higher_is_better(metric), kind="stable")
+    best = means.groupby(["probe", "arm"], dropna=False).head(1)[["probe", "arm", "lr"]]
+    return runs.merge(best, on=["probe", "arm", "lr"])
+
+
+def paired(runs: pd.DataFrame, a: str, b: str, value: str) -> pd.Series:
+    """Per seed: value(a) − value(b), oriented so that positive favours a."""
+    wide = runs[runs["arm"].isin([a, b])].pivot_table(index="seed", columns="arm", values=value, aggfunc="first")
+    if a not in wide.columns or b not in wide.columns:
+        return pd.Series(dtype=float)
+    sign = 1.0 if higher_is_better(value) else -1.0
+    return (sign * (wide[a] - wide[b])).dropna()
+
+
+def _interval(differences: pd.Series) -> tuple[float, float, float]:
+    low, high = t_interval(differences.to_numpy())
+    return float(differences.mean()), low, high
+
+
+class Rule:
+    """A decision rule; `probe` names the finding's probe it reads (None: the first)."""
+
+    probe: str | None
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def evaluate(self, runs: pd.DataFrame, curves: pd.DataFrame, rows: pd.DataFrame, scale: str) -> Outcome:
+        raise NotImplementedError
+
+
+def _value_table(runs: pd.DataFrame, curves: pd.DataFrame, metric: str, at_step: int | None) -> tuple[pd.DataFrame, str]:
+    """The runs with a column holding `metric` (at `at_step` on the validation curve when given)."""
+    if at_step is None:
+        return runs, metric
+    column = f"{metric}@{at_step}"
+    name = metric.removeprefix("validation_")
+    at = curves[(curves["split"] == "validation") & (curves["step"] == at_step)][["run_id", name]]
+    return runs.merge(at.rename(columns={name: column}), on="run_id", how="left"), column
+
+
+@dataclass(frozen=True)
+class Better(Rule):
+    a: str
+    b: str
+    _: KW_ONLY
+    metric: str
+    probe: str | None = None
+
+    def describe(self) -> str:
+        return f"better: {self.a} beats {self.b} on {self.metric} (paired 95% interval of the difference excludes 0)"
+
+    def evaluate(self, runs, curves, rows, scale) -> Outcome:
+        chosen = select_best_lr(runs, self.metric)
+        differences = paired(chosen, self.a, self.b, self.metric)
+        per_arm = chosen.groupby("arm")[self.metric].mean().reindex([self.a, self.b]).to_dict()
+        if len(differences) < MIN_SEEDS_FOR_INTERVAL:
+            return Outcome(self.describe(), "inconclusive", seeds=len(differences), per_arm=per_arm,
+                           detail=f"{len(differences)} paired seed(s); {MIN_SEEDS_FOR_INTERVAL} needed")
+        effect, low, high = _interval(differences)
+        verdict = "reproduced" if low > 0 else "contradicted" if high < 0 else "inconclusive"
+        return Outcome(self.describe(), verdict, effect, low, high, len(differences), per_arm=per_arm)
+
+
+@dataclass(frozen=True)
+class Similar(Rule):
+    a: str
+    b: str
+    _: KW_ONLY
+    metric: str
+    margin: float
+    at_step: dict | int | None = None  # a step of the validation curve ({scale: step} where scales differ)
+    probe: str | None = None
+
+    def step(self, scale: str) -> int | None:
+        return self.at_step.get(scale) if isinstance(self.at_step, dict) else self.at_step
+
+    def describe(self) -> str:
+        when = f" at step {self.at_step}" if self.at_step is not None else ""
+        return f"similar: {self.a} and {self.b} within ±{self.margin:g} on {self.metric}{when} (whole 95% interval inside the margin)"
+
+    def evaluate(self, runs, curves, rows, scale) -> Outcome:
+        chosen = select_best_lr(runs, self.metric)
+        table, column = _value_table(chosen, curves, self.metric, self.step(scale))
+        differences = paired(table, self.a, self.b, column)
+        per_arm = table.groupby("arm")[column].mean().reindex([self.a, self.b]).to_dict()
+        if len(differences) < MIN_SEEDS_FOR_INTERVAL:
+            return Outcome(self.describe(), "inconclusive", seeds=len(differences), per_arm=per_arm,
+                           detail=f"{len(differences)} paired seed(s); {MIN_SEEDS_FOR_INTERVAL} needed")
+        effect, low, high = _interval(differences)
+        if -self.margin <= low and high <= self.margin:
+            verdict = "reproduced"
+        elif low > self.margin or high < -self.margin:
+            verdict = "contradicted"
+        else:
+            verdict = "inconclusive"
+        return Outcome(self.describe(), verdict, effect, low, high, len(differences), per_arm=per_arm)
+
+
+@dataclass(frozen=True)
+class Crossover(Rule):
+    late: str
+    early: str
+    _: KW_ONLY
+    metric: str
+    probe: str | None = None
+
+    def describe(self) -> str:
+        return f"crossover: {self.late} overtakes {self.early} on the {self.metric} curves and stays ahead to the end"
+
+    def advantage(self, runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+        """Per evaluation step and seed: late's advantage over early (positive: late ahead)."""
+        chosen = select_best_lr(runs, self.metric)
+        name = self.metric.removeprefix("validation_")
+        valid = curves[curves["split"] == "validation"].merge(chosen[["run_id", "arm", "seed"]], on="run_id")
+        wide = valid.pivot_table(index=["step", "seed"], columns="arm", values=name, aggfunc="first")
+        if self.late not in wide.columns or self.early not in wide.columns:
+            return pd.DataFrame(columns=["step", "seed", "advantage"])
+        sign = 1.0 if higher_is_better(name) else -1.0
+        advantage = (sign * (wide[self.late] - wide[self.early])).dropna().rename("advantage")
+        return advantage.reset_index()
+
+    def evaluate(self, runs, curves, rows, scale) -> Outcome:
+        advantage = self.advantage(runs, curves)
+        if advantage.empty:
+            return _inconclusive(self.describe(), "no validation curves for both arms")
+        mean = advantage.groupby("step")["advantage"].mean().sort_index()
+        last = mean.index[-1]
+        final = advantage[advantage["step"] == last].set_index("seed")["advantage"]
+        if len(final) < MIN_SEEDS_FOR_INTERVAL:
+            return _inconclusive(self.describe(), f"{len(final)} paired seed(s) at the last step; {MIN_SEEDS_FOR_INTERVAL} needed")
+        effect, low, high = _interval(final)
+        ahead_from = crossover_step(mean)
+        detail = (f"{self.late} ahead from step {ahead_from} to the end" if ahead_from is not None
+                  else f"{self.late} never stays ahead to the end")
+        if high < 0:
+            verdict = "contradicted"
+        elif (mean > 0).all():
+            verdict, detail = "contradicted", f"{self.late} leads at every evaluation: nothing to overtake"
+        elif ahead_from is not None and low > 0:
+            verdict = "reproduced"
+        else:
+            verdict = "inconclusive"
+        return Outcome(self.describe(), verdict, effect, low, high, len(final), detail=detail,
+                       per_arm={"crossover_step": ahead_from, "last_step": int(last)})
+
+
+def crossover_step(mean_advantage: pd.Series) -> int | None:
+    """The first step from which the mean advantage stays positive to the end, if it was ever ≤ 0 before."""
+    positive = (mean_advantage > 0).to_numpy()
+    if not positive[-1] or positive.all():
+        return None
+    last_non_positive = int(np.flatnonzero(~positive)[-1])
+    return int(mean_advantage.index[last_non_positive + 1])
+
+
+@dataclass(frozen=True)
+class Monotone(Rule):
+    levels: tuple[str, ...]
+    _: KW_ONLY
+    metric: str
+    probe: str | None = None
+
+    def describe(self) -> str:
+        return f"monotone: {self.metric} improves along {' → '.join(self.levels)} (last vs first interval above 0)"
+
+    def evaluate(self, runs, curves, rows, scale) -> Outcome:
+        chosen = select_best_lr(runs, self.metric)
+        means = chosen.groupby("arm")[self.metric].mean().reindex(list(self.levels))
+        per_arm = means.to_dict()
+        overall = paired(chosen, self.levels[-1], self.levels[0], self.metric)
+        if len(overall) < MIN_SEEDS_FOR_INTERVAL or means.isna().any():
+            return Outcome(self.describe(), "inconclusive", seeds=len(overall), per_arm=per_arm,
+                           detail=f"{len(overall)} paired seed(s) or a level without runs")
+        effect, low, high = _interval(overall)
+        sign = 1.0 if higher_is_better(self.metric) else -1.0
+        steps_improve = bool((sign * means.diff().dropna() > 0).all())
+        reversals = [f"{a} → {b}" for a, b in zip(self.levels, self.levels[1:])
+                     if len(d := paired(chosen, b, a, self.metric)) >= MIN_SEEDS_FOR_INTERVAL and _interval(d)[2] < 0]
+        best = (means.idxmax() if higher_is_better(self.metric) else means.idxmin())
+        detail = f"best level: {best}" + (f"; significant reversals: {', '.join(reversals)}" if reversals else "")
+        if high < 0 or reversals:
+            verdict = "contradicted"
+        elif steps_improve and low > 0:
+            verdict = "reproduced"
+        else:
+            verdict = "inconclusive"
+        return Outcome(self.describe(), verdict, effect, low, high, len(overall), detail=detail, per_arm=per_arm)
+
+
+@dataclass(frozen=True)
+class Ratio(Rule):
+    a: str
+    b: str
+    _: KW_ONLY
+    quantity: str
+    length: int
+    at_least: float | None = None
+    at_most: float | None = None
+    measure: str = "forward_backward"
+    probe: str | None = None
+
+    def __post_init__(self):
+        if (self.at_least is None) == (self.at_most is None):
+            raise ValueError("Ratio needs exactly one of at_least and at_most")
+
+    def describe(self) -> str:
+        bound = f"≥ {self.at_least:g}" if self.at_least is not None else f"≤ {self.at_most:g}"
+        return f"ratio: {self.quantity} of {self.a} / {self.b} at L={self.length} ({self.measure}) {bound}"
+
+    def evaluate(self, runs, curves, rows, scale) -> Outcome:
+        if rows.empty:
+            return _inconclusive(self.describe(), "no measurements")
+        at = rows[(rows["length"] == self.length) & (rows["measure"] == self.measure)]
+        values = {}
+        for arm in (self.a, self.b):
+            found = at[at["arm"] == arm]
+            if found.empty:
+                return _inconclusive(self.describe(), f"no measurement of {arm} at L={self.length}")
+            row = found.iloc[0]
+            values[arm] = float(row[self.quantity]) if row["status"] == "ok" and pd.notna(row[self.quantity]) else math.inf
+        if math.isinf(values[self.b]):
+            return _inconclusive(self.describe(), f"{self.b} did not run at L={self.length}")
+        ratio = values[self.a] / values[self.b]
+        holds = ratio >= self.at_least if self.at_least is not None else ratio <= self.at_most
+        detail = "" if math.isfinite(values[self.a]) else f"{self.a} over its budget at L={self.length} (ratio taken as infinite)"
+        return Outcome(self.describe(), "reproduced" if holds else "contradicted", ratio, detail=detail, per_arm=values)

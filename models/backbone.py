@@ -17,7 +17,6 @@ from torch import nn
 
 from seqbench.models import registry
 
-
 NORMS = ("pre", "post")
 
 

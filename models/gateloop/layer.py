@@ -63,7 +63,7 @@ class GateLoop(Mixer):
         state_transition: 'data' (a_n from the input), 'fixed' (a learned a per head, no input dependence) or 'none' (a = 1: no forgetting)
         complex_transition: complex a (magnitude and phase); False: a real a = σ(|x|) ≥ ½ from one real logit x
         real_transition_sign: with complex_transition=False, keep the logit's sign: a = sign(x)·σ(|x|), phase 0 or π (the re-implementation's real ablation)
-        state_operator: 'complex' (h = a·h + kᵀv, a complex state) or 'real_part' (h = Re(a)·h + kᵀv, a real state: the re-implementation's operator before its update 12 fix)
+        state_operator: 'complex' (h = a·h + kᵀv) or 'real_part' (h = Re(a)·h + kᵀv, a real state; the re-implementation before its update 12)
         transition_parameterisation: 'sigmoid_of_modulus' (|a| = σ(|z|), arg a = ∠z, the re-implementation's) or 'magnitude_and_phase' (|a| = σ(x), arg a = y)
         kv_projection: 'separate' k and v, or 'joint': one projection replaces kᵀv (max heads only)
         output_gate: multiply the output by SiLU of a projection of the input

@@ -1,7 +1,26 @@
-"""`seqbench findings list` and `report`: what each finding claims and how it is decided; the verdicts."""
+"""`seqbench findings list` and `report`: what each finding claims and how it is decided; the verdicts.
+
+The report reads the scale's store folder once (analysis/collect.py), labels each run with its
+finding, probe, arm, lr and seed, applies every rule (analysis/verdicts.py) and writes, under
+`out`: README.md (the verdict table, then per finding the effects, intervals, parameter spread,
+compute and the commits the runs came from) and per finding `runs.csv` and `plot.png`.
+"""
 from __future__ import annotations
 
-from seqbench.analysis.findings import Finding
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from seqbench.analysis.collect import collect, collect_rows
+from seqbench.analysis.findings import CORPUS, STORE_FOLDER, Finding, Probe
+from seqbench.analysis.protocol import t_interval
+from seqbench.analysis.verdicts import Crossover, Outcome, Ratio, higher_is_better
+from seqbench.bench.store import atomic_write_bytes
+
+RUN_COLUMNS = ("status", "parameters", "steps", "wall_time_s", "final_bpc", "validation_bpc", "final_accuracy",
+               "validation_accuracy", "model.d_model", "model.mlp_hidden", "provenance.commit", "provenance.dirty")
 
 
 def format_listing(findings: list[Finding]) -> str:
@@ -10,8 +29,213 @@ def format_listing(findings: list[Finding]) -> str:
         lines.append(f"{finding.id:<7} {finding.claim}")
         lines.append(f"        source: {finding.source}")
         for probe in finding.probes:
-            lr = "best lr on validation" if probe.select_lr else "one lr"
-            lines.append(f"        runs:   {probe.name}: {', '.join(arm.label for arm in probe.arms)} ({lr})")
+            how = "measured" if _is_speed(probe) else "best lr on validation" if probe.select_lr else "one lr"
+            lines.append(f"        runs:   {probe.name}: {', '.join(arm.label for arm in probe.arms)} ({how})")
         for number, rule in enumerate(finding.rules):
             lines.append(f"        {'decides' if number == 0 else 'also':<7} {rule.describe()}")
     return "\n".join(lines)
+
+
+def _is_speed(probe: Probe) -> bool:
+    return probe.base is not None and probe.base.get("kind") == "speed"
+
+
+def folder_name(finding_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", finding_id)
+
+
+def finding_tables(finding: Finding, scale: str, runs: pd.DataFrame, curves: pd.DataFrame, rows: pd.DataFrame):
+    """(runs, curves, measurement rows) of one finding, each run labelled probe / arm / lr / seed."""
+    _, labels = finding.sweep(scale)
+    labelled = pd.DataFrame([{key: row[key] for key in ("probe", "arm", "lr", "seed", "run_id")} for row in labels])
+    present = runs.set_index("run_id")
+    columns = [c for c in present.columns if c in RUN_COLUMNS or c.startswith(("final_accuracy/", "validation_accuracy/"))]
+    table = labelled.join(present[columns], on="run_id") if len(present) else labelled.assign(status="pending")
+    table["status"] = table["status"].fillna("pending")
+    if "optimizer.lr" in present.columns:
+        table["lr"] = table["lr"].fillna(table["run_id"].map(present["optimizer.lr"]))
+    wide = pd.DataFrame(columns=["run_id", "step", "split"])
+    if len(curves):
+        wide = curves[curves["run_id"].isin(table["run_id"])].pivot_table(
+            index=["run_id", "step", "split"], columns="metric", values="value", aggfunc="last").reset_index()
+    measured = pd.DataFrame()
+    if len(rows):
+        measured = rows.merge(table[["run_id", "probe", "arm"]], on="run_id")
+    return table, wide, measured
+
+
+def evaluate(finding: Finding, scale: str, table: pd.DataFrame, curves: pd.DataFrame, rows: pd.DataFrame) -> list[Outcome]:
+    outcomes = []
+    for rule in finding.rules:
+        probe = rule.probe or finding.probes[0].name
+        done = table[(table["probe"] == probe) & (table["status"] == "completed")]
+        measured = rows[rows["probe"] == probe] if len(rows) else rows
+        outcomes.append(rule.evaluate(done, curves, measured, scale))
+    return outcomes
+
+
+def parameter_spread(table: pd.DataFrame) -> float | None:
+    """Largest relative distance of a probe's parameter count from that probe's median (training runs)."""
+    if "parameters" not in table.columns or table["parameters"].isna().all():
+        return None
+    spread = table.dropna(subset=["parameters"]).groupby("probe")["parameters"].agg(lambda p: (p / p.median() - 1).abs().max())
+    return float(spread.max())
+
+
+# --- plots ---------------------------------------------------------------------------------------
+def plot_finding(finding: Finding, outcomes: list[Outcome], table, curves, rows, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    probes = list(finding.probes)
+    figure, axes = plt.subplots(1, len(probes), figsize=(6.2 * len(probes), 4.2), squeeze=False)
+    for axis, probe in zip(axes[0], probes):
+        rule = next((r for r in finding.rules if (r.probe or probes[0].name) == probe.name), finding.rules[0])
+        done = table[(table["probe"] == probe.name) & (table["status"] == "completed")]
+        if _is_speed(probe):
+            _plot_speed(axis, rows[rows["probe"] == probe.name] if len(rows) else rows, rule, sns)
+        elif isinstance(rule, Crossover):
+            _plot_curves(axis, done, curves, rule, sns)
+        elif any(c.startswith("final_accuracy/") for c in done.columns) and probe.name.startswith("memory_horizon"):
+            _plot_buckets(axis, done, sns)
+        else:
+            _plot_arms(axis, done, rule.metric, rule, [arm.label for arm in probe.arms], sns)
+        axis.set_title(probe.name, fontsize=10)
+    verdict = outcomes[0].verdict if outcomes else "no rule"
+    figure.suptitle(f"{finding.id}: {finding.claim}\nverdict at this scale: {verdict}", fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _value_column(done: pd.DataFrame, curves: pd.DataFrame, rule) -> tuple[pd.DataFrame, str]:
+    step = rule.step if hasattr(rule, "step") else None
+    at = step("cpu") if callable(step) else None
+    if at is None or curves.empty:
+        return done, rule.metric
+    name = rule.metric.removeprefix("validation_")
+    column = f"{rule.metric} at step {at}"
+    picked = curves[(curves["split"] == "validation") & (curves["step"] == at)][["run_id", name]]
+    return done.merge(picked.rename(columns={name: column}), on="run_id", how="left"), column
+
+
+def _plot_arms(axis, done, metric, rule, order, sns):
+    if done.empty or metric not in done.columns:
+        axis.text(0.5, 0.5, "no completed runs yet", ha="center", transform=axis.transAxes)
+        return
+    from seqbench.analysis.verdicts import select_best_lr
+
+    chosen = select_best_lr(done, metric)
+    order = [arm for arm in order if arm in set(chosen["arm"])]
+    sns.stripplot(data=chosen, x="arm", y=metric, order=order, ax=axis, color="0.4", size=5, jitter=0.1)
+    for position, arm in enumerate(order):
+        values = chosen.loc[chosen["arm"] == arm, metric].dropna().to_numpy()
+        low, high = t_interval(values) if len(values) >= 3 else (math.nan, math.nan)
+        axis.errorbar(position + 0.25, values.mean(), yerr=[[values.mean() - low], [high - values.mean()]] if math.isfinite(low) else None,
+                      fmt="o", color="C3", capsize=4)
+    axis.set_xlabel("")
+    axis.set_ylabel(f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)")
+    axis.tick_params(axis="x", rotation=20, labelsize=8)
+
+
+def _plot_curves(axis, done, curves, rule: Crossover, sns):
+    from seqbench.analysis.verdicts import select_best_lr
+
+    name = rule.metric.removeprefix("validation_")
+    chosen = select_best_lr(done, rule.metric)
+    valid = curves[curves["split"] == "validation"].merge(chosen[["run_id", "arm", "seed"]], on="run_id") if len(curves) else curves
+    if valid.empty or name not in valid.columns:
+        axis.text(0.5, 0.5, "no curves yet", ha="center", transform=axis.transAxes)
+        return
+    sns.lineplot(data=valid, x="step", y=name, hue="arm", errorbar=("ci", 95), ax=axis)
+    sns.lineplot(data=valid, x="step", y=name, hue="arm", units="seed", estimator=None, alpha=0.25, lw=0.7, legend=False, ax=axis)
+    axis.set_ylabel(f"validation {name}")
+
+
+def _plot_buckets(axis, done, sns):
+    columns = [c for c in done.columns if c.startswith("final_accuracy/")]
+    if done.empty or not columns:
+        axis.text(0.5, 0.5, "no completed runs yet", ha="center", transform=axis.transAxes)
+        return
+    long = done.melt(id_vars=["arm", "seed"], value_vars=columns, var_name="horizon", value_name="accuracy")
+    long["horizon"] = long["horizon"].str.removeprefix("final_accuracy/")
+    sns.pointplot(data=long, x="horizon", y="accuracy", hue="arm", errorbar=("ci", 95), dodge=0.3 if done["arm"].nunique() > 1 else False, ax=axis)
+    axis.set_ylabel("test accuracy per distance from RESET")
+
+
+def _plot_speed(axis, rows, rule, sns):
+    quantity = rule.quantity if isinstance(rule, Ratio) else "median_ms"
+    measure = rule.measure if isinstance(rule, Ratio) else "forward_backward"
+    shown = rows[(rows["measure"] == measure) & (rows["status"] == "ok")] if len(rows) else rows
+    if shown.empty:
+        axis.text(0.5, 0.5, "no measurements yet", ha="center", transform=axis.transAxes)
+        return
+    shown = shown.assign(value=shown[quantity] / (2**20 if quantity.endswith("bytes") else 1))
+    sns.lineplot(data=shown, x="length", y="value", hue="arm", marker="o", ax=axis)
+    axis.set(xscale="log", yscale="log", xlabel="sequence length",
+             ylabel=f"{quantity.replace('_bytes', ' (MiB)').replace('median_ms', 'median ms')}, {measure}")
+
+
+# --- the report ----------------------------------------------------------------------------------
+def _number(value: float, digits: int = 3) -> str:
+    return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}g}"
+
+
+def _effect(outcome: Outcome) -> str:
+    if not math.isfinite(outcome.effect):
+        return "–"
+    if math.isfinite(outcome.low):
+        return f"{outcome.effect:+.4f} [{outcome.low:+.4f}, {outcome.high:+.4f}]"
+    return f"{outcome.effect:.3g}×" if "ratio" in outcome.rule else f"{outcome.effect:+.4f}"
+
+
+def write_report(findings: list[Finding], scale: str, *, root=None, out="results/findings") -> list[Path]:
+    out = Path(out)
+    runs, curves = collect(STORE_FOLDER[scale], root)
+    rows = collect_rows(STORE_FOLDER[scale], root) if (runs.get("kind") == "speed").any() else pd.DataFrame()
+    summary, sections, written = [], [], []
+    for finding in findings:
+        table, wide, measured = finding_tables(finding, scale, runs, curves, rows)
+        outcomes = evaluate(finding, scale, table, wide, measured)
+        folder = out / scale / folder_name(finding.id)
+        folder.mkdir(parents=True, exist_ok=True)
+        table.to_csv(folder / "runs.csv", index=False)
+        if len(measured):
+            measured.to_csv(folder / "measurements.csv", index=False)
+        written += [folder / "runs.csv", plot_finding(finding, outcomes, table, wide, measured, folder / "plot.png")]
+        completed = int((table["status"] == "completed").sum())
+        spread = parameter_spread(table)
+        commits = sorted({str(c)[:10] for c in table.get("provenance.commit", pd.Series(dtype=str)).dropna()})
+        dirty = bool(table.get("provenance.dirty", pd.Series(dtype=bool)).fillna(False).astype(bool).any())
+        hours = table.get("wall_time_s", pd.Series(dtype=float)).fillna(0).sum() / 3600
+        first = outcomes[0]
+        summary.append(f"| {finding.id} | {finding.claim} | **{first.verdict}** | {_effect(first)} | {first.seeds or '–'} | "
+                       f"{completed}/{len(table)} | {_number(spread * 100 if spread is not None else None, 2)}% |")
+        lines = [f"### {finding.id} — {finding.claim}", "", f"Source: {finding.source}. Scale: {scale}. "
+                 f"Runs completed: {completed} of {len(table)}; training compute {hours:.2f} h (sum of run wall times). "
+                 f"Commits: {', '.join(commits) or '–'}{' (a dirty tree among them)' if dirty else ''}.", ""]
+        if finding.notes:
+            lines += [finding.notes, ""]
+        lines += ["| rule | verdict | effect [95% interval] | seeds | per arm | detail |", "|---|---|---|---|---|---|"]
+        for outcome in outcomes:
+            per_arm = "; ".join(f"{k}: {_number(v, 4) if isinstance(v, float) else v}" for k, v in outcome.per_arm.items())
+            lines.append(f"| {outcome.rule} | **{outcome.verdict}** | {_effect(outcome)} | {outcome.seeds or '–'} | {per_arm} | "
+                         f"{outcome.detail} |")
+        lines += ["", f"![{finding.id}]({scale}/{folder_name(finding.id)}/plot.png)", ""]
+        sections.append("\n".join(lines))
+    readme = out / "README.md"
+    text = "\n".join([
+        f"# Findings at {scale} scale: verdicts", "",
+        f"Written by `seqbench findings report --scale {scale}` from the store folder `{STORE_FOLDER[scale]}`. "
+        f"Corpus of the language-modelling runs: {CORPUS[scale]}. Decision rules were fixed in "
+        "analysis/findings.py before any run (analysis/verdicts.py says what each rule means); effects are oriented "
+        "so that positive favours the claim's first arm (for BPC: its BPC is lower).", "",
+        "| id | claim | verdict | effect [95% interval] | seeds | runs | parameter spread |", "|---|---|---|---|---|---|---|",
+        *summary, "", *sections])
+    atomic_write_bytes(readme, text.encode())
+    return [readme, *written]

@@ -70,13 +70,21 @@ def select_best_lr(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     return runs.merge(best, on=["probe", "arm", "lr"])
 
 
-def paired(runs: pd.DataFrame, a: str, b: str, value: str) -> pd.Series:
-    """Per seed: value(a) − value(b), oriented so that positive favours a."""
+def paired(runs: pd.DataFrame, a: str, b: str, value: str, metric: str | None = None) -> pd.Series:
+    """Per seed: value(a) − value(b), oriented (by `metric`, default `value`) so that positive favours a."""
+    if value not in runs.columns:
+        return pd.Series(dtype=float)
     wide = runs[runs["arm"].isin([a, b])].pivot_table(index="seed", columns="arm", values=value, aggfunc="first")
     if a not in wide.columns or b not in wide.columns:
         return pd.Series(dtype=float)
-    sign = 1.0 if higher_is_better(value) else -1.0
+    sign = 1.0 if higher_is_better(metric or value) else -1.0
     return (sign * (wide[a] - wide[b])).dropna()
+
+
+def _arm_means(runs: pd.DataFrame, value: str, arms: list[str]) -> dict:
+    if value not in runs.columns:
+        return {arm: math.nan for arm in arms}
+    return runs.groupby("arm")[value].mean().reindex(arms).to_dict()
 
 
 def _interval(differences: pd.Series) -> tuple[float, float, float]:
@@ -102,6 +110,8 @@ def _value_table(runs: pd.DataFrame, curves: pd.DataFrame, metric: str, at_step:
         return runs, metric
     column = f"{metric}@{at_step}"
     name = metric.removeprefix("validation_")
+    if name not in curves.columns:
+        return runs.assign(**{column: math.nan}), column
     at = curves[(curves["split"] == "validation") & (curves["step"] == at_step)][["run_id", name]]
     return runs.merge(at.rename(columns={name: column}), on="run_id", how="left"), column
 
@@ -120,7 +130,7 @@ class Better(Rule):
     def evaluate(self, runs, curves, rows, scale) -> Outcome:
         chosen = select_best_lr(runs, self.metric)
         differences = paired(chosen, self.a, self.b, self.metric)
-        per_arm = chosen.groupby("arm")[self.metric].mean().reindex([self.a, self.b]).to_dict()
+        per_arm = _arm_means(chosen, self.metric, [self.a, self.b])
         if len(differences) < MIN_SEEDS_FOR_INTERVAL:
             return Outcome(self.describe(), "inconclusive", seeds=len(differences), per_arm=per_arm,
                            detail=f"{len(differences)} paired seed(s); {MIN_SEEDS_FOR_INTERVAL} needed")
@@ -149,8 +159,8 @@ class Similar(Rule):
     def evaluate(self, runs, curves, rows, scale) -> Outcome:
         chosen = select_best_lr(runs, self.metric)
         table, column = _value_table(chosen, curves, self.metric, self.step(scale))
-        differences = paired(table, self.a, self.b, column)
-        per_arm = table.groupby("arm")[column].mean().reindex([self.a, self.b]).to_dict()
+        differences = paired(table, self.a, self.b, column, self.metric)
+        per_arm = _arm_means(table, column, [self.a, self.b])
         if len(differences) < MIN_SEEDS_FOR_INTERVAL:
             return Outcome(self.describe(), "inconclusive", seeds=len(differences), per_arm=per_arm,
                            detail=f"{len(differences)} paired seed(s); {MIN_SEEDS_FOR_INTERVAL} needed")
@@ -179,6 +189,8 @@ class Crossover(Rule):
         """Per evaluation step and seed: late's advantage over early (positive: late ahead)."""
         chosen = select_best_lr(runs, self.metric)
         name = self.metric.removeprefix("validation_")
+        if name not in curves.columns or chosen.empty:
+            return pd.DataFrame(columns=["step", "seed", "advantage"])
         valid = curves[curves["split"] == "validation"].merge(chosen[["run_id", "arm", "seed"]], on="run_id")
         wide = valid.pivot_table(index=["step", "seed"], columns="arm", values=name, aggfunc="first")
         if self.late not in wide.columns or self.early not in wide.columns:
@@ -233,7 +245,7 @@ class Monotone(Rule):
 
     def evaluate(self, runs, curves, rows, scale) -> Outcome:
         chosen = select_best_lr(runs, self.metric)
-        means = chosen.groupby("arm")[self.metric].mean().reindex(list(self.levels))
+        means = pd.Series(_arm_means(chosen, self.metric, list(self.levels)))
         per_arm = means.to_dict()
         overall = paired(chosen, self.levels[-1], self.levels[0], self.metric)
         if len(overall) < MIN_SEEDS_FOR_INTERVAL or means.isna().any():

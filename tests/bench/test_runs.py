@@ -243,3 +243,46 @@ def test_sweep_axes_ignore_other_mixers_option_defaults():
         "optimizer.lr": [1e-3, 1e-3, 1e-3, 1e-3],
     })
     assert varying_columns(runs) == ["model.name", "model.options.heads"]
+
+
+def test_options_added_later_leave_every_earlier_run_id_unchanged():
+    """Committed results name run ids; a field added since (at its default) must not change them."""
+    import pandas as pd
+
+    from seqbench.bench.sweep import load_sweep
+
+    root = Path(__file__).parents[2]
+    for name in ("demo-mqar", "mqar-gateloop-recall"):
+        sweep_file = root / "sweeps" / f"{'demo' if name == 'demo-mqar' else name}.toml"
+        committed = set(pd.read_csv(root / "results" / name / "runs.csv")["run_id"])
+        assert {run.run_id() for run in load_sweep(sweep_file).runs} == committed
+    gateloop = tiny_run_config(model={"name": "gateloop", "options": {}})
+    body = json.loads(parse_run_config(gateloop).canonical_json())
+    assert "grad_accumulation" not in body and "norm" not in body["model"]
+    assert "state_operator" not in body["model"]["options"] and "chunk_size" in body["model"]["options"]
+    changed = [tiny_run_config(grad_accumulation=2), tiny_run_config(model={"norm": "post"}),
+               tiny_run_config(model={"name": "gateloop", "options": {"state_operator": "real_part"}})]
+    assert len({parse_run_config(c).run_id() for c in [tiny_run_config(), *changed]}) == 4
+
+
+def test_gradient_accumulation_averages_the_micro_batch_gradients(tmp_path):
+    import torch.nn.functional as F
+
+    from seqbench.bench.runner import Trainer, batch_seed
+    from seqbench.tasks import IGNORE
+
+    config = parse_run_config(tiny_run_config(grad_accumulation=3, optimizer={"clip_grad_norm": None}, seed=4))
+    trainer = Trainer(config, Store(tmp_path).run("accumulate", config.run_id()), progress=False)
+    fresh = config.model.build(vocab_size=trainer.task.vocab_size)
+    fresh.load_state_dict(trainer.model.state_dict())
+    losses = []
+    for micro in range(3):  # step 0: micro-batches 0, 1, 2 of the seed's stream
+        inputs, targets = trainer.task.get_batch("train", 4, batch_seed(4, micro))
+        loss = F.cross_entropy(fresh(inputs).flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+        (loss / 3).backward()
+        losses.append(loss.item())
+    logged = trainer._train_step()
+    assert logged == pytest.approx(sum(losses) / 3, rel=1e-6)
+    for (name, p), q in zip(trainer.model.named_parameters(), fresh.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-7, rtol=1e-5), name
+    assert trainer.metrics[-1]["tokens_per_s"] > 0 and trainer.step == 1

@@ -89,3 +89,22 @@ def test_no_weight_decay_on_decay_parameters_norms_biases_and_embeddings(mixer, 
         "mixer_norm.weight", "mlp_norm.weight", "mlp.0.bias", "mlp.2.bias", *(f"mixer.{p}" for p in exempt)))}
     assert set(decayed) | set(kept) == {name for name, _ in model.named_parameters()} and not set(decayed) & set(kept)
     assert "head.weight" in decayed and "blocks.0.mlp.0.weight" in decayed
+
+
+def test_post_norm_blocks_normalise_after_the_residual_and_keep_the_parameters():
+    pre, post = lm(), lm(norm="post")
+    assert pre.num_parameters() == post.num_parameters()
+    post.load_state_dict(pre.state_dict())
+    toks = tokens()
+    x = post.embedding(toks)
+    for block in post.blocks:  # written out: x ← norm₁(x + mixer(x)); x ← norm₂(x + mlp(x))
+        x = block.mixer_norm(x + block.mixer(x))
+        x = block.mlp_norm(x + block.mlp(x))
+    expected = post.head(post.norm(x))
+    assert relative_error(post(toks), expected) < 1e-12
+    assert relative_error(pre(toks), expected) > 1e-3
+    for mode in ("scan", "attention", "chunked"):
+        assert relative_error(post(toks, mode=mode), expected) < 1e-10
+    assert relative_error(decode(post, toks, 5), expected) < 1e-10
+    with pytest.raises(ValueError, match="unknown norm position 'middle'; valid: pre, post"):
+        lm(norm="middle")

@@ -17,6 +17,7 @@ ABLATIONS = {
     "state_transition": ["data", "fixed", "none"],
     "complex_transition": [True, False],
     "transition_parameterisation": ["sigmoid_of_modulus", "magnitude_and_phase"],
+    "state_operator": ["complex", "real_part"],
     "output_gate": [True, False],
     "sub_layernorm": [True, False],
 }
@@ -130,3 +131,55 @@ def test_transition_without_angle_equals_the_polar_form_with_gradients():
         layer.to_transition.weight.zero_()
         layer.to_transition.bias.zero_()
     assert torch.equal(layer._transition(x), torch.full((3, 5, 8, 1), 0.5 + 0j, dtype=torch.complex128))
+
+
+def test_signed_real_transition_is_the_reimplementations_sign_of_x_times_sigmoid_of_abs_x():
+    torch.manual_seed(0)
+    layer = models.build("gateloop", d_model=8, complex_transition=False, real_transition_sign=True).double()
+    x = torch.randn(3, 5, 8, dtype=torch.float64)
+    logit = layer.to_transition(x)  # one real logit per head
+    expected = torch.sign(logit) * torch.sigmoid(logit.abs())
+    a = layer._transition(x)[..., 0]
+    assert (a.imag == 0).all() and torch.allclose(a.real, expected, atol=1e-15)
+    assert (a.real < 0).any() and (a.real.abs() >= 0.5).all()  # phase π where x < 0; |a| ≥ ½ as before
+    unsigned = models.build("gateloop", d_model=8, complex_transition=False).double()
+    unsigned.load_state_dict(layer.state_dict())
+    assert torch.allclose(unsigned._transition(x)[..., 0].real, a.real.abs())
+    for bad in ({"complex_transition": True}, {"complex_transition": False, "transition_parameterisation": "magnitude_and_phase"}):
+        with pytest.raises(ValueError, match="real_transition_sign"):
+            models.build("gateloop", d_model=8, real_transition_sign=True, **bad)
+
+
+def real_part_recurrence(q, k, v, a_complex):
+    """h_n = Re(a_n)·h_{n-1} + k_nᵀ v_n with a real state; y_n = q_n h_n — written out in float64."""
+    batch, length, heads, dk = q.shape
+    h = torch.zeros(batch, heads, dk, v.shape[-1], dtype=torch.float64)
+    outputs = []
+    for t in range(length):
+        h = a_complex[:, t].real[..., None] * h + k[:, t, ..., None] * v[:, t, :, None, :]
+        outputs.append(torch.einsum("bhk,bhkv->bhv", q[:, t], h))
+    return torch.stack(outputs, 1)
+
+
+@pytest.mark.parametrize("heads,length,chunk_size", [(16, 13, 4), (2, 23, 5), (4, 17, 16)])
+def test_real_part_operator_matches_the_written_out_real_state_recurrence(heads, length, chunk_size):
+    """The re-implementation before its update 12: Re(a) of the complex transition updates a real state."""
+    torch.manual_seed(0)
+    layer = models.build("gateloop", d_model=16, heads=heads, chunk_size=chunk_size, state_operator="real_part").double()
+    twin = models.build("gateloop", d_model=16, heads=heads).double()  # same weights, the complex operator
+    twin.load_state_dict(layer.state_dict())
+    twin.to_transition = layer.to_transition  # shared, so the expected gradients reach the layer's parameters
+    x = torch.randn(2, length, 16, dtype=torch.float64, requires_grad=True)
+    q, k, v, _ = layer._qkv(x)
+    expected = layer._output(real_part_recurrence(q, k, v, twin._transition(x)), x)
+    expected_grads = torch.autograd.grad(expected.pow(2).sum(), [x, *layer.parameters()])
+    for mode in layer.modes:
+        y = layer(x, mode=mode)
+        assert relative_error(y, expected) < 1e-12, mode
+        grads = torch.autograd.grad(y.pow(2).sum(), [x, *layer.parameters()])
+        assert all(relative_error(g, e) < 1e-9 for g, e in zip(grads, expected_grads)), mode
+    prefix, state = layer(x[:, : length - 3].detach(), mode="chunked", return_state=True)  # decoding hand-off
+    for t in range(length - 3, length):
+        y_t, state = layer.step(x[:, t].detach(), state)
+        assert relative_error(y_t, expected[:, t].detach()) < 1e-12
+    assert relative_error(layer(x, mode="recurrent"), twin(x, mode="recurrent")) > 1e-3  # the operator matters

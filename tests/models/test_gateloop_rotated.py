@@ -47,15 +47,19 @@ def test_phase_is_exact_over_long_sequences():
     assert relative_error(y, y_ref) < 1e-5
 
 
-TRANSITIONS = list(itertools.product(["data", "fixed", "none"], [True, False], ["sigmoid_of_modulus", "magnitude_and_phase"]))
+TRANSITIONS = [(*combo, {}) for combo in itertools.product(["data", "fixed", "none"], [True, False],
+                                                            ["sigmoid_of_modulus", "magnitude_and_phase"])]
+TRANSITIONS += [("data", False, "sigmoid_of_modulus", {"real_transition_sign": True}),  # phase 0 or π
+                ("data", True, "sigmoid_of_modulus", {"state_operator": "real_part"}),
+                ("fixed", True, "magnitude_and_phase", {"state_operator": "real_part"})]
 
 
-@pytest.mark.parametrize("state_transition,complex_transition,parameterisation", TRANSITIONS)
+@pytest.mark.parametrize("state_transition,complex_transition,parameterisation,extra", TRANSITIONS)
 def test_layer_chunked_mode_matches_the_float64_reference_and_hands_its_state_to_step(state_transition, complex_transition,
-                                                                                      parameterisation):
+                                                                                      parameterisation, extra):
     torch.manual_seed(0)
     layer = models.build("gateloop", d_model=16, heads=2, chunk_size=5, short_conv=3, state_transition=state_transition,
-                         complex_transition=complex_transition, transition_parameterisation=parameterisation).double()
+                         complex_transition=complex_transition, transition_parameterisation=parameterisation, **extra).double()
     x = torch.randn(2, 23, 16, dtype=torch.float64, requires_grad=True)
     y = layer(x, mode="chunked")
     y_ref = layer.reference_forward(x)

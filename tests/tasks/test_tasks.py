@@ -238,6 +238,67 @@ def test_bytes_bad_inputs(tmp_path):
         tasks.build("bytes", path=str(tmp_path / "small"), seq_len=8).get_batch("validation", 1, 0)
 
 
+@pytest.mark.parametrize("suffix", [".gz", ".dz"])
+def test_bytes_reads_gzip_and_dictzip_once_from_the_data_directory(corpus, tmp_path, monkeypatch, suffix):
+    import gzip
+
+    path, data = corpus
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / f"text{suffix}").write_bytes(gzip.compress(data.tobytes()))
+    monkeypatch.setenv("SEQBENCH_DATA", str(data_dir))
+    task = tasks.build("bytes", path=f"text{suffix}", seq_len=16)  # relative: looked up in the data directory
+    assert (np.asarray(task.data) == data).all() and task.boundaries["validation"] == (900, 950)
+    unpacked = list((data_dir / "unpacked").iterdir())
+    assert len(unpacked) == 1 and not list(data_dir.rglob("*.part"))
+    tasks.build("bytes", path=f"text{suffix}", seq_len=16)
+    assert list((data_dir / "unpacked").iterdir()) == unpacked  # unpacked once
+    (data_dir / f"broken{suffix}").write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="not a valid gzip/dictzip file"):
+        tasks.build("bytes", path=f"broken{suffix}")
+    with pytest.raises(DataError, match="relative paths are looked up in the data directory"):
+        tasks.build("bytes", path="absent.dz")
+
+
+def fake_deb(path, member: str, payload: bytes):
+    """A Debian package as dpkg builds one: an ar archive of debian-binary, control and data.tar.xz."""
+    import io
+    import tarfile
+
+    tar_buffer = io.BytesIO()
+    with tarfile.open(fileobj=tar_buffer, mode="w:xz") as tar:
+        info = tarfile.TarInfo(f"./{member}")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    members = [("debian-binary", b"2.0\n"), ("control.tar.xz", b"x"), ("data.tar.xz", tar_buffer.getvalue())]
+    out = b"!<arch>\n"
+    for name, body in members:
+        out += f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}`\n".encode() + body + (b"\n" if len(body) % 2 else b"")
+    path.write_bytes(out)
+    return path
+
+
+def test_gcide_is_taken_out_of_its_debian_package(tmp_path, capsys):
+    import gzip
+
+    from seqbench.cli import main
+    from seqbench.tasks.gcide import MEMBER, fetch_gcide
+
+    text = b"Abandon \\A*ban\"don\\, v. t. To give up wholly. [1913 Webster]\n" * 200
+    deb = fake_deb(tmp_path / "dict-gcide_0.48.5_all.deb", MEMBER, gzip.compress(text))
+    main(["data", "gcide", "--deb", str(deb), "--data-dir", str(tmp_path / "data")])
+    assert "gcide.dict.dz" in capsys.readouterr().out
+    task = tasks.build("bytes", path="gcide.dict.dz", data_dir=str(tmp_path / "data"), seq_len=32)
+    assert bytes(np.asarray(task.data)) == text
+    assert fetch_gcide(str(tmp_path / "data")) == tmp_path / "data" / "gcide.dict.dz"  # there already: nothing fetched
+    (tmp_path / "other.deb").write_bytes(b"PK not a deb")
+    with pytest.raises(DataError, match="not a Debian package"):
+        fetch_gcide(str(tmp_path / "elsewhere"), tmp_path / "other.deb")
+    wrong = fake_deb(tmp_path / "wrong.deb", "usr/share/doc/readme", b"x")
+    with pytest.raises(DataError, match="does not contain usr/share/dictd/gcide.dict.dz"):
+        fetch_gcide(str(tmp_path / "elsewhere"), wrong)
+
+
 def make_enwik8(directory, *, size=ENWIK8_BYTES):
     """A sparse file of enwik8's exact size with marker bytes around the split boundaries."""
     path = directory / "enwik8"

@@ -1,0 +1,110 @@
+"""The findings registry: 12 records with their rules, every sweep valid at both scales, fair by
+construction, and the report from real (tiny) runs to a README with verdicts."""
+import copy
+
+import pandas as pd
+import pytest
+
+from seqbench.analysis import findings
+from seqbench.analysis.findings import FINDINGS, Arm, Finding, Probe
+from seqbench.analysis.findings_report import write_report
+from seqbench.analysis.verdicts import Better, Crossover, Monotone, Ratio, Similar
+from seqbench.cli import main
+from seqbench.slurm.executors import executor_parameters, submit
+
+IDS = ["U1", "U3", "U5", "U7a", "U7b", "U8", "U9/U10", "U11", "U13", "U14", "P1", "P2"]
+
+
+def test_the_twelve_findings_and_the_rule_kinds_they_use():
+    assert [finding.id for finding in FINDINGS] == IDS
+    kinds = {type(rule) for finding in FINDINGS for rule in finding.rules}
+    assert kinds == {Better, Similar, Crossover, Monotone, Ratio}
+    for finding in FINDINGS:
+        probes = {probe.name for probe in finding.probes}
+        for rule in finding.rules:  # every rule reads a probe of its finding and arms that probe runs
+            probe = next(p for p in finding.probes if p.name == (rule.probe or finding.probes[0].name))
+            assert rule.probe is None or rule.probe in probes
+            labels = {arm.label for arm in probe.arms}
+            named = {getattr(rule, key) for key in ("a", "b", "late", "early") if hasattr(rule, key)} | set(getattr(rule, "levels", ()))
+            assert named <= labels, (finding.id, named - labels)
+
+
+def test_list_shows_every_record_with_its_decision_rule(capsys):
+    main(["findings", "list"])
+    listing = capsys.readouterr().out
+    for finding in FINDINGS:
+        assert f"{finding.id:<7} {finding.claim}" in listing
+        assert finding.rules[0].describe() in listing
+    with pytest.raises(SystemExit, match="unknown finding.*U99.*valid: U1"):
+        main(["findings", "list", "U99"])
+
+
+@pytest.mark.parametrize("scale", findings.SCALES)
+def test_every_sweep_expands_validates_and_compares_at_equal_parameters(scale):
+    for finding in FINDINGS:
+        sweep, rows = finding.sweep(scale)
+        assert sweep.name == findings.STORE_FOLDER[scale]
+        executor_parameters(sweep.executor, {})  # the executor section is valid for submitit
+        by_id = {run.run_id(): run for run in sweep.runs}
+        for probe in finding.probes:
+            runs = [by_id[row["run_id"]] for row in rows if row["probe"] == probe.name]
+            if runs[0].kind != "train":
+                continue
+            seeds = {run.seed for run in runs}
+            assert seeds == set(findings.SEEDS), (finding.id, probe.name)
+            target = runs[0].model.target_parameters
+            for run in runs:
+                assert abs(run.size()["parameters"] / target - 1) <= 0.02, (finding.id, probe.name, run.model.name)
+
+
+def test_the_cluster_scale_is_the_reimplementation_setup():
+    sweep, rows = findings.BY_ID["P1"].sweep("cluster")
+    run = sweep.runs[0]
+    assert (run.task.name, run.task.options["seq_len"], run.batch_size, run.grad_accumulation) == ("enwik8", 256, 4, 4)
+    assert (run.optimizer.schedule, run.optimizer.weight_decay, run.optimizer.clip_grad_norm) == ("constant", 0.0, 0.5)
+    assert run.model.n_layers == 6 and run.steps == 100_000
+    assert sweep.executor["gpus_per_node"] == 1
+    assert {row["lr"] for row in rows} == set(findings.LR_GRID["cluster"])
+
+
+def test_head_dim_arms_have_exactly_the_head_dimension_they_name():
+    sweep, rows = findings.BY_ID["U11"].sweep("cpu")
+    by_id = {run.run_id(): run for run in sweep.runs}
+    for row in rows:
+        options = by_id[row["run_id"]].model.options
+        assert f"head_dim {options['d_inner'] // options['heads']}" == row["arm"]
+
+
+def test_cluster_run_is_one_command_that_submits_through_slurm(capsys):
+    main(["findings", "run", "U8", "--scale", "cluster", "--executor", "slurm", "--dry-run"])
+    listing = capsys.readouterr().out
+    assert "findings-cluster: 6 runs" in listing and "enwik8" in listing and listing.count("would submit") == 6
+
+
+TINY_BASE = {
+    "steps": 12, "batch_size": 4, "eval_every": 4, "checkpoint_every": 4, "threads": 1, "final_split": "test",
+    "model": {"n_layers": 1, "mlp_ratio": 2, "target_parameters": 3000},
+    "task": {"name": "mqar", "options": {"vocab_size": 32, "seq_len": 16, "num_pairs": 2, "validation_examples": 16,
+                                         "test_examples": 16}},
+}
+
+
+def test_report_from_real_runs_writes_verdicts_tables_and_plots(tmp_path):
+    probe = Probe("mqar/tiny", copy.deepcopy(TINY_BASE), (Arm("gateloop", {"model.name": "gateloop"}),
+                                                        Arm("retnet", {"model.name": "retnet"})))
+    finding = Finding("T1", "gateloop beats retnet on a tiny MQAR", "this test", (probe,),
+                      (Better("gateloop", "retnet", metric="final_accuracy"),
+                       Crossover("gateloop", "retnet", metric="validation_accuracy")))
+    sweep, rows = finding.sweep("cpu")
+    assert len(sweep.runs) == 6
+    submission = submit(sweep, executor="debug", root=tmp_path / "runs", echo=lambda line: None)
+    assert not submission.failed
+    written = write_report([finding], "cpu", root=tmp_path / "runs", out=tmp_path / "out")
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert "| T1 | gateloop beats retnet on a tiny MQAR |" in readme
+    assert any(f"**{verdict}**" in readme for verdict in ("reproduced", "contradicted", "inconclusive"))
+    table = pd.read_csv(tmp_path / "out" / "cpu" / "T1" / "runs.csv")
+    assert len(table) == 6 and set(table["status"]) == {"completed"}
+    assert {"parameters", "lr", "seed", "provenance.commit", "final_accuracy"} <= set(table.columns)
+    assert (tmp_path / "out" / "cpu" / "T1" / "plot.png").stat().st_size > 10_000
+    assert len(written) == 3

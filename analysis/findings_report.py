@@ -164,7 +164,8 @@ def _plot_buckets(axis, done, sns):
         return
     long = done.melt(id_vars=["arm", "seed"], value_vars=columns, var_name="horizon", value_name="accuracy")
     long["horizon"] = long["horizon"].str.removeprefix("final_accuracy/")
-    sns.pointplot(data=long, x="horizon", y="accuracy", hue="arm", errorbar=("ci", 95), dodge=0.3 if done["arm"].nunique() > 1 else False, ax=axis)
+    order = sorted(long["horizon"].unique(), key=lambda name: int(re.match(r"h(\d+)", name).group(1)) if re.match(r"h\d+", name) else 0)
+    sns.pointplot(data=long, x="horizon", y="accuracy", hue="arm", order=order, errorbar=("ci", 95), dodge=0.3 if done["arm"].nunique() > 1 else False, ax=axis)
     axis.set_ylabel("test accuracy per distance from RESET")
 
 

@@ -31,7 +31,7 @@ def plot_sweep_report(sweep: str, root=None) -> list[Path]:
 def speed_report(sweep: str, root=None, out: str | Path | None = None) -> tuple[pd.DataFrame, list[Path]]:
     """speed.csv, speed_summary.csv and speed.png from a sweep's speed runs; gateloop_op.csv and
     gateloop_op.png from its op runs. Returns the summary table and the files written."""
-    from seqbench.analysis.speed_plots import plot_gateloop_op, plot_speed, speed_summary
+    from seqbench.analysis.speed_plots import plot_gateloop_op, plot_speed, plot_throughput, speed_summary
 
     sweep_dir = Store(root).sweep(sweep)
     out = Path(out) if out else sweep_dir.plots_path
@@ -48,7 +48,35 @@ def speed_report(sweep: str, root=None, out: str | Path | None = None) -> tuple[
     op = rows[rows["kind"] == "gateloop_op"].dropna(axis=1, how="all")
     if len(op):
         written += [_write_csv(op, out / "gateloop_op.csv"), plot_gateloop_op(op, out)]
+    throughput = rows[rows["kind"] == "throughput"].dropna(axis=1, how="all")
+    if len(throughput):
+        throughput = throughput.assign(arm=throughput["run_id"].map(_arm_labels(sweep, root)))
+        summary = throughput_table(throughput)
+        written += [_write_csv(throughput, out / "throughput.csv"), _write_csv(summary, out / "throughput_summary.csv"),
+                    plot_throughput(throughput, out)]
     return summary, written
+
+
+def _arm_labels(sweep: str, root) -> dict[str, str]:
+    """run id → the options that tell two runs of one mixer apart (e.g. heads=4), from its config."""
+    labels = {}
+    for run_id in Store(root).sweep(sweep).run_ids():
+        stored = Store(root).run(sweep, run_id).read_config() or {}
+        options = (stored.get("config", {}).get("model", {}) or {}).get("options", {})
+        labels[run_id] = f"heads={options['heads']}" if isinstance(options, dict) and options.get("heads") not in (None,) and \
+            stored["config"]["model"]["name"] == "gateloop" else ""
+    return labels
+
+
+def throughput_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """tokens/s per model (rows) and length (columns), and each model's step time relative to the
+    fastest at that length."""
+    ok = rows[rows["status"] == "ok"].assign(model=lambda t: (t["model"] + " " + t["arm"].fillna("")).str.strip())
+    table = ok.pivot_table(index=["model", "parameters", "mode", "backend"], columns="length", values="tokens_per_s").reset_index()
+    for length in sorted(ok["length"].unique()):
+        table[f"× fastest @{length}"] = table[length].max() / table[length]
+    table.columns = [f"tokens/s @{c}" if isinstance(c, (int, float)) and not isinstance(c, bool) else c for c in table.columns]
+    return table
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> Path:

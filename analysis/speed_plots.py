@@ -120,3 +120,30 @@ def plot_gateloop_op(table: pd.DataFrame, out_dir: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def throughput_label(row) -> str:
+    """A mixer and its heads option where it has one set, e.g. 'gateloop heads=4'."""
+    return row["model"] + (f" {row['arm']}" if isinstance(row.get("arm"), str) and row["arm"] else "")
+
+
+def plot_throughput(table: pd.DataFrame, out_dir: Path, title: str = "") -> Path:
+    """Training tokens/s and peak memory of the whole LM against length, one line per model."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ok = table[table["status"] == "ok"].assign(model_label=lambda t: t.apply(throughput_label, axis=1))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    sns.lineplot(data=ok, x="length", y="tokens_per_s", hue="model_label", marker="o", ax=axes[0])
+    sns.lineplot(data=ok.assign(mib=ok["peak_memory_bytes"] / 2**20), x="length", y="mib", hue="model_label", marker="o",
+                 ax=axes[1], legend=False)
+    axes[0].set(xscale="log", yscale="log", ylabel="training tokens/s (optimizer step)", xlabel="sequence length")
+    axes[1].set(xscale="log", yscale="log", ylabel="peak memory during the step, MiB", xlabel="sequence length")
+    axes[0].legend(fontsize=7, title=None)
+    parameters = ok.groupby("model_label")["parameters"].first()
+    spread = (parameters.max() / parameters.min() - 1) if len(parameters) else 0
+    fig.suptitle(f"{title or 'LM training step'} — parameters matched within {spread:.1%}, "
+                 f"{int(ok['tokens_per_step'].iloc[0]) if len(ok) else 0} tokens per step", fontsize=10)
+    fig.tight_layout()
+    path = out_dir / "throughput.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,6 +1,7 @@
 """Run configs: one validated schema per run kind, a tagged union on `kind`.
 
     train        train and evaluate a LanguageModel on a task (bench/runner.py)
+    throughput   the LM's optimizer step (tokens/s, peak memory) against length, at matched parameters
     speed        time and memory of one mixer's modes against length (bench/speed.py)
     gateloop_op  GateLoop's op implementations side by side against the memory-traffic floor
 
@@ -282,8 +283,35 @@ class OpBenchConfig(RunSpec):
         return self
 
 
-RunConfig = Annotated[TrainConfig | SpeedConfig | OpBenchConfig, Field(discriminator="kind")]
-KINDS = ("train", "speed", "gateloop_op")
+class ThroughputConfig(RunSpec):
+    """One optimizer step (forward, loss, backward, clip, AdamW) of the whole LM on random bytes,
+    per length, with tokens per step held constant (batch = tokens_per_step / length)."""
+
+    kind: Literal["throughput"]
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    vocab_size: int = Field(256, ge=2)
+    lengths: list[int] = Field(default_factory=lambda: [256, 1024, 4096])
+    tokens_per_step: int = Field(4096, ge=1)
+    repeats: int = Field(3, ge=1)
+    warmup: int = Field(1, ge=0)
+    threads: int = Field(1, ge=1, description="fixed CPU thread count while timing")
+    time_budget_s: float = Field(120.0, gt=0, description="per length: warm-up and repeats together")
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _check(self) -> ThroughputConfig:
+        if not self.lengths or sorted(self.lengths) != self.lengths or self.lengths[0] < 1:
+            raise ValueError(f"lengths must be positive and increasing, got {self.lengths}")
+        if self.lengths[-1] > self.tokens_per_step:
+            raise ValueError(f"tokens_per_step ({self.tokens_per_step}) must be at least the longest length ({self.lengths[-1]})")
+        if self.model.target_parameters is not None:
+            object.__setattr__(self, "model", self.model.matched(self.vocab_size))
+        return self
+
+
+RunConfig = Annotated[TrainConfig | SpeedConfig | OpBenchConfig | ThroughputConfig, Field(discriminator="kind")]
+KINDS = ("train", "speed", "gateloop_op", "throughput")
 _ADAPTER = TypeAdapter(RunConfig)
 
 
@@ -298,7 +326,7 @@ def _flatten_errors(error: ValidationError) -> str:
     return "invalid run config:\n  " + "\n  ".join(problems)
 
 
-def parse_run_config(data: dict[str, Any]) -> TrainConfig | SpeedConfig | OpBenchConfig:
+def parse_run_config(data: dict[str, Any]) -> TrainConfig | SpeedConfig | OpBenchConfig | ThroughputConfig:
     """A run config from a dict (kind defaults to "train"), errors flattened to one line per problem
     that names the field."""
     if not isinstance(data, dict):
@@ -312,7 +340,7 @@ def parse_run_config(data: dict[str, Any]) -> TrainConfig | SpeedConfig | OpBenc
         raise ValueError(_flatten_errors(error)) from None
 
 
-def load_run_config(path) -> TrainConfig | SpeedConfig | OpBenchConfig:
+def load_run_config(path) -> TrainConfig | SpeedConfig | OpBenchConfig | ThroughputConfig:
     """A run config from a JSON or TOML file."""
     import tomllib
     from pathlib import Path

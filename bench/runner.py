@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from seqbench import tasks
-from seqbench.bench.config import OpBenchConfig, RunConfig, SpeedConfig, TrainConfig
+from seqbench.bench.config import OpBenchConfig, RunConfig, SpeedConfig, ThroughputConfig, TrainConfig
 from seqbench.bench.provenance import provenance, slurm_job_id
 from seqbench.bench.store import HEARTBEAT_S, STALE_AFTER_S, LeaseHeld, RunDir, Store, quarantine
 
@@ -336,16 +336,20 @@ def execute(config: RunConfig, run_dir: RunDir, *, progress: bool | None = None,
         return measure_in(config, run_dir)
 
 
-def measure_in(config: SpeedConfig | OpBenchConfig, run_dir: RunDir) -> dict:
+def measure_in(config: SpeedConfig | OpBenchConfig | ThroughputConfig, run_dir: RunDir) -> dict:
     """The measurement kinds: rows to the run's rows.jsonl, a summary beside them."""
     from seqbench.bench import speed
 
+    started = time.time()
     run_dir.write_status("running", step=0, slurm_job_id=slurm_job_id())
-    device = resolve_device(config.device) if isinstance(config, SpeedConfig) else torch.device("cpu")
+    device = torch.device("cpu") if isinstance(config, OpBenchConfig) else resolve_device(config.device)
     run_dir.write_config(config.model_dump(mode="json"), provenance(device))
-    rows = speed.measure_model(config) if isinstance(config, SpeedConfig) else speed.gateloop_op_benchmark(config)
+    measure = {SpeedConfig: speed.measure_model, OpBenchConfig: speed.gateloop_op_benchmark,
+               ThroughputConfig: speed.training_throughput}[type(config)]
+    rows = measure(config)
     run_dir.write_rows(rows)
-    summary = {"status": "completed", "steps": 0, "rows": len(rows), "row_statuses": sorted({row["status"] for row in rows})}
+    summary = {"status": "completed", "steps": 0, "rows": len(rows), "row_statuses": sorted({row["status"] for row in rows}),
+               "wall_time_s": time.time() - started}
     run_dir.write_summary(summary)
     run_dir.write_status("completed", step=0)
     return summary

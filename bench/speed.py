@@ -22,7 +22,7 @@ import traceback
 import torch
 
 from seqbench import models
-from seqbench.bench.config import OP_IMPLEMENTATIONS, OpBenchConfig, SpeedConfig
+from seqbench.bench.config import OP_IMPLEMENTATIONS, OpBenchConfig, SpeedConfig, ThroughputConfig
 
 CHECK_LENGTH, CHECK_TOLERANCE = 33, 1e-4
 
@@ -300,3 +300,60 @@ def _gradient_error(gateloop, gateloop_reference, options, batch, length, channe
     errors = [((y.double() - y_ref).norm() / y_ref.norm()).item()]
     errors += [((leaf.grad.to(ref.grad.dtype) - ref.grad).norm() / ref.grad.norm()).item() for leaf, ref in zip(leaves, doubles)]
     return {"max_relative_error_vs_float64": max(errors)}
+
+
+# --- the whole LM's training step: what a researcher waits for ---------------------------------------
+def training_throughput(config: ThroughputConfig, emit=None) -> list[dict]:
+    """Median optimizer-step time, tokens/s and peak memory of the LM at each length, tokens per
+    step constant. Random tokens: the work does not depend on the data. Peak memory: CUDA's
+    max_memory_allocated, or on CPU the rise of the resident high-water mark during the length."""
+    import torch.nn.functional as F
+
+    emit = emit or (lambda row: None)
+    torch.set_num_threads(config.threads)
+    device = torch.device("cuda" if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()) else "cpu")
+    torch.manual_seed(config.seed)
+    model = config.model.build(vocab_size=config.vocab_size, device=device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    name = config.model.name if isinstance(config.model.name, str) else "+".join(config.model.name)
+    layers = model.layers()
+    base = {"model": name, "parameters": model.num_parameters(), "d_model": config.model.d_model,
+            "mode": layers[0]["mode"], "backend": layers[0]["backend"], "threads": config.threads, "device": str(device),
+            "tokens_per_step": config.tokens_per_step}
+    rows, history = [], []
+    for length in config.lengths:
+        batch = config.tokens_per_step // length
+        row = {**base, "length": length, "batch_size": batch}
+        predicted = _predict(history, length)
+        if predicted and predicted * (config.repeats + config.warmup) / 1000 > config.time_budget_s:
+            rows.append({**row, "status": "capped_time"})
+            emit(rows[-1])
+            continue
+        tokens = torch.randint(0, config.vocab_size, (batch, length + 1), generator=torch.Generator().manual_seed(length))
+        inputs, targets = tokens[:, :-1].to(device), tokens[:, 1:].to(device)
+
+        def step():
+            loss = F.cross_entropy(model(inputs).flatten(0, 1), targets.flatten())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            _synchronise(device)
+
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        else:
+            reset_peak_rss()
+            baseline = current_rss_bytes()
+        try:
+            samples = time_call(step, device=device, repeats=config.repeats, warmup=config.warmup)
+        except torch.OutOfMemoryError as error:
+            rows.append({**row, "status": "oom", "error": str(error).splitlines()[0]})
+            emit(rows[-1])
+            continue
+        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else peak_rss_bytes() - baseline
+        history.append((length, statistics.median(samples)))
+        rows.append({**row, "status": "ok", **summarise(samples), "tokens_per_s": batch * length / (statistics.median(samples) / 1000),
+                     "peak_memory_bytes": peak})
+        emit(rows[-1])
+    return rows

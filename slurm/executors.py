@@ -144,6 +144,9 @@ def describe_run(run, axes: dict[str, Any]) -> str:
     if run.kind == "gateloop_op":
         return f"gateloop op  L={run.lengths[0]}…{run.lengths[-1]} B={run.batch_size} channels={run.channels}{swept}"
     model = run.model.name if isinstance(run.model.name, str) else "+".join(run.model.name)
+    if run.kind == "throughput":
+        return (f"{model:<18} d={run.model.d_model:<4} LM step L={run.lengths[0]}…{run.lengths[-1]} "
+                f"tokens/step={run.tokens_per_step}{swept}")
     if run.kind == "speed":
         return (f"{model:<18} d={run.model.d_model:<4} speed L={run.speed.lengths[0]}…{run.speed.lengths[-1]} "
                 f"B={run.speed.batch_size}{swept}")

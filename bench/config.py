@@ -27,7 +27,8 @@ SCHEMA_VERSION = 2  # bump when a field's meaning changes; every run id changes 
 # Fields and mixer options added after schema 2 enter the hash only when they differ from these
 # defaults, so adding an option never changes the id (and so never re-runs) a run that could not set it.
 HASHED_WHEN_SET = {("model", "norm"): "pre", ("grad_accumulation",): 1}
-MIXER_OPTIONS_HASHED_WHEN_SET = {"gateloop": {"real_transition_sign": False, "state_operator": "complex"}}
+MIXER_OPTIONS_HASHED_WHEN_SET = {"gateloop": {"real_transition_sign": False, "state_operator": "complex"},
+                                 "retnet": {"backend": "torch"}, "linear_attention": {"backend": "torch"}}
 
 
 class Strict(BaseModel):

@@ -10,11 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbench.models.base import Mixer
+from seqbench.models.fla_backend import simple_gla
 from seqbench.models.registry import register
 from seqbench.models.rotary import check_heads
 from seqbench.models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
 
 EPSILON = 1e-6
+FLA_BACKENDS = ("torch", "fla")
 
 
 def feature_map(x: torch.Tensor) -> torch.Tensor:
@@ -63,6 +65,14 @@ def linear_attention_chunked(q, k, v, state, chunk_size):
     return torch.cat(outputs, dim=1), (kv, normaliser)
 
 
+def linear_attention_fla(q, k, v, state):
+    """Numerator and normaliser as two undecayed simple-GLA passes (the normaliser's "value" is 1)."""
+    kv, normaliser = state
+    numerator, kv = simple_gla(q, k, v, initial_state=kv)
+    denominator, normaliser = simple_gla(q, k, torch.ones_like(v[..., :1]), initial_state=normaliser.unsqueeze(-1))
+    return _normalise(numerator, denominator.squeeze(-1)), (kv, normaliser.squeeze(-1))
+
+
 @register("linear_attention")
 class LinearAttention(Mixer):
     """Causal linear attention with the elu+1 feature map and a normaliser.
@@ -71,13 +81,17 @@ class LinearAttention(Mixer):
         heads: number of heads (d_model must divide evenly)
         chunk_size: chunk length of the chunked mode
         short_conv: kernel size of a causal depthwise convolution + SiLU on q, k, v (0 = off)
+        backend: 'torch', or 'fla' (CUDA: the chunked mode's numerator and normaliser through flash-linear-attention's chunk_simple_gla)
     """
 
     modes = ("parallel", "recurrent", "chunked")
     default_mode = "chunked"
 
-    def __init__(self, *, d_model: int, heads: int = 4, chunk_size: int = 64, short_conv: int = 0):
+    def __init__(self, *, d_model: int, heads: int = 4, chunk_size: int = 64, short_conv: int = 0, backend: str = "torch"):
         super().__init__(d_model=d_model)
+        if backend not in FLA_BACKENDS:
+            raise ValueError(f"linear_attention: unknown backend {backend!r}; valid: {', '.join(FLA_BACKENDS)}")
+        self.backend = backend
         self.head_dim = check_heads("linear_attention", d_model, heads, even_head_dim=False)
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"linear_attention: chunk_size must be a positive integer, got {chunk_size!r}")
@@ -105,9 +119,14 @@ class LinearAttention(Mixer):
             state = (torch.einsum("bnhd,bnhv->bhdv", k, v), k.sum(1))
         elif mode == "recurrent":
             y, state = linear_attention_recurrent(q, k, v, state)
+        elif self.backend == "fla":
+            y, state = linear_attention_fla(q, k, v, state)
         else:
             y, state = linear_attention_chunked(q, k, v, state, self.chunk_size)
         return self.to_out(y.flatten(-2)), with_window(self.qkv_conv, state, window)
+
+    def backend_used(self, mode=None):
+        return "fla" if self.backend == "fla" and self.resolve_mode(mode) == "chunked" else "torch"
 
     def _step(self, x_t, state):
         state, window = without_window(self.qkv_conv, state)

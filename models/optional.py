@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 
 INSTALL = "pip install 'seqbench[cuda]'  (needs a CUDA machine; see README)"
-_PACKAGES = {"flash_attn": "flash-attn", "mamba_ssm": "mamba-ssm"}
+_PACKAGES = {"flash_attn": "flash-attn", "mamba_ssm": "mamba-ssm", "fla": "fla-core"}
 
 
 def try_import(module: str):

@@ -12,9 +12,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbench.models.base import Mixer
+from seqbench.models.fla_backend import simple_gla
 from seqbench.models.registry import register
 from seqbench.models.rotary import check_heads, rotate
 from seqbench.models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
+
+
+FLA_BACKENDS = ("torch", "fla")
 
 
 def decay_matrix(log_gamma: torch.Tensor, query_positions, key_positions) -> torch.Tensor:
@@ -72,14 +76,18 @@ class RetNet(Mixer):
         short_conv: kernel size of a causal depthwise convolution + SiLU on q, k, v (0 = off; not in RetNet's paper)
         norm: per-head output norm: 'groupnorm' (the paper's: mean-subtracting, affine) or 'rmsnorm' (torchscale's current code: no mean, no affine)
         value_factor: value (and gate) width as a multiple of d_model; the paper uses 2
+        backend: 'torch', or 'fla' (CUDA: the chunked mode through flash-linear-attention's chunk_simple_gla with g_gamma = log γ)
     """
 
     modes = ("parallel", "recurrent", "chunked")
     default_mode = "chunked"
 
     def __init__(self, *, d_model: int, heads: int = 4, chunk_size: int = 64, rotary_base: float = 10000.0,
-                 short_conv: int = 0, norm: str = "groupnorm", value_factor: int = 2):
+                 short_conv: int = 0, norm: str = "groupnorm", value_factor: int = 2, backend: str = "torch"):
         super().__init__(d_model=d_model)
+        if backend not in FLA_BACKENDS:
+            raise ValueError(f"retnet: unknown backend {backend!r}; valid: {', '.join(FLA_BACKENDS)}")
+        self.backend = backend
         self.head_dim = check_heads("retnet", d_model, heads, even_head_dim=True)
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"retnet: chunk_size must be a positive integer, got {chunk_size!r}")
@@ -129,9 +137,14 @@ class RetNet(Mixer):
             state = torch.einsum("bnhd,hn,bnhv->bhdv", k, to_end, v)
         elif mode == "recurrent":
             y, state = retention_recurrent(q, k, v, log_gamma, state)
+        elif self.backend == "fla":
+            y, state = simple_gla(q, k, v, g_gamma=log_gamma, initial_state=state)
         else:
             y, state = retention_chunked(q, k, v, log_gamma, state, self.chunk_size)
         return self._output(y, x), with_window(self.qkv_conv, (state, x.shape[1]), window)
+
+    def backend_used(self, mode=None):
+        return "fla" if self.backend == "fla" and self.resolve_mode(mode) == "chunked" else "torch"
 
     def _step(self, x_t, state):
         (kv_state, position), window = without_window(self.qkv_conv, state)

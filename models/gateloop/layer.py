@@ -21,7 +21,7 @@ from seqbench.models.gateloop.decay import LOG_MAGNITUDE_FLOOR
 from seqbench.models.gateloop.ops import BACKENDS, MODES, gateloop, resolve_backend
 from seqbench.models.gateloop.recurrent import gateloop_step
 from seqbench.models.gateloop.reference import gateloop_reference
-from seqbench.models.gateloop.rotated import gateloop_rotated_chunked
+from seqbench.models.gateloop.rotated import gateloop_rotated_chunked, gateloop_rotated_fla
 from seqbench.models.registry import register
 from seqbench.models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
 
@@ -71,7 +71,7 @@ class GateLoop(Mixer):
         sub_layernorm: LayerNorm on the op's output before the gate
         short_conv: kernel size of a causal depthwise convolution + SiLU on q, k, v (0 = off; not in GateLoop's paper)
         chunk_size: chunk length of the chunked mode
-        backend: 'auto' (compiled C++ on CPU where it builds, else PyTorch), 'cpp' or 'torch'
+        backend: 'auto' (compiled C++ on CPU where it builds, else PyTorch), 'cpp', 'torch', or 'fla' (CUDA: the chunked mode through flash-linear-attention's chunk_simple_gla, the default mode then)
     """
 
     modes = MODES
@@ -128,8 +128,10 @@ class GateLoop(Mixer):
         self.real_transition_sign, self.state_operator = real_transition_sign, state_operator
         self.transition_parameterisation, self.kv_projection = transition_parameterisation, kv_projection
         self.transition_grad_scale, self.chunk_size = transition_grad_scale, chunk_size
-        _choice("backend", backend, BACKENDS)
+        _choice("backend", backend, (*BACKENDS, "fla"))
         self.backend = backend
+        if backend == "fla":
+            self.default_mode = "chunked"
 
         projections = 2 if kv_projection == "joint" else 3  # q and kv, or q, k, v
         self.to_qkv = nn.Linear(d_model, projections * d_inner, bias=False)
@@ -236,11 +238,15 @@ class GateLoop(Mixer):
             q, k, v, window = self._qkv(x)
             log_magnitude, phase = self._transition_polar(x)
             with _full_precision(x.device):
-                y, state = gateloop_rotated_chunked(q, k, v, log_magnitude, phase, chunk_size=self.chunk_size)
+                if self.backend == "fla":
+                    y, state = gateloop_rotated_fla(q, k, v, log_magnitude, phase)
+                else:
+                    y, state = gateloop_rotated_chunked(q, k, v, log_magnitude, phase, chunk_size=self.chunk_size)
             return self._output(y, x), with_window(self.qkv_conv, state, window)
         q, k, v, a, window = self._project(x)
         with _full_precision(x.device):
-            y, state = gateloop(q, k, v, a, mode=mode, chunk_size=self.chunk_size, backend=self.backend)
+            backend = "torch" if self.backend == "fla" else self.backend
+            y, state = gateloop(q, k, v, a, mode=mode, chunk_size=self.chunk_size, backend=backend)
         return self._output(y, x), with_window(self.qkv_conv, state, window)
 
     def _step(self, x_t, state):
@@ -251,8 +257,11 @@ class GateLoop(Mixer):
         return self._output(y_t, x_t), with_window(self.qkv_conv, state, window)
 
     def backend_used(self, mode=None):
-        """The compiled loop runs only the recurrent mode; every other mode is PyTorch."""
-        if self.resolve_mode(mode) != "recurrent":
+        """The compiled loop runs only the recurrent mode, fla only the chunked one; the rest is PyTorch."""
+        mode = self.resolve_mode(mode)
+        if self.backend == "fla":
+            return "fla" if mode == "chunked" else "torch"
+        if mode != "recurrent":
             return "torch"
         return resolve_backend(self.backend, self.to_out.weight.device)
 

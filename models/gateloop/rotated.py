@@ -53,10 +53,7 @@ def gateloop_rotated_chunked(q, k, v, log_magnitude, theta, initial_state=None, 
     to_end = torch.exp(g[..., -1:] - g).unsqueeze(-1)  # e^{g_C − g_m}
     chunk_inputs = (k_rot * to_end).transpose(-1, -2) @ v  # (B, C, H, 2dk, dv)
     chunk_decay = torch.exp(g[..., -1])  # (B, C, H)
-    if initial_state is None:
-        state = q.new_zeros(batch, heads, 2 * dk, dv)
-    else:
-        state = torch.cat([initial_state.real, -initial_state.imag], dim=-2).to(q.dtype)
+    state = q.new_zeros(batch, heads, 2 * dk, dv) if initial_state is None else real_state(initial_state, q.dtype)
     starts = []
     for c in range(chunks):  # L / chunk_size small matrix updates
         starts.append(state)
@@ -64,7 +61,27 @@ def gateloop_rotated_chunked(q, k, v, log_magnitude, theta, initial_state=None, 
     start_states = torch.stack(starts, dim=1)  # (B, C, H, 2dk, dv)
     y = y + (q_rot * torch.exp(g).unsqueeze(-1)) @ start_states
     y = y.transpose(2, 3).reshape(batch, chunks * chunk_size, heads, dv)[:, :length]
-    last_phase = phase[:, -1].unsqueeze(-1).unsqueeze(-1)  # (B, H, 1, 1)
-    top, bottom = state[..., :dk, :], state[..., dk:, :]
-    final = torch.polar(torch.ones_like(last_phase), last_phase) * torch.complex(top, -bottom)
-    return y, final
+    return y, complex_state(state, phase[:, -1])
+
+
+def real_state(initial_state: torch.Tensor, dtype) -> torch.Tensor:
+    """GateLoop's complex state h (B, H, dk, dv) at Θ = 0 as the rotated form's real S = [Re h; −Im h]."""
+    return torch.cat([initial_state.real, -initial_state.imag], dim=-2).to(dtype)
+
+
+def complex_state(state: torch.Tensor, last_phase: torch.Tensor) -> torch.Tensor:
+    """The real S (B, H, 2dk, dv) after the last position, phase Θ_T (B, H), as GateLoop's h = e^{iΘ}(S_top − i S_bottom)."""
+    dk = state.shape[-2] // 2
+    rotation = torch.polar(torch.ones_like(last_phase), last_phase)[..., None, None]
+    return rotation * torch.complex(state[..., :dk, :], -state[..., dk:, :])
+
+
+def gateloop_rotated_fla(q, k, v, log_magnitude, theta, initial_state=None):
+    """The same result as `gateloop_rotated_chunked`, computed by flash-linear-attention's kernel
+    (models/fla_backend.py) on the rotated queries and keys; CUDA only."""
+    from seqbench.models.fla_backend import simple_gla
+
+    phase = cumulative_phase(theta)
+    start = None if initial_state is None else real_state(initial_state, q.dtype)
+    y, state = simple_gla(rotate(q, phase), rotate(k, phase), v, g=log_magnitude, initial_state=start)
+    return y, complex_state(state, phase[:, -1])

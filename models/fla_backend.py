@@ -1,0 +1,24 @@
+"""flash-linear-attention's `chunk_simple_gla` as an optional CUDA backend (package fla-core).
+
+The kernel computes, for q, k (B, T, H, K), v (B, T, H, V) and a per-head log-decay g (B, T, H) or
+a fixed g_gamma (H,):
+
+    o_n = scale · Σ_{m≤n} e^{G_n − G_m} ⟨q_n, k_m⟩ v_m,   G_n = Σ_{j≤n} g_j,   final state Σ_m e^{G_T − G_m} k_mᵀ v_m
+
+which is GateLoop after the rotation (models/gateloop/rotated.py), RetNet's retention (g_gamma =
+log γ) and the numerator and denominator of linear attention (no decay). Imported only when a
+layer with backend="fla" runs; without the package the error names it and the install command.
+"""
+from __future__ import annotations
+
+import torch
+
+from seqbench.models.optional import require
+
+MODULE = "fla.ops.simple_gla"
+
+
+def simple_gla(q, k, v, *, g=None, g_gamma=None, initial_state=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(o, final state (B, H, K, V)) with scale 1: each caller scales its own q or k."""
+    kernel = require(MODULE, backend="fla", on_device=q.device).chunk_simple_gla
+    return kernel(q, k, v, g=g, g_gamma=g_gamma, scale=1.0, initial_state=initial_state, output_final_state=True)

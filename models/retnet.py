@@ -17,7 +17,6 @@ from seqbench.models.registry import register
 from seqbench.models.rotary import check_heads, rotate
 from seqbench.models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
 
-
 FLA_BACKENDS = ("torch", "fla")
 
 

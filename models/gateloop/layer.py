@@ -71,7 +71,7 @@ class GateLoop(Mixer):
         sub_layernorm: LayerNorm on the op's output before the gate
         short_conv: kernel size of a causal depthwise convolution + SiLU on q, k, v (0 = off; not in GateLoop's paper)
         chunk_size: chunk length of the chunked mode
-        backend: 'auto' (compiled C++ on CPU where it builds, else PyTorch), 'cpp', 'torch', or 'fla' (CUDA: the chunked mode through flash-linear-attention's chunk_simple_gla, the default mode then)
+        backend: 'auto' (compiled C++ on CPU where it builds, else PyTorch), 'cpp', 'torch', or 'fla' (CUDA: chunked mode by fla's chunk_simple_gla)
     """
 
     modes = MODES

@@ -55,9 +55,11 @@ def gateloop_rotated_chunked(q, k, v, log_magnitude, theta, initial_state=None, 
     chunk_decay = torch.exp(g[..., -1])  # (B, C, H)
     state = q.new_zeros(batch, heads, 2 * dk, dv) if initial_state is None else real_state(initial_state, q.dtype)
     starts = []
-    for c in range(chunks):  # L / chunk_size small matrix updates
+    # L / chunk_size small updates; unbind, not [:, c]: each index's backward writes a full-size
+    # gradient, which made the backward O(L²) (18 s instead of ~2 s at L = 16384)
+    for decay_c, input_c in zip(chunk_decay.unbind(1), chunk_inputs.unbind(1)):
         starts.append(state)
-        state = chunk_decay[:, c, :, None, None] * state + chunk_inputs[:, c]
+        state = decay_c[:, :, None, None] * state + input_c
     start_states = torch.stack(starts, dim=1)  # (B, C, H, 2dk, dv)
     y = y + (q_rot * torch.exp(g).unsqueeze(-1)) @ start_states
     y = y.transpose(2, 3).reshape(batch, chunks * chunk_size, heads, dv)[:, :length]

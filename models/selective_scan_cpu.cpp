@@ -5,7 +5,7 @@
 //
 // Layouts (contiguous): u, dt (B, L, D); A (D, N); Bm, C (B, L, N); skip (D). The (B, L, D, N)
 // tensors the PyTorch scan materialises never exist here: one work item (a batch row and a block
-// of channels) keeps its (channels × N) state in registers/cache and walks time. Forward keeps the
+// of channels) keeps its (N × channels) state in cache and walks time, channels as vector lanes. Forward keeps the
 // state every `chunk` steps; backward recomputes one chunk of states at a time from those
 // checkpoints, so memory stays O(L / chunk · D · N). Gradients of B, C, A and D sum over channels
 // or batch rows that different work items own, so each item writes its own slice of a buffer and
@@ -59,35 +59,46 @@ Shape shape_of(const torch::Tensor& u, const torch::Tensor& A, int64_t chunk) {
   return s;
 }
 
+// Channels are the vector lanes: a work item keeps its state as N rows of `width` channels
+// (state[n][d]), so every inner loop runs over contiguous channels of u, Δ and y with no
+// reduction across lanes; A is transposed to (N, width) once per item for the same reason.
+template <typename T>
+std::vector<T> transposed_A(const Shape& s, const T* A, int64_t d0, int64_t width) {
+  std::vector<T> a(s.N * width);
+  for (int64_t d = 0; d < width; ++d)
+    for (int64_t n = 0; n < s.N; ++n) a[n * width + d] = A[(d0 + d) * s.N + n];
+  return a;
+}
+
 template <typename T>
 void forward_item(const Shape& s, int64_t b, int64_t d0, int64_t d1, const T* u, const T* dt, const T* A,
                   const T* Bm, const T* C, const T* skip, T* y, T* checkpoints, T* final_state) {
-  const int64_t width = d1 - d0;
-  std::vector<T> state(width * s.N, T(0)), decay_buffer(s.N);
-  T* decay = decay_buffer.data();
+  const int64_t width = d1 - d0, N = s.N;
+  const std::vector<T> a = transposed_A(s, A, d0, width);
+  std::vector<T> state(N * width, T(0)), input(width);
   for (int64_t t = 0; t < s.L; ++t) {
-    if (t % s.chunk == 0) {
-      T* saved = checkpoints + ((b * s.chunks + t / s.chunk) * s.D + d0) * s.N;
-      std::copy(state.begin(), state.end(), saved);
+    if (t % s.chunk == 0) std::copy(state.begin(), state.end(), checkpoints + ((b * s.chunks + t / s.chunk) * N) * s.D + d0 * N);
+    const int64_t row = (b * s.L + t) * s.D + d0;
+    const T *step = dt + row, *ut = u + row, *bt = Bm + (b * s.L + t) * N, *ct = C + (b * s.L + t) * N;
+    T* out = y + row;
+#pragma omp simd
+    for (int64_t d = 0; d < width; ++d) {
+      input[d] = step[d] * ut[d];
+      out[d] = skip[d0 + d] * ut[d];
     }
-    const T* bt = Bm + (b * s.L + t) * s.N;
-    const T* ct = C + (b * s.L + t) * s.N;
-    for (int64_t d = d0; d < d1; ++d) {
-      const int64_t at = (b * s.L + t) * s.D + d;
-      const T step = dt[at], input = step * u[at];
-      const T* a_row = A + d * s.N;
-      T* h = state.data() + (d - d0) * s.N;
-      for (int64_t n = 0; n < s.N; ++n) decay[n] = decay_exp(step * a_row[n]);  // a loop of its own: vectorised
-      T out = 0;
-#pragma omp simd reduction(+ : out)
-      for (int64_t n = 0; n < s.N; ++n) {
-        h[n] = decay[n] * h[n] + input * bt[n];
-        out += ct[n] * h[n];
+    for (int64_t n = 0; n < N; ++n) {
+      T* h = state.data() + n * width;
+      const T* a_n = a.data() + n * width;
+      const T b_n = bt[n], c_n = ct[n];
+#pragma omp simd
+      for (int64_t d = 0; d < width; ++d) {
+        h[d] = decay_exp(step[d] * a_n[d]) * h[d] + input[d] * b_n;
+        out[d] += c_n * h[d];
       }
-      y[at] = out + skip[d] * u[at];
     }
   }
-  std::copy(state.begin(), state.end(), final_state + (b * s.D + d0) * s.N);
+  for (int64_t d = 0; d < width; ++d)
+    for (int64_t n = 0; n < N; ++n) final_state[(b * s.D + d0 + d) * N + n] = state[n * width + d];
 }
 
 template <typename T>
@@ -95,69 +106,77 @@ void backward_item(const Shape& s, int64_t b, int64_t d0, int64_t d1, const T* g
                    const T* u, const T* dt, const T* A, const T* Bm, const T* C, const T* skip,
                    const T* checkpoints, T* grad_u, T* grad_dt, T* grad_A_part, T* grad_B_part, T* grad_C_part,
                    T* grad_skip_part) {
-  const int64_t width = d1 - d0, N = s.N;
-  // carry: dLoss/dh_t flowing back from step t+1 (starts from the final state's gradient)
-  std::vector<T> carry(width * N);
-  for (int64_t i = 0; i < width * N; ++i) carry[i] = grad_final ? grad_final[(b * s.D + d0) * N + i] : T(0);
-  std::vector<T> states((s.chunk + 1) * width * N);  // states[0] = before the chunk, states[j + 1] = h after step j
-  std::vector<T> decays(s.chunk * width * N);        // exp(Δ_t A) of the chunk's steps, kept for the reverse sweep
+  const int64_t width = d1 - d0, N = s.N, block = d0 / s.per_block;
+  const std::vector<T> a = transposed_A(s, A, d0, width);
+  // carry[n][d]: dLoss/dh_t flowing back from step t+1 (starts from the final state's gradient)
+  std::vector<T> carry(N * width, T(0)), grad_a(N * width, T(0)), input(width), du(width), ddt(width);
+  if (grad_final)
+    for (int64_t d = 0; d < width; ++d)
+      for (int64_t n = 0; n < N; ++n) carry[n * width + d] = grad_final[(b * s.D + d0 + d) * N + n];
+  std::vector<T> states((s.chunk + 1) * N * width);  // states[0] = before the chunk, states[j + 1] = h after step j
+  std::vector<T> decays(s.chunk * N * width);        // exp(Δ_t A) of the chunk's steps, kept for the reverse sweep
   for (int64_t c = s.chunks - 1; c >= 0; --c) {
     const int64_t start = c * s.chunk, end = std::min(s.L, start + s.chunk);
-    const T* saved = checkpoints + ((b * s.chunks + c) * s.D + d0) * N;
-    std::copy(saved, saved + width * N, states.begin());
+    const T* saved = checkpoints + ((b * s.chunks + c) * N) * s.D + d0 * N;
+    std::copy(saved, saved + N * width, states.begin());
     for (int64_t t = start; t < end; ++t) {  // recompute the chunk's states
-      const T* bt = Bm + (b * s.L + t) * N;
-      const T* previous = states.data() + (t - start) * width * N;
-      T* next = states.data() + (t - start + 1) * width * N;
-      T* decay = decays.data() + (t - start) * width * N;
-      for (int64_t d = d0; d < d1; ++d) {
-        const int64_t at = (b * s.L + t) * s.D + d;
-        const T step = dt[at], input = step * u[at];
-        const T* a_row = A + d * N;
-        T* e = decay + (d - d0) * N;
-        for (int64_t n = 0; n < N; ++n) e[n] = decay_exp(step * a_row[n]);
-        for (int64_t n = 0; n < N; ++n) {
-          const int64_t i = (d - d0) * N + n;
-          next[i] = e[n] * previous[i] + input * bt[n];
+      const int64_t row = (b * s.L + t) * s.D + d0;
+      const T *step = dt + row, *ut = u + row, *bt = Bm + (b * s.L + t) * N;
+      const T* previous = states.data() + (t - start) * N * width;
+      T* next = states.data() + (t - start + 1) * N * width;
+      T* decay = decays.data() + (t - start) * N * width;
+      for (int64_t n = 0; n < N; ++n) {
+        const T* a_n = a.data() + n * width;
+        const T b_n = bt[n];
+#pragma omp simd
+        for (int64_t d = 0; d < width; ++d) {
+          const T e = decay_exp(step[d] * a_n[d]);
+          decay[n * width + d] = e;
+          next[n * width + d] = e * previous[n * width + d] + step[d] * ut[d] * b_n;
         }
       }
     }
     for (int64_t t = end - 1; t >= start; --t) {
-      const T* bt = Bm + (b * s.L + t) * N;
-      const T* ct = C + (b * s.L + t) * N;
-      T* gb = grad_B_part + ((b * s.blocks + d0 / s.per_block) * s.L + t) * N;
-      T* gc = grad_C_part + ((b * s.blocks + d0 / s.per_block) * s.L + t) * N;
-      const T* previous = states.data() + (t - start) * width * N;
-      const T* current = states.data() + (t - start + 1) * width * N;
-      const T* decay_t = decays.data() + (t - start) * width * N;
-      for (int64_t d = d0; d < d1; ++d) {
-        const int64_t at = (b * s.L + t) * s.D + d;
-        const T step = dt[at], ut = u[at], gy = grad_y[at];
-        T du = gy * skip[d], ddt = 0;
-        grad_skip_part[b * s.D + d] += gy * ut;
-        const T* a_row = A + d * N;
-        T* ga_row = grad_A_part + (b * s.D + d) * N;
-        T* carry_row = carry.data() + (d - d0) * N;
-        const T* previous_row = previous + (d - d0) * N;
-        const T* current_row = current + (d - d0) * N;
-        const T* decay_row = decay_t + (d - d0) * N;
-#pragma omp simd reduction(+ : du, ddt)
-        for (int64_t n = 0; n < N; ++n) {
-          const T decay = decay_row[n];
-          const T gh = carry_row[n] + gy * ct[n];  // dLoss/dh_t
-          gc[n] += gy * current_row[n];
-          const T g_decay = gh * previous_row[n] * decay;  // dLoss/d(Δ A) through exp
-          ga_row[n] += g_decay * step;
-          ddt += g_decay * a_row[n] + gh * ut * bt[n];
-          du += gh * step * bt[n];
-          gb[n] += gh * step * ut;
-          carry_row[n] = gh * decay;
-        }
-        grad_u[at] = du;
-        grad_dt[at] = ddt;
+      const int64_t row = (b * s.L + t) * s.D + d0;
+      const T *step = dt + row, *ut = u + row, *gy = grad_y + row, *bt = Bm + (b * s.L + t) * N, *ct = C + (b * s.L + t) * N;
+      T* gb = grad_B_part + ((b * s.blocks + block) * s.L + t) * N;
+      T* gc = grad_C_part + ((b * s.blocks + block) * s.L + t) * N;
+      const T* previous = states.data() + (t - start) * N * width;
+      const T* current = states.data() + (t - start + 1) * N * width;
+      const T* decay = decays.data() + (t - start) * N * width;
+      T* gskip = grad_skip_part + b * s.D + d0;
+#pragma omp simd
+      for (int64_t d = 0; d < width; ++d) {
+        du[d] = gy[d] * skip[d0 + d];
+        ddt[d] = 0;
+        gskip[d] += gy[d] * ut[d];
+        input[d] = step[d] * ut[d];
       }
+      for (int64_t n = 0; n < N; ++n) {
+        const int64_t i = n * width;
+        const T b_n = bt[n], c_n = ct[n];
+        const T* a_n = a.data() + i;
+        T gb_n = 0, gc_n = 0;
+#pragma omp simd reduction(+ : gb_n, gc_n)
+        for (int64_t d = 0; d < width; ++d) {
+          const T gh = carry[i + d] + gy[d] * c_n;  // dLoss/dh_t
+          gc_n += gy[d] * current[i + d];
+          const T g_decay = gh * previous[i + d] * decay[i + d];  // dLoss/d(Δ A) through exp
+          grad_a[i + d] += g_decay * step[d];
+          ddt[d] += g_decay * a_n[d] + gh * ut[d] * b_n;
+          du[d] += gh * step[d] * b_n;
+          gb_n += gh * input[d];
+          carry[i + d] = gh * decay[i + d];
+        }
+        gb[n] += gb_n;
+        gc[n] += gc_n;
+      }
+      std::copy(du.begin(), du.end(), grad_u + row);
+      std::copy(ddt.begin(), ddt.end(), grad_dt + row);
     }
   }
+  for (int64_t d = 0; d < width; ++d)
+    for (int64_t n = 0; n < N; ++n) grad_A_part[(b * s.D + d0 + d) * N + n] = grad_a[n * width + d];
 }
 
 template <typename F>
@@ -176,7 +195,7 @@ std::vector<torch::Tensor> forward(torch::Tensor u, torch::Tensor dt, torch::Ten
                                    torch::Tensor C, torch::Tensor skip, int64_t chunk) {
   const Shape s = shape_of(u, A, chunk);
   auto y = torch::empty_like(u);
-  auto checkpoints = torch::empty({s.B, s.chunks, s.D, s.N}, u.options());
+  auto checkpoints = torch::empty({s.B, s.chunks, s.N, s.D}, u.options());  // per item: its N × width block
   auto final_state = torch::empty({s.B, s.D, s.N}, u.options());
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_forward", [&] {
     for_items(s, [&](int64_t b, int64_t d0, int64_t d1) {

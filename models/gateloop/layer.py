@@ -34,11 +34,22 @@ KV_PROJECTIONS = ("separate", "joint")
 STATE_OPERATORS = ("complex", "real_part")
 
 
+class _ScaleGradient(torch.autograd.Function):
+    """Identity forward (a view: no pass over the data); gradient multiplied by `scale`."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.scale, None
+
+
 def _scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
     """Identity forward; gradient multiplied by `scale` (a slower-learning transition)."""
-    if scale == 1.0:
-        return x
-    return x * scale + x.detach() * (1.0 - scale)
+    return x if scale == 1.0 else _ScaleGradient.apply(x, scale)
 
 
 def _full_precision(device: torch.device):
@@ -146,13 +157,17 @@ class GateLoop(Mixer):
         self.to_out = nn.Linear(d_inner, d_model, bias=False)
 
     # --- projections ----------------------------------------------------------------------------
-    def _logits(self, x: torch.Tensor, real_dtype: torch.dtype) -> torch.Tensor:
-        """(..., heads, 2) for a complex transition, (..., heads, 1) for a real one."""
+    def _logits(self, x: torch.Tensor, real_dtype: torch.dtype) -> list[torch.Tensor]:
+        """The transition's logits, one (..., heads) tensor per component: [x] for a real transition,
+        [first, second] of z for a complex one; each from its own rows of the projection, so both are
+        contiguous and the backward has nothing to stack."""
+        parts = 2 if self.complex_transition else 1
         if self.state_transition == "data":
-            logits = self.to_transition(x).to(real_dtype).unflatten(-1, (self.heads, -1))
+            weight, bias = self.to_transition.weight, self.to_transition.bias
+            logits = [F.linear(x, weight[part::parts], bias[part::parts]) for part in range(parts)]
         else:
-            logits = self.transition_logits.to(real_dtype).expand(*x.shape[:-1], -1, -1)
-        return _scale_gradient(logits, self.transition_grad_scale)
+            logits = [self.transition_logits[:, part].expand(*x.shape[:-1], -1) for part in range(parts)]
+        return [_scale_gradient(logit.to(real_dtype), self.transition_grad_scale) for logit in logits]
 
     def _transition(self, x: torch.Tensor) -> torch.Tensor:
         """a of shape (..., heads, head_dim), complex64/128."""
@@ -162,19 +177,19 @@ class GateLoop(Mixer):
             return torch.ones(shape, dtype=real_dtype, device=x.device).to(_complex(real_dtype))
         logits = self._logits(x, real_dtype)
         if self.complex_transition:
-            first, second = logits.unbind(-1)
+            first, second = logits
             if self.transition_parameterisation == "sigmoid_of_modulus":
-                # a = σ(|z|)·z/|z|: the same a as σ(|z|)·e^{i∠z}, without an arctangent, cosine or sine
+                # a = σ(|z|)·z/|z|: the same a as σ(|z|)·e^{i∠z}, without an arctangent, cosine or sine;
+                # at z = 0, ∠z = 0 and a = ½ (adding `zero` to |z| and to Re z gives exactly that)
                 modulus = torch.hypot(first, second)
-                nonzero = modulus > 0
-                scale = torch.sigmoid(modulus) / torch.where(nonzero, modulus, torch.ones_like(modulus))
-                real = torch.where(nonzero, first * scale, torch.full_like(first, 0.5))  # z = 0: ∠z = 0, a = ½
-                imaginary = second * scale
+                zero = (modulus == 0).to(real_dtype)
+                scale = torch.sigmoid(modulus) / (modulus + zero)
+                real, imaginary = (first + zero) * scale, second * scale
             else:
                 magnitude = torch.sigmoid(first)
                 real, imaginary = magnitude * torch.cos(second), magnitude * torch.sin(second)
         else:
-            real, imaginary = self._real_transition(logits.squeeze(-1)), None
+            real, imaginary = self._real_transition(logits[0]), None
         if self.state_operator == "real_part" or imaginary is None:
             imaginary = torch.zeros_like(real)
         return torch.complex(real, imaginary).unsqueeze(-1).expand(*shape)
@@ -196,7 +211,7 @@ class GateLoop(Mixer):
         if not self.complex_transition or self.state_operator == "real_part":
             a = self._transition(x)[..., 0].real  # real: log |a| and a phase of 0 or π
             return torch.log(a.abs()).clamp(min=LOG_MAGNITUDE_FLOOR), torch.where(a < 0, math.pi, 0.0).to(real_dtype)
-        first, second = self._logits(x, real_dtype).unbind(-1)
+        first, second = self._logits(x, real_dtype)
         if self.transition_parameterisation == "magnitude_and_phase":
             return F.logsigmoid(first), second
         modulus = torch.hypot(first, second)
@@ -207,9 +222,12 @@ class GateLoop(Mixer):
     def _qkv(self, x: torch.Tensor, window: torch.Tensor | None = None):
         """q, k, v of shape (..., heads, head_dim) in float32/64, and the conv window."""
         op_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-        projected = self.to_qkv(x)
-        if self.qkv_conv is not None:
-            projected, window = self.qkv_conv(projected, window)
+        if self.qkv_conv is None:  # one projection per output: contiguous q, k, v, and no activation-sized cat in the backward
+            weights = self.to_qkv.weight.split(self.d_inner)
+            q, *rest = (F.linear(x, weight).to(op_dtype).unflatten(-1, (self.heads, self.head_dim)) for weight in weights)
+            k, v = (torch.ones_like(rest[0]), rest[0]) if self.kv_projection == "joint" else rest
+            return q, k, v, window
+        projected, window = self.qkv_conv(self.to_qkv(x), window)
         return *self._split(projected.to(op_dtype)), window
 
     def _project(self, x: torch.Tensor, window: torch.Tensor | None = None):

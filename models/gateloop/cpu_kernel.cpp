@@ -205,6 +205,9 @@ std::vector<torch::Tensor> gateloop_backward(torch::Tensor grad_y, torch::Tensor
                 const int64_t qi = qk_base + h * s.dk + i, e0 = ((h - h_begin) * s.dk + i) * s.dv;
                 const scalar_t ar = ap[2 * qi], ai = ap[2 * qi + 1], kk = kp[qi], qq = qp[qi];
                 scalar_t gq = 0, gk = 0, ga_re = 0, ga_im = 0;
+                // the four sums would keep this loop scalar (no reassociation without the pragma;
+                // _Pragma because this code is a macro argument of AT_DISPATCH)
+                _Pragma("omp simd reduction(+ : gq, gk, ga_re, ga_im)")
                 for (int64_t j = 0; j < s.dv; ++j) {
                   const int64_t e = e0 + j;
                   const scalar_t gr = g_re[e] + qq * gy[j], gi = g_im[e];  // add y_t's read-out of h_t

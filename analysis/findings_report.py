@@ -16,7 +16,7 @@ import pandas as pd
 from seqbench.analysis.collect import collect, collect_rows
 from seqbench.analysis.findings import CORPUS, STORE_FOLDER, Finding, Probe
 from seqbench.analysis.protocol import t_interval
-from seqbench.analysis.verdicts import Crossover, Outcome, Ratio, higher_is_better
+from seqbench.analysis.verdicts import Crossover, Outcome, Ratio, Similar, higher_is_better
 from seqbench.bench.store import atomic_write_bytes
 
 RUN_COLUMNS = ("status", "parameters", "steps", "wall_time_s", "final_bpc", "validation_bpc", "final_accuracy",
@@ -83,7 +83,7 @@ def parameter_spread(table: pd.DataFrame) -> float | None:
 
 
 # --- plots ---------------------------------------------------------------------------------------
-def plot_finding(finding: Finding, outcomes: list[Outcome], table, curves, rows, path: Path) -> Path:
+def plot_finding(finding: Finding, outcomes: list[Outcome], table, curves, rows, path: Path, scale: str = "cpu") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,7 +102,8 @@ def plot_finding(finding: Finding, outcomes: list[Outcome], table, curves, rows,
         elif any(c.startswith("final_accuracy/") for c in done.columns) and probe.name.startswith("memory_horizon"):
             _plot_buckets(axis, done, sns)
         else:
-            _plot_arms(axis, done, rule.metric, rule, [arm.label for arm in probe.arms], sns)
+            shown, column = _value_column(done, curves, rule, scale)
+            _plot_arms(axis, shown, column, rule, [arm.label for arm in probe.arms], sns)
         axis.set_title(probe.name, fontsize=10)
     verdict = outcomes[0].verdict if outcomes else "no rule"
     figure.suptitle(f"{finding.id}: {finding.claim}\nverdict at this scale: {verdict}", fontsize=10)
@@ -113,12 +114,12 @@ def plot_finding(finding: Finding, outcomes: list[Outcome], table, curves, rows,
     return path
 
 
-def _value_column(done: pd.DataFrame, curves: pd.DataFrame, rule) -> tuple[pd.DataFrame, str]:
-    step = rule.step if hasattr(rule, "step") else None
-    at = step("cpu") if callable(step) else None
-    if at is None or curves.empty:
-        return done, rule.metric
+def _value_column(done: pd.DataFrame, curves: pd.DataFrame, rule, scale: str) -> tuple[pd.DataFrame, str]:
+    """The runs with the rule's value: its metric, or the validation curve at the rule's step."""
+    at = rule.step(scale) if isinstance(rule, Similar) else None
     name = rule.metric.removeprefix("validation_")
+    if at is None or curves.empty or name not in curves.columns:
+        return done, rule.metric
     column = f"{rule.metric} at step {at}"
     picked = curves[(curves["split"] == "validation") & (curves["step"] == at)][["run_id", name]]
     return done.merge(picked.rename(columns={name: column}), on="run_id", how="left"), column
@@ -130,7 +131,7 @@ def _plot_arms(axis, done, metric, rule, order, sns):
         return
     from seqbench.analysis.verdicts import select_best_lr
 
-    chosen = select_best_lr(done, metric)
+    chosen = select_best_lr(done, metric.split(" at step ")[0])
     order = [arm for arm in order if arm in set(chosen["arm"])]
     sns.stripplot(data=chosen, x="arm", y=metric, order=order, ax=axis, color="0.4", size=5, jitter=0.1)
     for position, arm in enumerate(order):
@@ -139,7 +140,7 @@ def _plot_arms(axis, done, metric, rule, order, sns):
         axis.errorbar(position + 0.25, values.mean(), yerr=[[values.mean() - low], [high - values.mean()]] if math.isfinite(low) else None,
                       fmt="o", color="C3", capsize=4)
     axis.set_xlabel("")
-    axis.set_ylabel(f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)")
+    axis.set_ylabel(f"{metric} ({'higher' if higher_is_better(metric.split(' at step ')[0]) else 'lower'} is better)")
     axis.tick_params(axis="x", rotation=20, labelsize=8)
 
 
@@ -208,7 +209,7 @@ def write_report(findings: list[Finding], scale: str, *, root=None, out="results
         table.to_csv(folder / "runs.csv", index=False)
         if len(measured):
             measured.to_csv(folder / "measurements.csv", index=False)
-        written += [folder / "runs.csv", plot_finding(finding, outcomes, table, wide, measured, folder / "plot.png")]
+        written += [folder / "runs.csv", plot_finding(finding, outcomes, table, wide, measured, folder / "plot.png", scale)]
         completed = int((table["status"] == "completed").sum())
         spread = parameter_spread(table)
         commits = sorted({str(c)[:10] for c in table.get("provenance.commit", pd.Series(dtype=str)).dropna()})

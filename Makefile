@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 ROOT := $(shell [ "$$(id -u)" = 0 ] && echo "" || echo sudo)
 
-.PHONY: setup demo test bench speed slurm-up slurm-down clean
+.PHONY: setup demo test bench bench-targets speed throughput slurm-up slurm-down clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q benchmarks --benchmark-columns=median,iqr,rounds --benchmark-sort=name
+
+bench-targets: $(STAMP)
+	$(BIN)/python -m pytest -q benchmarks/test_training_speed.py --benchmark-columns=median,iqr,rounds --benchmark-sort=name --benchmark-json=results/speed/benchmarks.json
+
+throughput: $(STAMP)
+	$(BIN)/seqbench speed sweeps/throughput-cpu.toml --out results/throughput
 
 speed: $(STAMP)
 	$(BIN)/seqbench speed sweeps/speed-reference-cpu.toml sweeps/gateloop-op.toml --out results/speed

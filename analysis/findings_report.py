@@ -183,6 +183,25 @@ def _plot_speed(axis, rows, rule, sns):
              ylabel=f"{quantity.replace('_bytes', ' (MiB)').replace('median_ms', 'median ms')}, {measure}")
 
 
+def _lr_lines(finding: Finding, table: pd.DataFrame, scale: str) -> list[str]:
+    """Per probe that selects the lr: each arm's chosen lr, flagged where it sits at the grid's edge."""
+    from seqbench.analysis.findings import LR_GRID
+    from seqbench.analysis.verdicts import select_best_lr, validation_of
+
+    lines = []
+    for probe in finding.probes:
+        done = table[(table["probe"] == probe.name) & (table["status"] == "completed")]
+        metric = next((r.metric for r in finding.rules if (r.probe or finding.probes[0].name) == probe.name), None)
+        if not probe.select_lr or done.empty or metric is None or validation_of(metric) not in done.columns:
+            continue
+        grid = LR_GRID[scale]
+        chosen = select_best_lr(done, metric).groupby("arm")["lr"].first()
+        text = ", ".join(f"{arm} {lr:g}{' (edge)' if lr in (min(grid), max(grid)) else ''}" for arm, lr in chosen.items())
+        lines += [f"Learning rate chosen on mean validation {validation_of(metric).removeprefix('validation_')} over "
+                  f"seeds from {', '.join(f'{lr:g}' for lr in grid)}: {text}.", ""]
+    return lines
+
+
 # --- the report ----------------------------------------------------------------------------------
 def _number(value: float, digits: int = 3) -> str:
     return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}g}"
@@ -223,6 +242,7 @@ def write_report(findings: list[Finding], scale: str, *, root=None, out="results
                  f"Commits: {', '.join(commits) or '–'}{' (a dirty tree among them)' if dirty else ''}.", ""]
         if finding.notes:
             lines += [finding.notes, ""]
+        lines += _lr_lines(finding, table, scale)
         lines += ["| rule | verdict | effect [95% interval] | seeds | per arm | detail |", "|---|---|---|---|---|---|"]
         for outcome in outcomes:
             per_arm = "; ".join(f"{k}: {_number(v, 4) if isinstance(v, float) else v}" for k, v in outcome.per_arm.items())

@@ -191,7 +191,7 @@ def _lr_lines(finding: Finding, table: pd.DataFrame, scale: str) -> list[str]:
     lines = []
     for probe in finding.probes:
         done = table[(table["probe"] == probe.name) & (table["status"] == "completed")]
-        metric = next((r.metric for r in finding.rules if (r.probe or finding.probes[0].name) == probe.name), None)
+        metric = next((getattr(r, "metric", None) for r in finding.rules if (r.probe or finding.probes[0].name) == probe.name), None)
         if not probe.select_lr or done.empty or metric is None or validation_of(metric) not in done.columns:
             continue
         grid = LR_GRID[scale]

@@ -136,7 +136,7 @@ def plot_throughput(table: pd.DataFrame, out_dir: Path, title: str = "") -> Path
     sns.lineplot(data=ok.assign(mib=ok["peak_memory_bytes"] / 2**20), x="length", y="mib", hue="model_label", marker="o",
                  ax=axes[1], legend=False)
     axes[0].set(xscale="log", yscale="log", ylabel="training tokens/s (optimizer step)", xlabel="sequence length")
-    axes[1].set(xscale="log", yscale="log", ylabel="peak memory during the step, MiB", xlabel="sequence length")
+    axes[1].set(xscale="log", yscale="log", ylabel="peak memory during the steps, MiB\n(CPU: the process's resident peak)", xlabel="sequence length")
     axes[0].legend(fontsize=7, title=None)
     parameters = ok.groupby("model_label")["parameters"].first()
     spread = (parameters.max() / parameters.min() - 1) if len(parameters) else 0

@@ -306,7 +306,9 @@ def _gradient_error(gateloop, gateloop_reference, options, batch, length, channe
 def training_throughput(config: ThroughputConfig, emit=None) -> list[dict]:
     """Median optimizer-step time, tokens/s and peak memory of the LM at each length, tokens per
     step constant. Random tokens: the work does not depend on the data. Peak memory: CUDA's
-    max_memory_allocated, or on CPU the rise of the resident high-water mark during the length."""
+    max_memory_allocated, or on CPU the process's resident high-water mark during the length's
+    steps (reset before them; model, optimizer state and allocator caches included — a rise over a
+    baseline reads ~0 once the allocator holds the memory of an earlier length)."""
     import torch.nn.functional as F
 
     emit = emit or (lambda row: None)
@@ -344,14 +346,13 @@ def training_throughput(config: ThroughputConfig, emit=None) -> list[dict]:
             torch.cuda.reset_peak_memory_stats(device)
         else:
             reset_peak_rss()
-            baseline = current_rss_bytes()
         try:
             samples = time_call(step, device=device, repeats=config.repeats, warmup=config.warmup)
         except torch.OutOfMemoryError as error:
             rows.append({**row, "status": "oom", "error": str(error).splitlines()[0]})
             emit(rows[-1])
             continue
-        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else peak_rss_bytes() - baseline
+        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else peak_rss_bytes()
         history.append((length, statistics.median(samples)))
         rows.append({**row, "status": "ok", **summarise(samples), "tokens_per_s": batch * length / (statistics.median(samples) / 1000),
                      "peak_memory_bytes": peak})

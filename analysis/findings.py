@@ -28,6 +28,16 @@ SEEDS = [0, 1, 2]
 CORPUS = {"cpu": "GCIDE 0.48.5 (Debian dict-gcide, gcide.dict.dz, 39,952,321 bytes unpacked; 90/5/5 split)",
           "cluster": "enwik8 (90M/5M/5M)"}
 
+# what a verdict at this scale does not show: written into the report under its table
+SCALE_LIMITS = {
+    "cpu": "Models of 120k parameters (the cluster scale: 23.9M) trained for 1,000 steps (100k), on GCIDE — "
+           "dictionary text split alphabetically, so validation and test are the letters' tail — not enwik8. A claim "
+           "about long training (U9/U10: attention overtook GateLoop at ~20k steps) or about width (U11) can turn at "
+           "full scale; ablations ran at one lr (3e-3), and arms whose chosen lr is flagged '(edge)' may improve "
+           "beyond the grid.",
+    "cluster": "The re-implementation's setup; one lr grid of three values, 3 seeds.",
+}
+
 LM_BASE = {
     "cpu": {
         "steps": 1000, "batch_size": 16, "eval_every": 100, "eval_batch_size": 64, "final_split": "test",

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from pathlib import Path
 
 import pandas as pd
 
 from seqbench.analysis.collect import collect, collect_rows
-from seqbench.analysis.findings import CORPUS, STORE_FOLDER, Finding, Probe
+from seqbench.analysis.findings import CORPUS, SCALE_LIMITS, STORE_FOLDER, Finding, Probe
 from seqbench.analysis.protocol import t_interval
 from seqbench.analysis.verdicts import Crossover, Outcome, Ratio, Similar, higher_is_better
 from seqbench.bench.store import atomic_write_bytes
@@ -106,7 +107,8 @@ def plot_finding(finding: Finding, outcomes: list[Outcome], table, curves, rows,
             _plot_arms(axis, shown, column, rule, [arm.label for arm in probe.arms], sns)
         axis.set_title(probe.name, fontsize=10)
     verdict = outcomes[0].verdict if outcomes else "no rule"
-    figure.suptitle(f"{finding.id}: {finding.claim}\nverdict at this scale: {verdict}", fontsize=10)
+    claim = textwrap.fill(f"{finding.id}: {finding.claim}", width=75 * len(probes))
+    figure.suptitle(f"{claim}\nverdict at this scale: {verdict}", fontsize=10)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
@@ -258,6 +260,6 @@ def write_report(findings: list[Finding], scale: str, *, root=None, out="results
         "analysis/findings.py before any run (analysis/verdicts.py says what each rule means); effects are oriented "
         "so that positive favours the claim's first arm (for BPC: its BPC is lower).", "",
         "| id | claim | verdict | effect [95% interval] | seeds | runs | parameter spread |", "|---|---|---|---|---|---|---|",
-        *summary, "", *sections])
+        *summary, "", f"What these verdicts do not show: {SCALE_LIMITS[scale]}", "", *sections])
     atomic_write_bytes(readme, text.encode())
     return [readme, *written]

@@ -239,7 +239,9 @@ class Trainer:
         return {"parameters": self.model.num_parameters(), "state_size": self.model.state_size(state_len),
                 "layers": self.model.layers()}
 
-    def run(self, lease=None) -> dict:
+    def run(self, lease=None, request: StopRequest | None = None) -> dict:
+        """Train to the end; `request` is the stop request installed before set-up (execute), so a
+        signal that came while the model was being built is acted on at the first step boundary."""
         config, run_dir = self.config, self.run_dir
         report, origin = self._report(), provenance(self.device)
         run_dir.write_config(config.model_dump(mode="json"), {**origin, **report})
@@ -249,7 +251,7 @@ class Trainer:
         if self.progress:
             from tqdm import tqdm
             bar = tqdm(total=config.steps, initial=self.step, desc=run_dir.run_id, leave=False)
-        with preemption_requests() as request:
+        with contextlib.nullcontext(request) if request is not None else preemption_requests() as request:
             while self.step < config.steps and not self.stopped_early:
                 # --- a step boundary: act on what was asked while the last step ran ----------------
                 if lease is not None and lease.lost.is_set():
@@ -324,7 +326,10 @@ def lease_wait_s() -> float:
 def execute(config: RunConfig, run_dir: RunDir, *, progress: bool | None = None, on_trainer=None) -> dict:
     """Run one config under its lease. A run found finished once the lease is held (another
     trainer finished it meanwhile) is not run again: its summary comes back with `skipped` set."""
-    with run_dir.lease({"job_id": slurm_job_id(), "kind": config.kind}, wait_s=lease_wait_s()) as lease:
+    # handlers first: a stop signal during set-up (building the task and model takes seconds under
+    # load) was swallowed by submitit's SIGTERM bypass and the trainer never stopped
+    with preemption_requests() as request, \
+            run_dir.lease({"job_id": slurm_job_id(), "kind": config.kind}, wait_s=lease_wait_s()) as lease:
         if run_dir.is_finished():
             return {**run_dir.read_summary(), "skipped": "finished already"}
         run_dir.write_config(config.model_dump(mode="json"), provenance(None))  # even if set-up fails
@@ -332,7 +337,7 @@ def execute(config: RunConfig, run_dir: RunDir, *, progress: bool | None = None,
             trainer = Trainer(config, run_dir, progress=progress)
             if on_trainer is not None:
                 on_trainer(trainer)
-            return trainer.run(lease)
+            return trainer.run(lease, request)
         return measure_in(config, run_dir)
 
 

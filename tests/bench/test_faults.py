@@ -99,7 +99,10 @@ def test_interrupting_a_local_sweep_stops_its_workers(tmp_path):
     sweep_file, root = write_tiny_sweep(tmp_path), tmp_path / "runs"
     process = subprocess.Popen([sys.executable, "-m", "seqbench.cli", "--root", str(root), "sweep", str(sweep_file),
                                 "--set", "steps=100000", "--set", "checkpoint_every=20", "--parallel", "2"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=False)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=False,
+                               # a shell's background job inherits SIGINT ignored, and Python then never raises
+                               # KeyboardInterrupt: give the sweep the default, as a terminal's Ctrl-C would find it
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler))
     deadline = time.time() + 120
     while time.time() < deadline:
         holders = [Store(root).run("tiny", r).lease_holder() for r in (Store(root).sweep("tiny").run_ids()
@@ -109,7 +112,8 @@ def test_interrupting_a_local_sweep_stops_its_workers(tmp_path):
         time.sleep(0.2)
     workers = [h["pid"] for h in holders if h]
     assert len(workers) == 2
-    time.sleep(2)
+    while time.time() < deadline and sum((row["step"] or 0) > 0 for row in sweep_status("tiny", root)) < 2:
+        time.sleep(0.2)  # both are training (set-up can take seconds on a loaded machine)
     process.send_signal(signal.SIGINT)
     process.wait(timeout=120)
     for pid in workers:

@@ -23,6 +23,7 @@ validation (mean over seeds), chosen before the test metric is looked at.
 """
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import KW_ONLY, dataclass, field
 
@@ -92,16 +93,18 @@ def _interval(differences: pd.Series) -> tuple[float, float, float]:
     return float(differences.mean()), low, high
 
 
-class Rule:
+class Rule(abc.ABC):
     """A decision rule; `probe` names the finding's probe it reads (None: the first)."""
 
     probe: str | None
 
+    @abc.abstractmethod
     def describe(self) -> str:
-        raise NotImplementedError
+        """The rule in one line, as `seqbench findings list` shows it."""
 
+    @abc.abstractmethod
     def evaluate(self, runs: pd.DataFrame, curves: pd.DataFrame, rows: pd.DataFrame, scale: str) -> Outcome:
-        raise NotImplementedError
+        """The verdict from the finished runs of the rule's probe (and their curves or measured rows)."""
 
 
 def _value_table(runs: pd.DataFrame, curves: pd.DataFrame, metric: str, at_step: int | None) -> tuple[pd.DataFrame, str]:

@@ -40,22 +40,3 @@ def test_gateloop_matrix_state_layer_forward_backward(benchmark, heads, mode):
     layer = models.build("gateloop", d_model=128, heads=heads)
     x = torch.randn(16, 256, 128, requires_grad=True)
     benchmark.pedantic(lambda: layer(x, mode=mode).sum().backward(), rounds=5, warmup_rounds=1)
-
-
-@pytest.mark.parametrize("name", models.available())
-def test_language_model_training_step(benchmark, name):
-    """One optimizer step of a byte LM (d_model 128, 4 layers, MLP ×4, L 256, batch 16): what a sweep waits for."""
-    import torch.nn.functional as F
-
-    torch.manual_seed(0)
-    model = models.LanguageModel(vocab_size=256, d_model=128, n_layers=4, mixer=name, mlp_ratio=4)
-    optimizer = torch.optim.AdamW(model.parameters())
-    tokens = torch.randint(0, 256, (16, 257))
-
-    def step():
-        loss = F.cross_entropy(model(tokens[:, :-1]).flatten(0, 1), tokens[:, 1:].flatten())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    benchmark.pedantic(step, rounds=3, warmup_rounds=1)

@@ -2,11 +2,13 @@
 final state (with an initial state), every gradient, at odd lengths and chunk sizes; and the layer's
 chunked mode on it, across the transition options, handing its state to `step`."""
 import itertools
+import math
 
 import pytest
 import torch
 
 from seqbench import models
+from seqbench.models.gateloop import rotated
 from seqbench.models.gateloop.reference import gateloop_reference
 from seqbench.models.gateloop.rotated import gateloop_rotated_chunked
 from tests.helpers import relative_error
@@ -22,9 +24,25 @@ def op_inputs(length, heads=3, dk=4, dv=5, seed=0):
     return q, k, v, log_r, theta, h0
 
 
+@pytest.fixture(params=["factored", "difference"])
+def intra_chunk_form(request, monkeypatch):
+    """Both forms of the causal product: e^{g_n}·e^{−g_m} inside one matmul, or e^{g_n − g_m} cos(Θ_n − Θ_m)."""
+    span = math.inf if request.param == "factored" else 0.0
+    monkeypatch.setattr(rotated, "FACTORED_LOG_SPAN", {torch.float32: span, torch.float64: span})
+    return request.param
+
+
+@pytest.fixture(params=["one tile", "many tiles"])
+def tiling(request, monkeypatch):
+    """Many tiles: one sequence and one chunk at a time, so states cross tile borders in both directions."""
+    if request.param == "many tiles":
+        monkeypatch.setattr(rotated, "TILE_ELEMENTS", 1)
+    return request.param
+
+
 @pytest.mark.parametrize("chunk_size", [1, 5, 16, 64])
 @pytest.mark.parametrize("length", [1, 17, 64, 65])
-def test_rotated_chunked_equals_the_reference_with_state_and_gradients(length, chunk_size):
+def test_rotated_chunked_equals_the_reference_with_state_and_gradients(length, chunk_size, intra_chunk_form, tiling):
     tensors = [t.requires_grad_(True) for t in op_inputs(length)]
     q, k, v, log_r, theta, h0 = tensors
     y, h = gateloop_rotated_chunked(q, k, v, log_r, theta, h0, chunk_size=chunk_size)
@@ -37,6 +55,36 @@ def test_rotated_chunked_equals_the_reference_with_state_and_gradients(length, c
     grads_ref = torch.autograd.grad((y_ref * wy).sum() + (h_ref * wh).real.sum(), tensors)
     for name, grad, expected in zip(("q", "k", "v", "log_r", "theta", "h0"), grads, grads_ref):
         assert relative_error(grad, expected) < 1e-10, name
+
+
+def test_strong_decay_switches_a_tile_to_the_difference_form_and_stays_exact(monkeypatch):
+    """log r = −30 over part of one sequence: those chunks span |g| > FACTORED_LOG_SPAN (e^{−g} would
+    overflow in float32), so their tiles take the difference form and the others stay factored;
+    float32 outputs, state and gradients agree with the float64 reference."""
+    monkeypatch.setattr(rotated, "TILE_ELEMENTS", 1)
+    forms, scores = [], rotated._Run.scores
+
+    def recording_scores(run):
+        forms.append(run.factored)
+        return scores(run)
+
+    monkeypatch.setattr(rotated._Run, "scores", recording_scores)
+    q, k, v, log_r, theta, h0 = op_inputs(40)
+    log_r = log_r.clone()
+    log_r[1, 3:30] = -30.0
+    exact = [t.clone().requires_grad_(True) for t in (q, k, v, log_r, theta)]
+    single = [t.detach().float().requires_grad_(True) for t in exact]
+    y, h = gateloop_rotated_chunked(*single, h0.to(torch.complex64), chunk_size=16)
+    a = torch.polar(exact[3].exp(), exact[4]).unsqueeze(-1).expand_as(q)
+    y_ref, h_ref = gateloop_reference(*exact[:3], a, h0)
+    assert relative_error(y, y_ref) < 1e-5 and relative_error(h, h_ref) < 1e-5
+    assert True in forms and False in forms
+    g = torch.Generator().manual_seed(5)
+    wy, wh = torch.randn(y.shape, generator=g, dtype=torch.float64), torch.randn(h.shape, generator=g, dtype=torch.complex128)
+    grads = torch.autograd.grad((y * wy.float()).sum() + (h * wh.to(torch.complex64)).real.sum(), single)
+    grads_ref = torch.autograd.grad((y_ref * wy).sum() + (h_ref * wh).real.sum(), exact)
+    for name, grad, expected in zip(("q", "k", "v", "log_r", "theta"), grads, grads_ref):
+        assert relative_error(grad, expected) < 1e-4, name
 
 
 def test_phase_is_exact_over_long_sequences():

@@ -55,3 +55,22 @@ class _GateLoopCPU(torch.autograd.Function):
 def gateloop_recurrent_cpp(q, k, v, a, initial_state):
     """Same contract as recurrent.gateloop_recurrent; CPU tensors only."""
     return _GateLoopCPU.apply(q, k, v, a, initial_state)
+
+
+class _SigmoidOfModulusCPU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, first, second):
+        module, _ = _load()
+        ctx.save_for_backward(first, second)
+        return torch.view_as_complex(module.transition_forward(first, second)[0])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_a):
+        module, _ = _load()
+        return tuple(module.transition_backward(torch.view_as_real(grad_a.resolve_conj()), *ctx.saved_tensors))
+
+
+def sigmoid_of_modulus_cpp(first, second):
+    """a = σ(|z|)·z/|z| (½ at z = 0) for z = first + i·second, complex; CPU tensors, one pass each way."""
+    return _SigmoidOfModulusCPU.apply(first, second)

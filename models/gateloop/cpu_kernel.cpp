@@ -11,6 +11,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace {
@@ -234,7 +235,56 @@ std::vector<torch::Tensor> gateloop_backward(torch::Tensor grad_y, torch::Tensor
   return {grad_q, grad_k, grad_v, grad_a, grad_h0};
 }
 
+// The data-controlled transition a = σ(|z|)·z/|z| for z = x + iy, as (…, 2) pairs, in one pass (as
+// separate PyTorch ops it was ten passes forward and more backward over an activation-sized tensor,
+// a quarter of a max-heads layer's time at L = 16384). At z = 0, a = ½ and its gradient is taken as 0.
+std::vector<torch::Tensor> transition_forward(torch::Tensor x, torch::Tensor y) {
+  x = x.contiguous(), y = y.contiguous();
+  auto sizes = x.sizes().vec();
+  sizes.push_back(2);
+  auto a = torch::empty(sizes, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "transition_forward", [&] {
+    const scalar_t *xp = x.data_ptr<scalar_t>(), *yp = y.data_ptr<scalar_t>();
+    scalar_t* ap = a.data_ptr<scalar_t>();
+    at::parallel_for(0, x.numel(), 4096, [&](int64_t begin, int64_t end) {
+      for (int64_t e = begin; e < end; ++e) {
+        const scalar_t modulus = std::sqrt(xp[e] * xp[e] + yp[e] * yp[e]);
+        const bool zero = modulus == scalar_t(0);
+        const scalar_t scale = (scalar_t(1) / (scalar_t(1) + std::exp(-modulus))) / (zero ? scalar_t(1) : modulus);
+        ap[2 * e] = zero ? scalar_t(0.5) : xp[e] * scale;
+        ap[2 * e + 1] = zero ? scalar_t(0) : yp[e] * scale;
+      }
+    });
+  });
+  return {a};
+}
+
+std::vector<torch::Tensor> transition_backward(torch::Tensor grad_a, torch::Tensor x, torch::Tensor y) {
+  grad_a = grad_a.contiguous(), x = x.contiguous(), y = y.contiguous();
+  auto grad_x = torch::empty_like(x), grad_y = torch::empty_like(y);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "transition_backward", [&] {
+    const scalar_t *gp = grad_a.data_ptr<scalar_t>(), *xp = x.data_ptr<scalar_t>(), *yp = y.data_ptr<scalar_t>();
+    scalar_t *gxp = grad_x.data_ptr<scalar_t>(), *gyp = grad_y.data_ptr<scalar_t>();
+    at::parallel_for(0, x.numel(), 4096, [&](int64_t begin, int64_t end) {
+      for (int64_t e = begin; e < end; ++e) {
+        const scalar_t modulus = std::sqrt(xp[e] * xp[e] + yp[e] * yp[e]);
+        const bool zero = modulus == scalar_t(0);
+        const scalar_t m = zero ? scalar_t(1) : modulus;
+        const scalar_t sig = scalar_t(1) / (scalar_t(1) + std::exp(-m));
+        const scalar_t scale = sig / m;  // a = scale · z
+        const scalar_t along = (sig * (scalar_t(1) - sig) - scale) / (m * m);  // d scale / d|z|, over |z|
+        const scalar_t gr = gp[2 * e], gi = gp[2 * e + 1], dot = (gr * xp[e] + gi * yp[e]) * along;
+        gxp[e] = zero ? scalar_t(0) : gr * scale + dot * xp[e];
+        gyp[e] = zero ? scalar_t(0) : gi * scale + dot * yp[e];
+      }
+    });
+  });
+  return {grad_x, grad_y};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("transition_forward", &transition_forward, "a = sigmoid(|z|) z / |z| as real pairs (CPU)");
+  m.def("transition_backward", &transition_backward, "its backward (CPU)");
   m.def("forward", &gateloop_forward, "GateLoop recurrence, forward (CPU)");
   m.def("backward", &gateloop_backward, "GateLoop recurrence, backward with chunked recomputation (CPU)");
 }

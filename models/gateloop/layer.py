@@ -17,6 +17,7 @@ from einops import rearrange
 from torch import nn
 
 from seqbench.models.base import Mixer
+from seqbench.models.gateloop import compiled
 from seqbench.models.gateloop.decay import LOG_MAGNITUDE_FLOOR
 from seqbench.models.gateloop.ops import BACKENDS, MODES, gateloop, resolve_backend
 from seqbench.models.gateloop.recurrent import gateloop_step
@@ -177,23 +178,25 @@ class GateLoop(Mixer):
         if self.state_transition == "none":
             return torch.ones(shape, dtype=real_dtype, device=x.device).to(_complex(real_dtype))
         logits = self._logits(x, real_dtype)
-        if self.complex_transition:
-            first, second = logits
-            if self.transition_parameterisation == "sigmoid_of_modulus":
-                # a = σ(|z|)·z/|z|: the same a as σ(|z|)·e^{i∠z}, without an arctangent, cosine or sine;
-                # at z = 0, ∠z = 0 and a = ½ (adding `zero` to |z| and to Re z gives exactly that)
-                modulus = torch.hypot(first, second)
-                zero = (modulus == 0).to(real_dtype)
-                scale = torch.sigmoid(modulus) / (modulus + zero)
-                real, imaginary = (first + zero) * scale, second * scale
-            else:
-                magnitude = torch.sigmoid(first)
-                real, imaginary = magnitude * torch.cos(second), magnitude * torch.sin(second)
+        if not self.complex_transition:
+            real = self._real_transition(logits[0])
+            return torch.complex(real, torch.zeros_like(real)).unsqueeze(-1).expand(*shape)
+        first, second = logits
+        if self.transition_parameterisation == "magnitude_and_phase":
+            magnitude = torch.sigmoid(first)
+            a = torch.complex(magnitude * torch.cos(second), magnitude * torch.sin(second))
+        elif self.backend != "fla" and resolve_backend(self.backend, x.device) == "cpp":
+            a = compiled.sigmoid_of_modulus_cpp(first, second)  # one pass each way
         else:
-            real, imaginary = self._real_transition(logits[0]), None
-        if self.state_operator == "real_part" or imaginary is None:
-            imaginary = torch.zeros_like(real)
-        return torch.complex(real, imaginary).unsqueeze(-1).expand(*shape)
+            # a = σ(|z|)·z/|z|: the same a as σ(|z|)·e^{i∠z}, without an arctangent, cosine or sine;
+            # at z = 0, ∠z = 0 and a = ½ (adding `zero` to |z| and to Re z gives exactly that)
+            modulus = torch.hypot(first, second)
+            zero = (modulus == 0).to(real_dtype)
+            scale = torch.sigmoid(modulus) / (modulus + zero)
+            a = torch.complex((first + zero) * scale, second * scale)
+        if self.state_operator == "real_part":
+            a = torch.complex(a.real, torch.zeros_like(a.real))
+        return a.unsqueeze(-1).expand(*shape)
 
     def _real_transition(self, logit: torch.Tensor) -> torch.Tensor:
         if self.transition_parameterisation == "magnitude_and_phase":

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from seqbench import models
+from seqbench.models.gateloop import compiled
 from seqbench.models.gateloop.layer import GateLoop
 from tests.helpers import relative_error
 
@@ -115,9 +116,12 @@ def test_bad_options(options, message):
         GateLoop(d_model=16, **options)
 
 
-def test_transition_without_angle_equals_the_polar_form_with_gradients():
+@pytest.mark.parametrize("backend", ["cpp", "torch"])  # the compiled one-pass transition and the PyTorch one
+def test_transition_without_angle_equals_the_polar_form_with_gradients(backend):
     """σ(|z|)·z/|z| is the re-implementation's polar(σ(|z|), ∠z); at z = 0 both give a = ½."""
-    layer = GateLoop(d_model=8, heads=8).double()
+    if backend == "cpp" and not compiled.available()[0]:
+        pytest.skip(f"the compiled CPU path did not build here: {compiled.available()[1]}")
+    layer = GateLoop(d_model=8, heads=8, backend=backend).double()
     x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
     logits = layer.to_transition(x).unflatten(-1, (8, -1))
     z = torch.complex(*logits.unbind(-1))

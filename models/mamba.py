@@ -95,7 +95,7 @@ class Mamba(Mixer):
     def _forward(self, x, mode):
         xz = self.in_proj(x)
         pre_conv, z = xz.chunk(2, dim=-1)
-        u = F.silu(self.conv(pre_conv.transpose(1, 2))[..., : x.shape[1]].transpose(1, 2))
+        u = F.silu(self._causal_conv(pre_conv))
         backend = self.resolve_backend(mode, x.device)
         if backend == "mamba_ssm":
             y, ssm_state = self._mamba_ssm_scan(u, z)
@@ -111,6 +111,16 @@ class Mamba(Mixer):
             ssm_state = states[:, -1]
         conv_state = F.pad(pre_conv.transpose(1, 2), (self.d_conv - 1, 0))[..., -(self.d_conv - 1):]
         return self.out_proj(y), (conv_state, ssm_state)
+
+    def _causal_conv(self, x):
+        """The depthwise causal convolution on (B, L, d_inner) as d_conv shifted multiply-adds: Conv1d
+        wanted (B, d_inner, L), two transposed copies, and its backward took longer than the scan's."""
+        weight, length = self.conv.weight[:, 0], x.shape[1]  # weight (d_inner, d_conv)
+        padded = F.pad(x, (0, 0, self.d_conv - 1, 0))
+        out = torch.addcmul(self.conv.bias, padded[:, :length], weight[:, 0])
+        for tap in range(1, self.d_conv):
+            out = torch.addcmul(out, padded[:, tap:tap + length], weight[:, tap])
+        return out
 
     def _mamba_ssm_scan(self, u, z):
         interface = require(MAMBA_SSM, backend="mamba_ssm", on_device=u.device)

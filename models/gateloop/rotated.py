@@ -132,15 +132,15 @@ class _Run:
         self.g, self.cos, self.sin = log_r.cumsum(-1), phase.cos(), phase.sin()
         last = self.g[..., -1:]
         self.from_start, self.to_end = torch.exp(self.g).unsqueeze(-1), torch.exp(last - self.g).unsqueeze(-1)
-        self.q_start = rotate(self.q, self.cos, self.sin) * self.from_start
-        self.k_end = rotate(self.k, self.cos, self.sin) * self.to_end
+        k_rotated = rotate(self.k, self.cos, self.sin)
+        self.q_start, self.k_end = rotate(self.q, self.cos, self.sin) * self.from_start, k_rotated * self.to_end
         self.chunk_decay = torch.exp(last).unsqueeze(-1)  # (B, H, c, 1, 1)
         self.above_diagonal = torch.ones(chunk_size, chunk_size, dtype=torch.bool, device=q.device).triu(1)
         # a data-dependent choice (one host sync per tile on a GPU); meta tensors have no data: factored
         self.factored = q.device.type == "meta" or bool(self.g.abs().amax() < FACTORED_LOG_SPAN[q.dtype])
         if self.factored:
             self.from_end_inverse = torch.exp(-self.g).unsqueeze(-1)
-            self.k_scaled = rotate(self.k, self.cos, self.sin) * self.from_end_inverse
+            self.k_scaled = k_rotated * self.from_end_inverse
 
     def scores(self) -> torch.Tensor:
         """⟨q'_n, k'_m⟩ e^{g_n − g_m} for m ≤ n, 0 above the diagonal: (B, H, c, n, n)."""

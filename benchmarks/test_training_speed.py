@@ -61,7 +61,7 @@ def test_gateloop_op_head_dim_32(benchmark, path):
         if path == "rotated chunked":
             y, _ = gateloop_rotated_chunked(q, k, v, log_magnitude, theta, chunk_size=64)
         else:
-            a = torch.polar(log_magnitude.exp(), theta).unsqueeze(-1).expand_as(q)
+            a = torch.polar(log_magnitude.exp(), theta).unsqueeze(-1)  # one per head, as the layer passes it
             y, _ = gateloop(q, k, v, a, mode="recurrent", backend="auto")
         y.sum().backward()
 

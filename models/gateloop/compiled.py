@@ -12,6 +12,9 @@ from seqbench.models import cpp_build
 
 SOURCE = Path(__file__).with_name("cpu_kernel.cpp")
 CHECKPOINT_CHUNK = 64
+# matrix-state rows by AVX-512 intrinsics where the build has them (has_avx512), else the portable loop;
+# False forces the portable loop (the tests run both)
+VECTORISED = True
 
 
 def _load():
@@ -34,7 +37,9 @@ class _GateLoopCPU(torch.autograd.Function):
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         a_pairs = torch.view_as_real(a.resolve_conj().contiguous())
         y, final_state, checkpoints = module.forward(
-            q, k, v, a_pairs, torch.view_as_real(initial_state.resolve_conj().contiguous()), CHECKPOINT_CHUNK)
+            q, k, v, a_pairs, torch.view_as_real(initial_state.resolve_conj().contiguous()), CHECKPOINT_CHUNK,
+            VECTORISED)
+        ctx.vectorised = VECTORISED
         ctx.save_for_backward(q, k, v, a_pairs, checkpoints)
         return y, torch.view_as_complex(final_state)
 
@@ -48,7 +53,7 @@ class _GateLoopCPU(torch.autograd.Function):
         grad_final = (torch.zeros(final_shape, dtype=q.dtype) if grad_final is None
                       else torch.view_as_real(grad_final.resolve_conj().contiguous()))
         grad_q, grad_k, grad_v, grad_a, grad_h0 = module.backward(
-            grad_y, grad_final, q, k, v, a_pairs, checkpoints, CHECKPOINT_CHUNK)
+            grad_y, grad_final, q, k, v, a_pairs, checkpoints, CHECKPOINT_CHUNK, ctx.vectorised)
         return grad_q, grad_k, grad_v, torch.view_as_complex(grad_a), torch.view_as_complex(grad_h0)
 
 

@@ -2,7 +2,8 @@
 //
 //   h_t = a_t ⊙ h_{t-1} + k_tᵀ v_t,   y_t = Re(q_t h_t)      (h: H × dk × dv complex per sequence)
 //
-// Layouts (contiguous): q, k (B, L, H, dk); v (B, L, H, dv); a (B, L, H, dk, 2) = view_as_real;
+// Layouts (contiguous): q, k (B, L, H, dk); v (B, L, H, dv); a (B, L, H, dk, 2) = view_as_real, or
+// (B, L, H, 1, 2) for one transition per head (read for every row; its gradient sums the rows);
 // h0 (B, H, dk, dv, 2). Time is the outer loop and channels the inner one, so every step reads and
 // writes contiguous memory. Forward keeps the state every `chunk` steps; backward recomputes one
 // chunk of states at a time from those checkpoints, so memory stays O(L / chunk · state).
@@ -10,18 +11,124 @@
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 namespace {
 
-struct Shape {
-  int64_t B, L, H, dk, dv, chunk, chunks;
+// Matrix states (dk, dv > 1) have two row loops: a portable one the compiler vectorises, and on AVX-512
+// builds one written with intrinsics. The backward's four per-row sums are why: as `omp simd`
+// reductions GCC spills each vector and adds its lanes one by one, half of the backward's time at
+// head_dim 32. Both stay callable (`vectorised`) so the tests compare each with the float64 reference.
+#if defined(__AVX512F__)
+constexpr bool kHaveAvx512 = true;
+
+template <typename T>
+struct Avx512;
+
+template <>
+struct Avx512<float> {
+  using V = __m512;
+  using Mask = __mmask16;
+  static constexpr int64_t lanes = 16;
+  static Mask first(int64_t n) { return n >= lanes ? Mask(0xFFFF) : Mask((1u << n) - 1); }
+  static V load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store(float* p, V x, Mask m) { _mm512_mask_storeu_ps(p, m, x); }
+  static V broadcast(float x) { return _mm512_set1_ps(x); }
+  static V zero() { return _mm512_setzero_ps(); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }     // a·b + c
+  static V fnmadd(V a, V b, V c) { return _mm512_fnmadd_ps(a, b, c); }   // c − a·b
+  static V fmsub(V a, V b, V c) { return _mm512_fmsub_ps(a, b, c); }     // a·b − c
+  // (Σa, Σb, Σc, Σd): one shuffle tree for four sums instead of four
+  static void sum4(V a, V b, V c, V d, float* out) {
+    const auto half = [](V x) {
+      return _mm256_add_ps(_mm512_castps512_ps256(x), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+    };
+    const __m256 all = _mm256_hadd_ps(_mm256_hadd_ps(half(a), half(b)), _mm256_hadd_ps(half(c), half(d)));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(all), _mm256_extractf128_ps(all, 1)));
+  }
 };
 
-// Work items: (batch, block of heads). Enough of them to keep every thread busy.
+template <>
+struct Avx512<double> {
+  using V = __m512d;
+  using Mask = __mmask8;
+  static constexpr int64_t lanes = 8;
+  static Mask first(int64_t n) { return n >= lanes ? Mask(0xFF) : Mask((1u << n) - 1); }
+  static V load(const double* p, Mask m) { return _mm512_maskz_loadu_pd(m, p); }
+  static void store(double* p, V x, Mask m) { _mm512_mask_storeu_pd(p, m, x); }
+  static V broadcast(double x) { return _mm512_set1_pd(x); }
+  static V zero() { return _mm512_setzero_pd(); }
+  static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  static V fnmadd(V a, V b, V c) { return _mm512_fnmadd_pd(a, b, c); }
+  static V fmsub(V a, V b, V c) { return _mm512_fmsub_pd(a, b, c); }
+  static void sum4(V a, V b, V c, V d, double* out) {
+    const auto half = [](V x) { return _mm256_add_pd(_mm512_castpd512_pd256(x), _mm512_extractf64x4_pd(x, 1)); };
+    const __m256d ab = _mm256_hadd_pd(half(a), half(b)), cd = _mm256_hadd_pd(half(c), half(d));
+    _mm256_storeu_pd(out, _mm256_add_pd(_mm256_permute2f128_pd(ab, cd, 0x20), _mm256_permute2f128_pd(ab, cd, 0x31)));
+  }
+};
+
+// One state row forward: to = a·from + k·v (from may be to), y += q·Re(to) when y is given.
+template <typename T>
+void forward_row_avx512(int64_t dv, T ar, T ai, T kk, T qq, const T* v, const T* from_re, const T* from_im,
+                        T* to_re, T* to_im, T* y) {
+  using S = Avx512<T>;
+  const auto var = S::broadcast(ar), vai = S::broadcast(ai), vk = S::broadcast(kk), vq = S::broadcast(qq);
+  for (int64_t j = 0; j < dv; j += S::lanes) {
+    const auto m = S::first(dv - j);
+    const auto sr = S::load(from_re + j, m), si = S::load(from_im + j, m);
+    const auto nr = S::fmadd(vk, S::load(v + j, m), S::fnmadd(vai, si, S::mul(var, sr)));
+    S::store(to_re + j, nr, m);
+    S::store(to_im + j, S::fmadd(var, si, S::mul(vai, sr)), m);
+    if (y) S::store(y + j, S::fmadd(vq, nr, S::load(y + j, m)), m);
+  }
+}
+
+// One state row backward; sums = (grad q, grad k, grad Re a, grad Im a) of this row.
+template <typename T>
+void backward_row_avx512(int64_t dv, T ar, T ai, T kk, T qq, const T* gy, const T* v, T* gv, const T* after_re,
+                         const T* before_re, const T* before_im, T* g_re, T* g_im, T* sums) {
+  using S = Avx512<T>;
+  const auto var = S::broadcast(ar), vai = S::broadcast(ai), vk = S::broadcast(kk), vq = S::broadcast(qq);
+  auto gq = S::zero(), gk = S::zero(), ga_re = S::zero(), ga_im = S::zero();
+  for (int64_t j = 0; j < dv; j += S::lanes) {
+    const auto m = S::first(dv - j);
+    const auto gyj = S::load(gy + j, m);
+    const auto gr = S::fmadd(vq, gyj, S::load(g_re + j, m)), gi = S::load(g_im + j, m);
+    const auto br = S::load(before_re + j, m), bi = S::load(before_im + j, m);
+    gq = S::fmadd(S::load(after_re + j, m), gyj, gq);
+    gk = S::fmadd(gr, S::load(v + j, m), gk);
+    S::store(gv + j, S::fmadd(gr, vk, S::load(gv + j, m)), m);
+    ga_re = S::fmadd(gr, br, S::fmadd(gi, bi, ga_re));
+    ga_im = S::fmadd(gi, br, S::fnmadd(gr, bi, ga_im));
+    S::store(g_re + j, S::fmadd(var, gr, S::mul(vai, gi)), m);
+    S::store(g_im + j, S::fmsub(var, gi, S::mul(vai, gr)), m);
+  }
+  S::sum4(gq, gk, ga_re, ga_im, sums);
+}
+#else
+constexpr bool kHaveAvx512 = false;
+#endif
+
+struct Shape {
+  int64_t B, L, H, dk, dv, a_dk, chunk, chunks;
+  // a's element for row i of head h at (b, t): its own, or the head's
+  int64_t a_index(int64_t b, int64_t t, int64_t h, int64_t i) const { return ((b * L + t) * H + h) * a_dk + (a_dk == 1 ? 0 : i); }
+};
+
+// Work items: (batch, block of heads). Max heads: enough blocks to keep every thread busy, each as wide
+// as possible (its loop runs across heads). Matrix states: one head per item, so the backward's chunk of
+// recomputed states (chunk + 1 states of one head) stays in L2.
 int64_t head_blocks(const Shape& s) {
+
   const int64_t wanted = std::max<int64_t>(1, (2 * at::get_num_threads() + s.B - 1) / s.B);
   return std::min<int64_t>(s.H, wanted);
 }
@@ -54,10 +161,17 @@ void step_forward_scalar_state(const Shape& s, int64_t b, int64_t t, int64_t h_b
   }
 }
 
+// One step for heads [h_begin, h_end): state `to` = a_t ⊙ `from` + k_tᵀ v_t (`from` may be `to`), and
+// y_t when y is given.
 template <typename T>
-void step_forward(const Shape& s, int64_t b, int64_t t, int64_t h_begin, int64_t h_end,
-                  const T* q, const T* k, const T* v, const T* a, T* state_re, T* state_im, T* y) {
-  if (s.dk == 1 && s.dv == 1) return step_forward_scalar_state(s, b, t, h_begin, h_end, q, k, v, a, state_re, state_im, y);
+void step_forward(const Shape& s, int64_t b, int64_t t, int64_t h_begin, int64_t h_end, const T* q, const T* k,
+                  const T* v, const T* a, const T* from_re, const T* from_im, T* to_re, T* to_im, T* y,
+                  bool vectorised) {
+  if (s.dk == 1 && s.dv == 1) {
+    const int64_t n = h_end - h_begin;
+    if (from_re != to_re) std::copy_n(from_re, n, to_re), std::copy_n(from_im, n, to_im);
+    return step_forward_scalar_state(s, b, t, h_begin, h_end, q, k, v, a, to_re, to_im, y);
+  }
   const int64_t qk_base = (b * s.L + t) * s.H * s.dk;
   const int64_t v_base = (b * s.L + t) * s.H * s.dv;
   for (int64_t h = h_begin; h < h_end; ++h) {
@@ -65,15 +179,21 @@ void step_forward(const Shape& s, int64_t b, int64_t t, int64_t h_begin, int64_t
     const T* v_h = v + v_base + h * s.dv;
     if (y_h) std::fill_n(y_h, s.dv, T(0));
     for (int64_t i = 0; i < s.dk; ++i) {
-      const int64_t qi = qk_base + h * s.dk + i;
-      const T ar = a[2 * qi], ai = a[2 * qi + 1], kk = k[qi], qq = q[qi];
-      T* sr = state_re + ((h - h_begin) * s.dk + i) * s.dv;
-      T* si = state_im + ((h - h_begin) * s.dk + i) * s.dv;
+      const int64_t qi = qk_base + h * s.dk + i, row = ((h - h_begin) * s.dk + i) * s.dv, ax = s.a_index(b, t, h, i);
+      const T ar = a[2 * ax], ai = a[2 * ax + 1], kk = k[qi], qq = q[qi];
+      const T *fr = from_re + row, *fi = from_im + row;
+      T *tr = to_re + row, *ti = to_im + row;
+#if defined(__AVX512F__)
+      if (vectorised) {
+        forward_row_avx512(s.dv, ar, ai, kk, qq, v_h, fr, fi, tr, ti, y_h);
+        continue;
+      }
+#endif
       for (int64_t j = 0; j < s.dv; ++j) {
-        const T nr = ar * sr[j] - ai * si[j] + kk * v_h[j];
-        const T ni = ar * si[j] + ai * sr[j];
-        sr[j] = nr;
-        si[j] = ni;
+        const T sr = fr[j], si = fi[j];
+        const T nr = ar * sr - ai * si + kk * v_h[j];
+        ti[j] = ar * si + ai * sr;
+        tr[j] = nr;
         if (y_h) y_h[j] += qq * nr;
       }
     }
@@ -124,11 +244,26 @@ void backward_step_scalar_state(int64_t base, int64_t n, const T* __restrict__ q
   }
 }
 
+template <typename T>
+void store_transition_gradient(bool shared, T* target, T re, T im) {
+  if (shared) {
+    target[0] += re, target[1] += im;
+  } else {
+    target[0] = re, target[1] = im;
+  }
+}
+
+void check_transition(const torch::Tensor& q, const torch::Tensor& a) {
+  TORCH_CHECK(a.dim() == 5 && a.size(4) == 2 && (a.size(3) == q.size(3) || a.size(3) == 1),
+              "gateloop kernel: a must be (B, L, H, dk, 2) or (B, L, H, 1, 2), got ", a.sizes());
+}
+
 }  // namespace
 
 std::vector<torch::Tensor> gateloop_forward(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor a,
-                                            torch::Tensor h0, int64_t chunk) {
-  const Shape s{q.size(0), q.size(1), q.size(2), q.size(3), v.size(3), chunk, (q.size(1) + chunk - 1) / chunk};
+                                            torch::Tensor h0, int64_t chunk, bool vectorised) {
+  check_transition(q, a);
+  const Shape s{q.size(0), q.size(1), q.size(2), q.size(3), v.size(3), a.size(3), chunk, (q.size(1) + chunk - 1) / chunk};
   auto y = torch::empty_like(v);
   auto final_state = torch::empty_like(h0);
   auto checkpoints = torch::empty({s.B, s.chunks, s.H, s.dk, s.dv, 2}, h0.options());
@@ -147,7 +282,8 @@ std::vector<torch::Tensor> gateloop_forward(torch::Tensor q, torch::Tensor k, to
         for (int64_t t = 0; t < s.L; ++t) {
           if (t % s.chunk == 0)
             store_state(s, cp + (b * s.chunks + t / s.chunk) * state_numel, h_begin, h_end, re.data(), im.data());
-          step_forward(s, b, t, h_begin, h_end, qp, kp, vp, ap, re.data(), im.data(), yp);
+          step_forward(s, b, t, h_begin, h_end, qp, kp, vp, ap, re.data(), im.data(), re.data(), im.data(), yp,
+                       vectorised);
         }
         store_state(s, fp + b * state_numel, h_begin, h_end, re.data(), im.data());
       }
@@ -158,10 +294,12 @@ std::vector<torch::Tensor> gateloop_forward(torch::Tensor q, torch::Tensor k, to
 
 std::vector<torch::Tensor> gateloop_backward(torch::Tensor grad_y, torch::Tensor grad_final, torch::Tensor q,
                                              torch::Tensor k, torch::Tensor v, torch::Tensor a,
-                                             torch::Tensor checkpoints, int64_t chunk) {
-  const Shape s{q.size(0), q.size(1), q.size(2), q.size(3), v.size(3), chunk, checkpoints.size(1)};
+                                             torch::Tensor checkpoints, int64_t chunk, bool vectorised) {
+  check_transition(q, a);
+  const Shape s{q.size(0), q.size(1), q.size(2), q.size(3), v.size(3), a.size(3), chunk, checkpoints.size(1)};
   auto grad_q = torch::empty_like(q), grad_k = torch::empty_like(k), grad_v = torch::empty_like(v);
-  auto grad_a = torch::empty_like(a), grad_h0 = torch::empty_like(grad_final);
+  const bool shared_a = a.size(3) != q.size(3);  // one transition per head: its gradient is a sum over rows
+  auto grad_a = shared_a ? torch::zeros_like(a) : torch::empty_like(a), grad_h0 = torch::empty_like(grad_final);
   const int64_t blocks = head_blocks(s);
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "gateloop_backward", [&] {
     const auto *qp = q.data_ptr<scalar_t>(), *kp = k.data_ptr<scalar_t>(), *vp = v.data_ptr<scalar_t>(),
@@ -183,10 +321,9 @@ std::vector<torch::Tensor> gateloop_backward(torch::Tensor grad_y, torch::Tensor
           load_state(s, cp + (b * s.chunks + c) * state_numel, h_begin, h_end, states_re.data(), states_im.data());
           for (int64_t t = t0; t < t1; ++t) {  // states after each step of this chunk
             const int64_t slot = (t - t0 + 1) * n;
-            std::copy_n(states_re.data() + slot - n, n, states_re.data() + slot);
-            std::copy_n(states_im.data() + slot - n, n, states_im.data() + slot);
-            step_forward<scalar_t>(s, b, t, h_begin, h_end, qp, kp, vp, ap, states_re.data() + slot,
-                                   states_im.data() + slot, nullptr);
+            step_forward<scalar_t>(s, b, t, h_begin, h_end, qp, kp, vp, ap, states_re.data() + slot - n,
+                                   states_im.data() + slot - n, states_re.data() + slot, states_im.data() + slot,
+                                   nullptr, vectorised);
           }
           for (int64_t t = t1 - 1; t >= t0; --t) {
             const scalar_t *after_re = states_re.data() + (t - t0 + 1) * n, *before_re = after_re - n;
@@ -204,7 +341,18 @@ std::vector<torch::Tensor> gateloop_backward(torch::Tensor grad_y, torch::Tensor
               std::fill_n(gv, s.dv, scalar_t(0));
               for (int64_t i = 0; i < s.dk; ++i) {
                 const int64_t qi = qk_base + h * s.dk + i, e0 = ((h - h_begin) * s.dk + i) * s.dv;
-                const scalar_t ar = ap[2 * qi], ai = ap[2 * qi + 1], kk = kp[qi], qq = qp[qi];
+                const int64_t ax = s.a_index(b, t, h, i);
+                const scalar_t ar = ap[2 * ax], ai = ap[2 * ax + 1], kk = kp[qi], qq = qp[qi];
+#if defined(__AVX512F__)
+                if (vectorised) {
+                  scalar_t sums[4];
+                  backward_row_avx512(s.dv, ar, ai, kk, qq, gy, vv, gv, after_re + e0, before_re + e0,
+                                      before_im + e0, g_re.data() + e0, g_im.data() + e0, sums);
+                  gqp[qi] = sums[0], gkp[qi] = sums[1];
+                  store_transition_gradient(shared_a, gap + 2 * ax, sums[2], sums[3]);
+                  continue;
+                }
+#endif
                 scalar_t gq = 0, gk = 0, ga_re = 0, ga_im = 0;
                 // the four sums would keep this loop scalar (no reassociation without the pragma;
                 // _Pragma because this code is a macro argument of AT_DISPATCH)
@@ -222,8 +370,7 @@ std::vector<torch::Tensor> gateloop_backward(torch::Tensor grad_y, torch::Tensor
                 }
                 gqp[qi] = gq;
                 gkp[qi] = gk;
-                gap[2 * qi] = ga_re;
-                gap[2 * qi + 1] = ga_im;
+                store_transition_gradient(shared_a, gap + 2 * ax, ga_re, ga_im);
               }
             }
           }
@@ -283,6 +430,7 @@ std::vector<torch::Tensor> transition_backward(torch::Tensor grad_a, torch::Tens
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.attr("has_avx512") = kHaveAvx512;
   m.def("transition_forward", &transition_forward, "a = sigmoid(|z|) z / |z| as real pairs (CPU)");
   m.def("transition_backward", &transition_backward, "its backward (CPU)");
   m.def("forward", &gateloop_forward, "GateLoop recurrence, forward (CPU)");

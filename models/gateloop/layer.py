@@ -172,15 +172,16 @@ class GateLoop(Mixer):
         return [_scale_gradient(logit.to(real_dtype), self.transition_grad_scale) for logit in logits]
 
     def _transition(self, x: torch.Tensor) -> torch.Tensor:
-        """a of shape (..., heads, head_dim), complex64/128."""
-        shape = (*x.shape[:-1], self.heads, self.head_dim)
+        """a of shape (..., heads, 1), complex64/128: one transition per head, shared by its rows (the op
+        broadcasts it; the compiled loop never makes the (..., heads, head_dim) copy)."""
+        shape = (*x.shape[:-1], self.heads, 1)
         real_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         if self.state_transition == "none":
             return torch.ones(shape, dtype=real_dtype, device=x.device).to(_complex(real_dtype))
         logits = self._logits(x, real_dtype)
         if not self.complex_transition:
             real = self._real_transition(logits[0])
-            return torch.complex(real, torch.zeros_like(real)).unsqueeze(-1).expand(*shape)
+            return torch.complex(real, torch.zeros_like(real)).unsqueeze(-1)
         first, second = logits
         if self.transition_parameterisation == "magnitude_and_phase":
             magnitude = torch.sigmoid(first)
@@ -196,7 +197,7 @@ class GateLoop(Mixer):
             a = torch.complex((first + zero) * scale, second * scale)
         if self.state_operator == "real_part":
             a = torch.complex(a.real, torch.zeros_like(a.real))
-        return a.unsqueeze(-1).expand(*shape)
+        return a.unsqueeze(-1)
 
     def _real_transition(self, logit: torch.Tensor) -> torch.Tensor:
         if self.transition_parameterisation == "magnitude_and_phase":

@@ -1,7 +1,9 @@
 """gateloop(q, k, v, a, *, mode) → (y, final_state): one function, every mode, checked inputs.
 
 Shapes: q, k (B, L, H, dk) real; v (B, L, H, dv) real; a (B, L, H, dk) complex with the matching
-precision (float32 ↔ complex64, float64 ↔ complex128); state (B, H, dk, dv) complex; y (B, L, H, dv).
+precision (float32 ↔ complex64, float64 ↔ complex128), or (B, L, H, 1) for one transition per head (the
+layer's: the compiled loop then reads and differentiates one a per head instead of an expanded copy);
+state (B, H, dk, dv) complex; y (B, L, H, dv).
 """
 from __future__ import annotations
 
@@ -39,12 +41,15 @@ def resolve_backend(backend: str, device: torch.device) -> str:
 def gateloop(q, k, v, a, *, mode: str, initial_state=None, chunk_size: int = 64, scan_method: str = "doubling",
              backend: str = "auto"):
     check_inputs(q, k, v, a, initial_state)
+    compiled_loop = mode == "recurrent" and resolve_backend(backend, q.device) == "cpp"
+    if not compiled_loop:
+        a = a.expand_as(q)  # one transition per head: every other path takes it per row (a view)
     if mode == "recurrent" or mode == "scan":
         if initial_state is None:
             batch, _, heads, dk = q.shape
             initial_state = torch.zeros(batch, heads, dk, v.shape[-1], dtype=a.dtype, device=q.device)
         if mode == "recurrent":
-            if resolve_backend(backend, q.device) == "cpp":
+            if compiled_loop:
                 return compiled.gateloop_recurrent_cpp(q, k, v, a, initial_state)
             return gateloop_recurrent(q, k, v, a, initial_state)
         if scan_method not in SCAN_METHODS:
@@ -72,10 +77,10 @@ def check_inputs(q, k, v, a, initial_state) -> None:
         raise TypeError(f"gateloop: q, k, v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if a.dtype != _COMPLEX_OF[q.dtype]:
         raise TypeError(f"gateloop: a must be {_COMPLEX_OF[q.dtype]} to match q's {q.dtype}, got {a.dtype}")
-    if k.shape != q.shape or a.shape != q.shape:
+    if k.shape != q.shape or a.shape not in (q.shape, (*q.shape[:3], 1)):
         raise ValueError(
-            f"gateloop: q, k and a must have one shape (B, L, H, dk); got q {tuple(q.shape)}, "
-            f"k {tuple(k.shape)}, a {tuple(a.shape)}"
+            f"gateloop: q, k and a must have one shape (B, L, H, dk), or a (B, L, H, 1) for one transition "
+            f"per head; got q {tuple(q.shape)}, k {tuple(k.shape)}, a {tuple(a.shape)}"
         )
     if v.shape[:3] != q.shape[:3]:
         raise ValueError(f"gateloop: v must be (B, L, H, dv) with q's B, L, H {tuple(q.shape[:3])}, got {tuple(v.shape)}")

@@ -12,14 +12,18 @@ from tests.helpers import relative_error
 
 TOLERANCE = 1e-5  # relative, float32 / complex64 against float64 / complex128
 HEAD_SHAPES = {"max_heads": (6, 1, 1), "head_dim_3x2": (2, 3, 2)}  # (H, dk, dv)
+# for the compiled loop's row loops: dv = 20 is one full AVX-512 vector and a masked tail in float32 (16
+# lanes), two and a tail in float64; and a (B, L, H, 1), one transition per head, as the layer passes it
+COMPILED_SHAPES = {"head_dim_3x20": (2, 3, 20), "one_a_per_head_3x20": (2, 3, 20, "per head")}
 
 
-def make_inputs(batch, length, heads, dk, dv, *, seed=0, dtype=torch.float32, min_magnitude=0.5):
+def make_inputs(batch, length, heads, dk, dv, a_per=None, *, seed=0, dtype=torch.float32, min_magnitude=0.5):
     g = torch.Generator().manual_seed(seed)
     q, k = (torch.randn(batch, length, heads, dk, generator=g, dtype=dtype) for _ in range(2))
     v = torch.randn(batch, length, heads, dv, generator=g, dtype=dtype)
-    magnitude = min_magnitude + (1 - min_magnitude) * torch.rand(batch, length, heads, dk, generator=g, dtype=dtype)
-    phase = (2 * torch.rand(batch, length, heads, dk, generator=g, dtype=dtype) - 1) * math.pi
+    a_shape = (batch, length, heads, 1 if a_per == "per head" else dk)
+    magnitude = min_magnitude + (1 - min_magnitude) * torch.rand(a_shape, generator=g, dtype=dtype)
+    phase = (2 * torch.rand(a_shape, generator=g, dtype=dtype) - 1) * math.pi
     a = torch.polar(magnitude, phase)
     h0 = torch.randn(batch, heads, dk, dv, generator=g, dtype=a.dtype)
     return q, k, v, a, h0
@@ -43,7 +47,7 @@ _reference_cache = {}
 def reference(shape_name, length):
     key = (shape_name, length)
     if key not in _reference_cache:
-        inputs = make_inputs(2, length, *HEAD_SHAPES[shape_name])
+        inputs = make_inputs(2, length, *{**HEAD_SHAPES, **COMPILED_SHAPES}[shape_name])
         double_inputs = [t.to(torch.complex128 if t.is_complex() else torch.float64) for t in inputs]
         _reference_cache[key] = (inputs, outputs_and_gradients(
             lambda q, k, v, a, h0: gateloop_reference(q, k, v, a, h0), double_inputs))
@@ -196,17 +200,28 @@ def require_compiled():
         pytest.skip(f"no C++ toolchain here: {reason}")
 
 
-@pytest.mark.parametrize("length", [1, 7, 64, 65, 257, 1024])
-@pytest.mark.parametrize("shape_name", list(HEAD_SHAPES))
-def test_compiled_recurrent_matches_float64_reference(shape_name, length):
+@pytest.fixture(params=["avx512", "portable"])
+def row_loop(request, monkeypatch):
+    """The compiled loop's two matrix-state row loops: AVX-512 intrinsics and the portable one."""
     require_compiled()
+    from seqbench.models.gateloop import compiled
+
+    if request.param == "avx512" and not compiled._load()[0].has_avx512:
+        pytest.skip("this build of the kernel has no AVX-512 (not compiled for such a CPU)")
+    monkeypatch.setattr(compiled, "VECTORISED", request.param == "avx512")
+    return request.param
+
+
+@pytest.mark.parametrize("length", [1, 7, 64, 65, 257, 1024])
+@pytest.mark.parametrize("shape_name", list(HEAD_SHAPES) + list(COMPILED_SHAPES))
+def test_compiled_recurrent_matches_float64_reference(shape_name, length, row_loop):
     fn = lambda *t: gateloop(*t[:4], mode="recurrent", initial_state=t[4], backend="cpp")  # noqa: E731
     assert_matches_reference(fn, shape_name, length)
 
 
-def test_compiled_recurrent_in_float64_is_exact():
-    require_compiled()
-    inputs = [t.to(torch.complex128 if t.is_complex() else torch.float64) for t in make_inputs(2, 130, 3, 2, 2)]
+@pytest.mark.parametrize("shape", [(3, 2, 2), (2, 3, 20), (2, 3, 20, "per head")], ids=str)
+def test_compiled_recurrent_in_float64_is_exact(shape, row_loop):
+    inputs = [t.to(torch.complex128 if t.is_complex() else torch.float64) for t in make_inputs(2, 130, *shape)]
     y, state, grads = outputs_and_gradients(lambda *t: gateloop(*t[:4], mode="recurrent", initial_state=t[4], backend="cpp"), inputs)
     y_ref, state_ref, grads_ref = outputs_and_gradients(lambda *t: gateloop_reference(*t), inputs)
     assert relative_error(y, y_ref) < 1e-12 and relative_error(state, state_ref) < 1e-12

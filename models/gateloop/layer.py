@@ -27,10 +27,11 @@ from seqbench.models.registry import register
 from seqbench.models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
 
 STATE_TRANSITIONS = ("data", "fixed", "none")
-# Measured (layer forward+backward, B16 L256 d128, 1 thread, 2-core EPYC, best of 7 interleaved): the
-# rotated chunked mode's speed over the compiled recurrent loop's is 0.72× at head_dim 16, 0.87× at 32,
-# 1.04× at 64, 2.25× at 128 — and on a GPU only the chunked mode is made of matmuls.
-CHUNKED_FROM_HEAD_DIM = 64
+# Measured on CPU (layer forward+backward, B16 L256 d128, 1 thread, 2-core EPYC, best of 7 interleaved):
+# the rotated chunked mode's speed over the compiled recurrent loop's (AVX-512 rows, one a per head) is
+# 0.55× at head_dim 16, 0.73× at 32, 0.85× at 64, 1.03× at 128. On a GPU only the chunked mode is
+# made of matmuls: pass mode="chunked" (or backend="fla") there.
+CHUNKED_FROM_HEAD_DIM = 128
 PARAMETERISATIONS = ("sigmoid_of_modulus", "magnitude_and_phase")
 KV_PROJECTIONS = ("separate", "joint")
 STATE_OPERATORS = ("complex", "real_part")

@@ -124,4 +124,5 @@ def test_layer_chunked_mode_matches_the_float64_reference_and_hands_its_state_to
 def test_default_mode_is_chunked_only_for_large_matrix_states():
     assert models.build("gateloop", d_model=128).default_mode == "recurrent"  # max heads
     assert models.build("gateloop", d_model=128, heads=4).default_mode == "recurrent"  # head_dim 32
-    assert models.build("gateloop", d_model=128, heads=2).default_mode == "chunked"  # head_dim 64
+    assert models.build("gateloop", d_model=128, heads=2).default_mode == "recurrent"  # head_dim 64
+    assert models.build("gateloop", d_model=128, heads=1).default_mode == "chunked"  # head_dim 128

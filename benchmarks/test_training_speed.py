@@ -3,7 +3,8 @@ thread, in one process, median of 5 rounds after a warm-up (`make bench-targets`
 results/speed/benchmarks.json; this VM drifts by up to ~40% between minutes, so compare within a run):
 
 - the byte LM's optimizer step per mixer (d_model 128, 4 layers, MLP ×4, L 256, batch 16);
-- GateLoop's op with a matrix state: head_dim 32 at B16 L256 d128, and head_dim 64 against length;
+- GateLoop's op with a matrix state: head_dim 32 at B16 L256 d128, and head_dim 64 against length
+  (compiled loop and rotated chunked matmuls);
 - GateLoop's layer (max heads) at B4 L16384 d256 beside its projections and its op alone.
 """
 import pytest
@@ -69,11 +70,21 @@ def test_gateloop_op_head_dim_32(benchmark, path):
 
 
 @pytest.mark.parametrize("length", [1024, 4096, 16384])
-def test_gateloop_op_head_dim_64_against_length(benchmark, length):
-    """The default mode at head_dim 64 (rotated chunked), B4, 2 heads: time should grow linearly in L."""
-    leaves = [t.requires_grad_(True) for t in matrix_state_inputs(4, length, 2, 64)]
+@pytest.mark.parametrize("path", ["compiled recurrent", "rotated chunked"])
+def test_gateloop_op_head_dim_64_against_length(benchmark, path, length):
+    """head_dim 64, B4, 2 heads, both paths (the compiled loop is the default there on CPU, the rotated
+    chunked matmuls on GPUs): time should grow linearly in L."""
+    q, k, v, log_magnitude, theta = (t.requires_grad_(True) for t in matrix_state_inputs(4, length, 2, 64))
+
+    def step():
+        if path == "rotated chunked":
+            y, _ = gateloop_rotated_chunked(q, k, v, log_magnitude, theta, chunk_size=64)
+        else:
+            y, _ = gateloop(q, k, v, torch.polar(log_magnitude.exp(), theta).unsqueeze(-1), mode="recurrent")
+        y.sum().backward()
+
     benchmark.extra_info["length"] = length
-    benchmark.pedantic(lambda: gateloop_rotated_chunked(*leaves, chunk_size=64)[0].sum().backward(), rounds=5, warmup_rounds=1)
+    benchmark.pedantic(step, rounds=5, warmup_rounds=1)
 
 
 @pytest.mark.parametrize("part", ["layer", "projections", "op"])

@@ -2,8 +2,10 @@
 cpp_extension, once per environment.
 
 A build's name carries a hash of everything that makes a build incompatible — the source, the
-flags, the torch and Python versions and where torch is installed — so virtual environments on one
-machine never rebuild each other's build; two processes building the same one at once are
+flags, the torch and Python versions, where torch is installed and the CPU's instruction sets (the
+flags say -march=native) — so virtual environments on one machine never rebuild each other's build,
+and cluster nodes of different CPUs sharing a home folder (torch's build cache) never load each
+other's; two processes building the same one at once are
 serialised by torch's lock file in the build folder. Where no compiler is present the build fails
 and the caller learns why; the pure-PyTorch paths are then used (and reported as such).
 """
@@ -21,10 +23,21 @@ import torch
 CFLAGS, LDFLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fopenmp"), ("-fopenmp",)
 
 
+def cpu_instruction_sets() -> str:
+    """The CPU's feature flags (Linux: /proc/cpuinfo's x86 `flags` or ARM `Features`), else its name."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return " ".join(sorted(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def build_name(source: Path) -> str:
-    """The extension's name: fixed by the source and by what the build links against."""
+    """The extension's name: fixed by the source, by what the build links against and the CPU it targets."""
     key = "\n".join([source.read_text(), " ".join(CFLAGS + LDFLAGS), torch.__version__, str(Path(torch.__file__).parent),
-                     platform.python_version(), platform.machine()])
+                     platform.python_version(), platform.machine(), cpu_instruction_sets()])
     return f"seqbench_{source.stem}_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 

@@ -25,13 +25,10 @@ CFLAGS, LDFLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fopenmp"), ("-fo
 
 def cpu_instruction_sets() -> str:
     """The CPU's feature flags (Linux: /proc/cpuinfo's x86 `flags` or ARM `Features`), else its name."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return " ".join(sorted(line.split(":", 1)[1].split()))
-    except OSError:
-        pass
-    return platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    flags = [line.split(":", 1)[1] for line in lines if line.startswith(("flags", "Features")) and ":" in line]
+    return " ".join(sorted(flags[0].split())) if flags else platform.processor()
 
 
 def build_name(source: Path) -> str:

@@ -50,14 +50,7 @@ struct Avx512<float> {
   static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }     // a·b + c
   static V fnmadd(V a, V b, V c) { return _mm512_fnmadd_ps(a, b, c); }   // c − a·b
   static V fmsub(V a, V b, V c) { return _mm512_fmsub_ps(a, b, c); }     // a·b − c
-  // (Σa, Σb, Σc, Σd): one shuffle tree for four sums instead of four
-  static void sum4(V a, V b, V c, V d, float* out) {
-    const auto half = [](V x) {
-      return _mm256_add_ps(_mm512_castps512_ps256(x), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
-    };
-    const __m256 all = _mm256_hadd_ps(_mm256_hadd_ps(half(a), half(b)), _mm256_hadd_ps(half(c), half(d)));
-    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(all), _mm256_extractf128_ps(all, 1)));
-  }
+  static float sum(V x) { return _mm512_reduce_add_ps(x); }
 };
 
 template <>
@@ -75,11 +68,7 @@ struct Avx512<double> {
   static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
   static V fnmadd(V a, V b, V c) { return _mm512_fnmadd_pd(a, b, c); }
   static V fmsub(V a, V b, V c) { return _mm512_fmsub_pd(a, b, c); }
-  static void sum4(V a, V b, V c, V d, double* out) {
-    const auto half = [](V x) { return _mm256_add_pd(_mm512_castpd512_pd256(x), _mm512_extractf64x4_pd(x, 1)); };
-    const __m256d ab = _mm256_hadd_pd(half(a), half(b)), cd = _mm256_hadd_pd(half(c), half(d));
-    _mm256_storeu_pd(out, _mm256_add_pd(_mm256_permute2f128_pd(ab, cd, 0x20), _mm256_permute2f128_pd(ab, cd, 0x31)));
-  }
+  static double sum(V x) { return _mm512_reduce_add_pd(x); }
 };
 
 // One state row forward: to = a·from + k·v (from may be to).
@@ -134,7 +123,7 @@ void backward_row_avx512(int64_t dv, T ar, T ai, T qq, const T* gy, const T* v, 
     S::store(g_re + j, S::fmadd(var, gr, S::mul(vai, gi)), m);
     S::store(g_im + j, S::fmsub(var, gi, S::mul(vai, gr)), m);
   }
-  S::sum4(gq, gk, ga_re, ga_im, sums);
+  sums[0] = S::sum(gq), sums[1] = S::sum(gk), sums[2] = S::sum(ga_re), sums[3] = S::sum(ga_im);
 }
 #else
 constexpr bool kHaveAvx512 = false;

@@ -1,12 +1,13 @@
 # The two commands of the README: `make demo` (set up + a small real sweep with plots) and
 # `make test` (set up + every test, the Slurm integration tests against a real one-node cluster).
+# `make test-fast` is the contributors' edit–test loop: everything but the slow, fault and Slurm tiers.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 ROOT := $(shell [ "$$(id -u)" = 0 ] && echo "" || echo sudo)
 
-.PHONY: setup demo test bench bench-targets speed throughput slurm-up slurm-down clean
+.PHONY: setup demo test test-fast bench bench-targets speed throughput slurm-up slurm-down clean
 
 setup: $(STAMP)
 
@@ -32,7 +33,11 @@ test: $(STAMP)
 	@if [ -n "$$CI" ] || command -v sinfo >/dev/null 2>&1 || [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory slurm-up; \
 	else echo "no root and no Slurm here: the Slurm integration tests will be skipped (make slurm-up to run them)"; fi
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 tests
+
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=10 -m "not slow and not slurm and not faults" tests
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q benchmarks --benchmark-columns=median,iqr,rounds --benchmark-sort=name

@@ -1,5 +1,5 @@
 """Published findings as declarative records: the claim, its source, the runs that decide it at each
-scale, and the decision rule — all written before any run (docs/findings.md says why each rule).
+scale, and the decision rule — all written before any run (each record's notes say why its rule).
 
 A record's arms are overrides of its scale's base config; every arm is solved to the same parameter
 count (±2%, models/fair.py), seeds are paired (the batch stream depends only on the seed), and
@@ -55,7 +55,7 @@ LM_BASE = {
                       "clip_grad_norm": 0.5, "warmup_steps": 0},
     },
 }
-# cpu: 3e-2 was added after the first pass (commit d1f4c5a) chose 1e-2, the grid's top, for every arm;
+# cpu: 3e-2 was added after the first pass chose 1e-2, the grid's top, for every arm;
 # the rules are unchanged, the grid only covers the optimum now (the report flags a chosen lr at an edge)
 LR_GRID = {"cpu": [3e-3, 1e-2, 3e-2], "cluster": [1e-4, 3e-4, 1e-3]}
 
@@ -101,6 +101,11 @@ class Probe:
     arms: tuple[Arm, ...]
     select_lr: bool = False
 
+    @property
+    def is_speed(self) -> bool:
+        """A measurement probe (time, memory): one run per arm, no seeds, no lr."""
+        return self.base is not None and self.base.get("kind") == "speed"
+
     def config_data(self, arm: Arm, scale: str, lr: float | None, seed: int) -> dict[str, Any]:
         data = copy.deepcopy(LM_BASE[scale] if self.base is None else self.base)
         for dotted, value in arm.overrides.items():
@@ -112,9 +117,7 @@ class Probe:
         return data
 
     def lrs(self, scale: str) -> list[float | None]:
-        if self.base is not None and self.base.get("kind") == "speed":
-            return [None]
-        return list(LR_GRID[scale]) if self.select_lr else [None]
+        return list(LR_GRID[scale]) if self.select_lr and not self.is_speed else [None]
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ class Finding:
             raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
         rows = []
         for probe in self.probes:
-            seeds = [0] if probe.base is not None and probe.base.get("kind") == "speed" else SEEDS
+            seeds = [0] if probe.is_speed else SEEDS
             for arm in probe.arms:
                 for lr in probe.lrs(scale):
                     for seed in seeds:
@@ -169,9 +172,6 @@ def _horizon(rule: str, *arms: Arm) -> Probe:
 
 def _speed(name: str, *arms: Arm) -> Probe:
     return Probe(name=name, base=SPEED_BASE, arms=arms)
-
-
-D_INNER = {"cpu": 64, "cluster": 512}
 
 
 def _head_dim(head_dim: int) -> Arm:

@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 
 from seqbench.analysis.collect import collect, collect_rows
-from seqbench.analysis.findings import CORPUS, SCALE_LIMITS, STORE_FOLDER, Finding, Probe
-from seqbench.analysis.protocol import t_interval
-from seqbench.analysis.verdicts import Crossover, Outcome, Ratio, Similar, higher_is_better
-from seqbench.bench.store import atomic_write_bytes
+from seqbench.analysis.findings import CORPUS, SCALE_LIMITS, STORE_FOLDER, Finding
+from seqbench.analysis.protocol import MIN_SEEDS_FOR_INTERVAL, higher_is_better, t_interval, validation_metric, value_at_step
+from seqbench.analysis.verdicts import Crossover, Outcome, Ratio, Similar, at_chosen_lr
+from seqbench.core import atomic_save_figure, atomic_write_bytes, atomic_write_csv
 
 RUN_COLUMNS = ("status", "parameters", "steps", "wall_time_s", "final_bpc", "validation_bpc", "final_accuracy",
                "validation_accuracy", "model.d_model", "model.mlp_hidden", "provenance.commit", "provenance.dirty")
@@ -30,15 +30,11 @@ def format_listing(findings: list[Finding]) -> str:
         lines.append(f"{finding.id:<7} {finding.claim}")
         lines.append(f"        source: {finding.source}")
         for probe in finding.probes:
-            how = "measured" if _is_speed(probe) else "best lr on validation" if probe.select_lr else "one lr"
+            how = "measured" if probe.is_speed else "best lr on validation" if probe.select_lr else "one lr"
             lines.append(f"        runs:   {probe.name}: {', '.join(arm.label for arm in probe.arms)} ({how})")
         for number, rule in enumerate(finding.rules):
             lines.append(f"        {'decides' if number == 0 else 'also':<7} {rule.describe()}")
     return "\n".join(lines)
-
-
-def _is_speed(probe: Probe) -> bool:
-    return probe.base is not None and probe.base.get("kind") == "speed"
 
 
 def folder_name(finding_id: str) -> str:
@@ -85,9 +81,6 @@ def parameter_spread(table: pd.DataFrame) -> float | None:
 
 # --- plots ---------------------------------------------------------------------------------------
 def plot_finding(finding: Finding, outcomes: list[Outcome], table, curves, rows, path: Path, scale: str = "cpu") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -96,14 +89,14 @@ def plot_finding(finding: Finding, outcomes: list[Outcome], table, curves, rows,
     for axis, probe in zip(axes[0], probes):
         rule = next((r for r in finding.rules if (r.probe or probes[0].name) == probe.name), finding.rules[0])
         done = table[(table["probe"] == probe.name) & (table["status"] == "completed")]
-        if _is_speed(probe):
+        if probe.is_speed:
             _plot_speed(axis, rows[rows["probe"] == probe.name] if len(rows) else rows, rule, sns)
         elif isinstance(rule, Crossover):
             _plot_curves(axis, done, curves, rule, sns)
         elif any(c.startswith("final_accuracy/") for c in done.columns) and probe.name.startswith("memory_horizon"):
             _plot_buckets(axis, done, sns)
         else:
-            shown, column = _value_column(done, curves, rule, scale)
+            shown, column = value_at_step(done, curves, rule.metric, rule.step(scale) if isinstance(rule, Similar) else None)
             _plot_arms(axis, shown, column, rule, [arm.label for arm in probe.arms], sns)
         axis.set_title(probe.name, fontsize=10)
     verdict = outcomes[0].verdict if outcomes else "no rule"
@@ -111,34 +104,21 @@ def plot_finding(finding: Finding, outcomes: list[Outcome], table, curves, rows,
     figure.suptitle(f"{claim}\nverdict at this scale: {verdict}", fontsize=10)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    atomic_save_figure(figure, path, dpi=110)
     plt.close(figure)
     return path
-
-
-def _value_column(done: pd.DataFrame, curves: pd.DataFrame, rule, scale: str) -> tuple[pd.DataFrame, str]:
-    """The runs with the rule's value: its metric, or the validation curve at the rule's step."""
-    at = rule.step(scale) if isinstance(rule, Similar) else None
-    name = rule.metric.removeprefix("validation_")
-    if at is None or curves.empty or name not in curves.columns:
-        return done, rule.metric
-    column = f"{rule.metric} at step {at}"
-    picked = curves[(curves["split"] == "validation") & (curves["step"] == at)][["run_id", name]]
-    return done.merge(picked.rename(columns={name: column}), on="run_id", how="left"), column
 
 
 def _plot_arms(axis, done, metric, rule, order, sns):
     if done.empty or metric not in done.columns:
         axis.text(0.5, 0.5, "no completed runs yet", ha="center", transform=axis.transAxes)
         return
-    from seqbench.analysis.verdicts import select_best_lr
-
-    chosen = select_best_lr(done, metric.split(" at step ")[0])
+    chosen = at_chosen_lr(done, metric.split(" at step ")[0])
     order = [arm for arm in order if arm in set(chosen["arm"])]
     sns.stripplot(data=chosen, x="arm", y=metric, order=order, ax=axis, color="0.4", size=5, jitter=0.1)
     for position, arm in enumerate(order):
         values = chosen.loc[chosen["arm"] == arm, metric].dropna().to_numpy()
-        low, high = t_interval(values) if len(values) >= 3 else (math.nan, math.nan)
+        low, high = t_interval(values) if len(values) >= MIN_SEEDS_FOR_INTERVAL else (math.nan, math.nan)
         axis.errorbar(position + 0.25, values.mean(), yerr=[[values.mean() - low], [high - values.mean()]] if math.isfinite(low) else None,
                       fmt="o", color="C3", capsize=4)
     axis.set_xlabel("")
@@ -147,10 +127,8 @@ def _plot_arms(axis, done, metric, rule, order, sns):
 
 
 def _plot_curves(axis, done, curves, rule: Crossover, sns):
-    from seqbench.analysis.verdicts import select_best_lr
-
     name = rule.metric.removeprefix("validation_")
-    chosen = select_best_lr(done, rule.metric)
+    chosen = at_chosen_lr(done, rule.metric)
     valid = curves[curves["split"] == "validation"].merge(chosen[["run_id", "arm", "seed"]], on="run_id") if len(curves) else curves
     if valid.empty or name not in valid.columns:
         axis.text(0.5, 0.5, "no curves yet", ha="center", transform=axis.transAxes)
@@ -188,18 +166,16 @@ def _plot_speed(axis, rows, rule, sns):
 def _lr_lines(finding: Finding, table: pd.DataFrame, scale: str) -> list[str]:
     """Per probe that selects the lr: each arm's chosen lr, flagged where it sits at the grid's edge."""
     from seqbench.analysis.findings import LR_GRID
-    from seqbench.analysis.verdicts import select_best_lr, validation_of
-
     lines = []
     for probe in finding.probes:
         done = table[(table["probe"] == probe.name) & (table["status"] == "completed")]
         metric = next((getattr(r, "metric", None) for r in finding.rules if (r.probe or finding.probes[0].name) == probe.name), None)
-        if not probe.select_lr or done.empty or metric is None or validation_of(metric) not in done.columns:
+        if not probe.select_lr or done.empty or metric is None or validation_metric(metric) not in done.columns:
             continue
         grid = LR_GRID[scale]
-        chosen = select_best_lr(done, metric).groupby("arm")["lr"].first()
+        chosen = at_chosen_lr(done, metric).groupby("arm")["lr"].first()
         text = ", ".join(f"{arm} {lr:g}{' (edge)' if lr in (min(grid), max(grid)) else ''}" for arm, lr in chosen.items())
-        lines += [f"Learning rate chosen on mean validation {validation_of(metric).removeprefix('validation_')} over "
+        lines += [f"Learning rate chosen on mean validation {validation_metric(metric).removeprefix('validation_')} over "
                   f"seeds from {', '.join(f'{lr:g}' for lr in grid)}: {text}.", ""]
     return lines
 
@@ -227,9 +203,9 @@ def write_report(findings: list[Finding], scale: str, *, root=None, out="results
         outcomes = evaluate(finding, scale, table, wide, measured)
         folder = out / scale / folder_name(finding.id)
         folder.mkdir(parents=True, exist_ok=True)
-        table.to_csv(folder / "runs.csv", index=False)
+        atomic_write_csv(folder / "runs.csv", table)
         if len(measured):
-            measured.to_csv(folder / "measurements.csv", index=False)
+            atomic_write_csv(folder / "measurements.csv", measured)
         written += [folder / "runs.csv", plot_finding(finding, outcomes, table, wide, measured, folder / "plot.png", scale)]
         completed = int((table["status"] == "completed").sum())
         spread = parameter_spread(table)

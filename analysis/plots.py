@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from seqbench.analysis.collect import main_metric, varying_columns  # noqa: E402
-from seqbench.analysis.protocol import (  # noqa: E402
+from seqbench.analysis.collect import main_metric, varying_columns
+from seqbench.analysis.protocol import (
     LR,
     MIN_SEEDS_FOR_INTERVAL,
     best_over_lr,
@@ -21,6 +18,7 @@ from seqbench.analysis.protocol import (  # noqa: E402
     t_interval,
     validation_metric,
 )
+from seqbench.core import atomic_save_figure
 
 CURVE_POINTS = 200  # per training curve; the 20-step running mean makes more points redundant
 
@@ -50,7 +48,7 @@ def final_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, str, bool, str]:
         if groups and (done.groupby(groups)[LR].nunique() == 1).all():
             return done, metric, higher, "one lr per configuration, set in the sweep"
         if validation_metric(metric) in done.columns:
-            return best_over_lr(done, metric=metric, higher_is_better=higher), metric, higher, "best lr per seed, chosen on validation"
+            return best_over_lr(done, metric=metric), metric, higher, "best lr per configuration, chosen on mean validation over seeds"
     return done, metric, higher, "one lr for all" if LR in done.columns else "as run"
 
 
@@ -72,7 +70,7 @@ def plot_final(runs: pd.DataFrame, path: Path) -> Path:
     grid.figure.suptitle(f"{metric} ({'higher' if higher else 'lower'} is better) — {protocol}\n{shown}; dots: seeds", fontsize=9)
     grid.set_axis_labels(_label(layout["x"]), metric)
     grid.figure.tight_layout()
-    grid.savefig(path, dpi=120)
+    atomic_save_figure(grid.figure, path, dpi=120)
     plt.close(grid.figure)
     return path
 
@@ -99,7 +97,7 @@ def plot_curves(runs: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
         ax.set_title(f"{title}\n{'mean, 95% t-interval over seeds' if interval else 'mean over seeds (fewer than 3: no interval)'}")
         ax.set_ylabel(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_save_figure(fig, path, dpi=120)
     plt.close(fig)
     return path
 

@@ -1,11 +1,15 @@
-"""The comparison protocol, written down as code: best learning rate chosen on validation, test
-reported; intervals over seeds only; two arms compared through their per-seed differences.
+"""The comparison protocol, written down once: every report, verdict and plot calls these.
 
-Why: a single learning rate ranks models by their sensitivity to it (on the demo, softmax attention
-goes from 0.04 to 1.00 accuracy across lr 1e-4 … 1e-2 while RetNet peaks at 0.27), so each model
-gets its best lr from a grid — chosen on validation, never on test (Zoology, arXiv 2312.04927).
-Seeds fix the data stream and the initialisation for every arm alike, so the differences between
-two arms at the same seed are the paired observations; with fewer than 3 seeds no interval is shown.
+- Each arm (a configuration of a sweep, an arm of a finding) gets the learning rate whose **mean
+  validation metric over seeds** is best (`choose_lr`); its test metric is reported at that lr.
+  Why: a single lr ranks models by their sensitivity to it (on the demo, softmax attention goes from
+  0.04 to 1.00 accuracy across lr 1e-4 … 1e-2 while RetNet peaks at 0.27); choosing on validation,
+  never on test, keeps the test number honest (Zoology, arXiv 2312.04927); one lr per arm, not one
+  per seed, keeps the seeds of an arm one configuration, so their spread is the seed noise alone.
+  An lr at the edge of the grid tried is flagged: the optimum may lie beyond it.
+- Intervals are Student-t over seeds; fewer than `MIN_SEEDS_FOR_INTERVAL` seeds show none.
+- Two arms are compared through their per-seed differences at each arm's chosen lr: seeds fix the
+  data stream and the initialisation for every arm alike, so the same seed pairs them.
 """
 from __future__ import annotations
 
@@ -20,11 +24,17 @@ from seqbench.analysis.collect import varying_columns
 
 LR = "optimizer.lr"
 MIN_SEEDS_FOR_INTERVAL = 3
+LOWER_IS_BETTER = ("bpc", "loss")
 
 
-def validation_metric(test_metric: str) -> str:
-    """final_accuracy (reported on test) → validation_accuracy (what the lr is chosen on)."""
-    return "validation_" + test_metric.removeprefix("final_")
+def higher_is_better(metric: str) -> bool:
+    return not any(metric.endswith(stem) for stem in LOWER_IS_BETTER)
+
+
+def validation_metric(metric: str) -> str:
+    """final_accuracy (reported on test), validation_accuracy or accuracy → validation_accuracy (what
+    the lr is chosen on)."""
+    return "validation_" + metric.removeprefix("final_").removeprefix("validation_")
 
 
 def configuration_columns(runs: pd.DataFrame) -> list[str]:
@@ -32,30 +42,58 @@ def configuration_columns(runs: pd.DataFrame) -> list[str]:
     return [c for c in varying_columns(runs) if c != LR]
 
 
-def best_over_lr(runs: pd.DataFrame, *, metric: str, higher_is_better: bool) -> pd.DataFrame:
-    """Per configuration and seed: the run with the best validation metric; its test metric, its lr,
-    and whether that lr sits at the edge of the grid tried (the optimum may lie outside it)."""
+def choose_lr(runs: pd.DataFrame, *, metric: str, groups: list[str], lr: str = LR, warn: bool = False) -> pd.DataFrame:
+    """Per group (an arm): every run at the lr whose mean validation metric over seeds is best, with
+    `chosen_lr` and `lr_at_edge` (the chosen lr is the smallest or largest of that group's grid).
+    Runs without an lr to choose (the column absent or empty) come back as they are."""
     selector = validation_metric(metric)
-    if selector not in runs.columns:
-        raise ValueError(f"best-over-lr needs {selector!r} (the validation metric of each run); the runs hold no such column")
-    done = runs[runs[selector].notna() & runs[metric].notna()].copy()
-    groups = configuration_columns(done)
-    keys = [*groups, "seed"]
-    order = done.sort_values(selector, ascending=not higher_is_better, kind="stable")
-    best = order.groupby(keys, dropna=False, sort=True).head(1).copy()
-    grid = done.groupby(groups, dropna=False)[LR].agg(["min", "max", "nunique"]) if groups else None
-    if grid is not None:
-        best = best.join(grid, on=groups)
-    else:
-        best["min"], best["max"], best["nunique"] = done[LR].min(), done[LR].max(), done[LR].nunique()
-    best["lr_at_edge"] = (best["nunique"] > 1) & ((best[LR] == best["min"]) | (best[LR] == best["max"]))
-    best = best.drop(columns=["min", "max", "nunique"]).rename(columns={LR: "chosen_lr"})
-    best["protocol"] = f"best lr on validation ({selector}), {metric} reported"
-    edge = best[best["lr_at_edge"]]
-    if len(edge):
-        where = ", ".join(sorted({" ".join(f"{g}={row[g]}" for g in groups) or "all" for _, row in edge.iterrows()}))
+    if runs.empty or lr not in runs.columns or runs[lr].isna().all() or selector not in runs.columns:
+        return runs
+    done = runs[runs[selector].notna()]
+    keys = list(groups)
+    means = done.groupby([*keys, lr], dropna=False)[selector].mean().reset_index() if keys else \
+        done.groupby(lr)[selector].mean().reset_index()
+    means = means.sort_values(selector, ascending=not higher_is_better(metric), kind="stable")
+    best = means.groupby(keys, dropna=False).head(1) if keys else means.head(1)
+    grid = done.groupby(keys, dropna=False)[lr].agg(["min", "max", "nunique"]).reset_index() if keys else \
+        pd.DataFrame([{"min": done[lr].min(), "max": done[lr].max(), "nunique": done[lr].nunique()}])
+    best = best.merge(grid, on=keys) if keys else best.assign(**grid.iloc[0].to_dict())
+    best["lr_at_edge"] = (best["nunique"] > 1) & ((best[lr] == best["min"]) | (best[lr] == best["max"]))
+    best = best[[*keys, lr, "lr_at_edge"]].assign(chosen_lr=best[lr])
+    chosen = done.merge(best, on=[*keys, lr]) if keys else done[done[lr] == best[lr].iloc[0]].assign(
+        lr_at_edge=bool(best["lr_at_edge"].iloc[0]), chosen_lr=best[lr].iloc[0])
+    if warn and chosen["lr_at_edge"].any():
+        edge = chosen[chosen["lr_at_edge"]].drop_duplicates(keys) if keys else chosen.head(1)
+        where = ", ".join(sorted(" ".join(f"{g}={row[g]}" for g in keys) or "all" for _, row in edge.iterrows()))
         warnings.warn(f"the best lr is at the edge of the grid for: {where}; widen the grid", stacklevel=2)
-    return best.reset_index(drop=True)
+    return chosen.reset_index(drop=True)
+
+
+def best_over_lr(runs: pd.DataFrame, *, metric: str) -> pd.DataFrame:
+    """A sweep's runs at each configuration's chosen lr (choose_lr over the sweep's axes), its test
+    metric reported; warns where a chosen lr sits at the edge of the grid."""
+    done = runs[runs[validation_metric(metric)].notna() & runs[metric].notna()] if validation_metric(metric) in runs.columns \
+        else None
+    if done is None:
+        raise ValueError(f"best-over-lr needs {validation_metric(metric)!r} (the validation metric of each run); "
+                         "the runs hold no such column")
+    chosen = choose_lr(done, metric=metric, groups=configuration_columns(done), warn=True)
+    chosen = chosen.drop(columns=[LR]) if LR in chosen.columns else chosen
+    chosen["protocol"] = f"best lr on mean validation over seeds ({validation_metric(metric)}), {metric} reported"
+    return chosen
+
+
+def value_at_step(runs: pd.DataFrame, curves: pd.DataFrame, metric: str, step: int | None) -> tuple[pd.DataFrame, str]:
+    """The runs with a column holding `metric`: the metric itself, or (with `step`) the validation
+    curve's value at that step (NaN where a run has none)."""
+    if step is None:
+        return runs, metric
+    column = f"{metric} at step {step}"
+    name = metric.removeprefix("validation_")
+    if curves.empty or name not in curves.columns:
+        return runs.assign(**{column: math.nan}), column
+    at = curves[(curves["split"] == "validation") & (curves["step"] == step)][["run_id", name]]
+    return runs.merge(at.rename(columns={name: column}), on="run_id", how="left"), column
 
 
 def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
@@ -67,13 +105,21 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
     return (values.mean() - half, values.mean() + half)
 
 
-def paired_difference(table: pd.DataFrame, *, arm: str, a, b, value: str, pair: str = "seed",
-                      confidence: float = 0.95) -> dict:
-    """Mean of (a − b) over the seeds both arms have, with a t-interval on the per-seed differences."""
+def paired_differences(table: pd.DataFrame, *, arm: str, a, b, value: str, metric: str | None = None,
+                       pair: str = "seed") -> pd.Series:
+    """Per seed both arms have: value(a) − value(b), signed (by `metric`, default `value`) so that
+    positive favours a. Empty when either arm is missing."""
+    if value not in table.columns:
+        return pd.Series(dtype=float)
     wide = table[table[arm].isin([a, b])].pivot_table(index=pair, columns=arm, values=value, aggfunc="first")
     if a not in wide.columns or b not in wide.columns:
-        raise ValueError(f"paired_difference: {arm} has no {a!r} or no {b!r} among {sorted(table[arm].unique(), key=str)}")
-    differences = (wide[a] - wide[b]).dropna()
-    low, high = t_interval(differences, confidence)
-    return {"arm": arm, "a": a, "b": b, "value": value, "seeds": len(differences), "mean_difference": differences.mean(),
-            "low": low, "high": high, "confidence": confidence, "differences": differences.tolist()}
+        return pd.Series(dtype=float)
+    sign = 1.0 if higher_is_better(metric or value) else -1.0
+    return (sign * (wide[a] - wide[b])).dropna()
+
+
+def interval(differences) -> tuple[float, float, float]:
+    """(mean, low, high) of per-seed differences, the t-interval at 95%."""
+    values = np.asarray(differences, dtype=float)
+    low, high = t_interval(values)
+    return float(values.mean()) if len(values) else math.nan, low, high

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from seqbench.analysis.collect import collect, collect_rows, varying_columns
-from seqbench.bench.store import Store, atomic_write_bytes
+from seqbench.bench.store import Store
+from seqbench.core import atomic_write_bytes, atomic_write_csv
 
 HEADLINE = ["status", "summary.steps", "final_accuracy", "final_bpc", "train_loss", "tokens_per_s", "parameters",
             "state_size"]
@@ -80,7 +81,7 @@ def throughput_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    atomic_write_bytes(path, frame.to_csv(index=False).encode())
+    atomic_write_csv(path, frame)
     return path
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+from seqbench.core import atomic_save_figure
 
 BASELINE = ("softmax_attention", "parallel")
 
@@ -99,7 +98,7 @@ def plot_speed(table: pd.DataFrame, out_dir: Path, title: str = "") -> list[Path
     fig.suptitle(title or "cost against length", fontsize=11)
     fig.tight_layout()
     path = out_dir / "speed.png"
-    fig.savefig(path, dpi=110)
+    atomic_save_figure(fig, path, dpi=110)
     plt.close(fig)
     return [path]
 
@@ -117,7 +116,7 @@ def plot_gateloop_op(table: pd.DataFrame, out_dir: Path) -> Path:
     axes[1].legend(fontsize=7)
     fig.tight_layout()
     path = out_dir / "gateloop_op.png"
-    fig.savefig(path, dpi=110)
+    atomic_save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -144,6 +143,6 @@ def plot_throughput(table: pd.DataFrame, out_dir: Path, title: str = "") -> Path
                  f"{int(ok['tokens_per_step'].iloc[0]) if len(ok) else 0} tokens per step", fontsize=10)
     fig.tight_layout()
     path = out_dir / "throughput.png"
-    fig.savefig(path, dpi=110)
+    atomic_save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path

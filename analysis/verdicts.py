@@ -30,18 +30,14 @@ from dataclasses import KW_ONLY, dataclass, field
 import numpy as np
 import pandas as pd
 
-from seqbench.analysis.protocol import MIN_SEEDS_FOR_INTERVAL, t_interval
-
-VERDICTS = ("reproduced", "contradicted", "inconclusive")
-LOWER_IS_BETTER = ("bpc", "loss")
-
-
-def higher_is_better(metric: str) -> bool:
-    return not any(metric.endswith(stem) for stem in LOWER_IS_BETTER)
-
-
-def validation_of(metric: str) -> str:
-    return "validation_" + metric.removeprefix("final_").removeprefix("validation_")
+from seqbench.analysis.protocol import (
+    MIN_SEEDS_FOR_INTERVAL,
+    choose_lr,
+    higher_is_better,
+    interval,
+    paired_differences,
+    value_at_step,
+)
 
 
 @dataclass(frozen=True)
@@ -60,37 +56,19 @@ def _inconclusive(rule: str, why: str) -> Outcome:
     return Outcome(rule, "inconclusive", detail=why)
 
 
-def select_best_lr(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per (probe, arm): the runs at the lr whose mean validation metric over seeds is best."""
-    selector = validation_of(metric)
-    if runs.empty or runs["lr"].isna().all() or selector not in runs.columns:
-        return runs
-    means = runs.groupby(["probe", "arm", "lr"], dropna=False)[selector].mean().reset_index()
-    means = means.sort_values(selector, ascending=not higher_is_better(metric), kind="stable")
-    best = means.groupby(["probe", "arm"], dropna=False).head(1)[["probe", "arm", "lr"]]
-    return runs.merge(best, on=["probe", "arm", "lr"])
+def at_chosen_lr(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Each (probe, arm) at its chosen lr (protocol.choose_lr: the best mean validation metric over seeds)."""
+    return choose_lr(runs, metric=metric, groups=["probe", "arm"], lr="lr")
 
 
 def paired(runs: pd.DataFrame, a: str, b: str, value: str, metric: str | None = None) -> pd.Series:
-    """Per seed: value(a) − value(b), oriented (by `metric`, default `value`) so that positive favours a."""
-    if value not in runs.columns:
-        return pd.Series(dtype=float)
-    wide = runs[runs["arm"].isin([a, b])].pivot_table(index="seed", columns="arm", values=value, aggfunc="first")
-    if a not in wide.columns or b not in wide.columns:
-        return pd.Series(dtype=float)
-    sign = 1.0 if higher_is_better(metric or value) else -1.0
-    return (sign * (wide[a] - wide[b])).dropna()
+    return paired_differences(runs, arm="arm", a=a, b=b, value=value, metric=metric)
 
 
 def _arm_means(runs: pd.DataFrame, value: str, arms: list[str]) -> dict:
     if value not in runs.columns:
         return {arm: math.nan for arm in arms}
     return runs.groupby("arm")[value].mean().reindex(arms).to_dict()
-
-
-def _interval(differences: pd.Series) -> tuple[float, float, float]:
-    low, high = t_interval(differences.to_numpy())
-    return float(differences.mean()), low, high
 
 
 class Rule(abc.ABC):
@@ -107,18 +85,6 @@ class Rule(abc.ABC):
         """The verdict from the finished runs of the rule's probe (and their curves or measured rows)."""
 
 
-def _value_table(runs: pd.DataFrame, curves: pd.DataFrame, metric: str, at_step: int | None) -> tuple[pd.DataFrame, str]:
-    """The runs with a column holding `metric` (at `at_step` on the validation curve when given)."""
-    if at_step is None:
-        return runs, metric
-    column = f"{metric}@{at_step}"
-    name = metric.removeprefix("validation_")
-    if name not in curves.columns:
-        return runs.assign(**{column: math.nan}), column
-    at = curves[(curves["split"] == "validation") & (curves["step"] == at_step)][["run_id", name]]
-    return runs.merge(at.rename(columns={name: column}), on="run_id", how="left"), column
-
-
 @dataclass(frozen=True)
 class Better(Rule):
     a: str
@@ -131,13 +97,13 @@ class Better(Rule):
         return f"better: {self.a} beats {self.b} on {self.metric} (paired 95% interval of the difference excludes 0)"
 
     def evaluate(self, runs, curves, rows, scale) -> Outcome:
-        chosen = select_best_lr(runs, self.metric)
-        differences = paired(chosen, self.a, self.b, self.metric)
-        per_arm = _arm_means(chosen, self.metric, [self.a, self.b])
+        at_lr = at_chosen_lr(runs, self.metric)
+        differences = paired(at_lr, self.a, self.b, self.metric)
+        per_arm = _arm_means(at_lr, self.metric, [self.a, self.b])
         if len(differences) < MIN_SEEDS_FOR_INTERVAL:
             return Outcome(self.describe(), "inconclusive", seeds=len(differences), per_arm=per_arm,
                            detail=f"{len(differences)} paired seed(s); {MIN_SEEDS_FOR_INTERVAL} needed")
-        effect, low, high = _interval(differences)
+        effect, low, high = interval(differences)
         verdict = "reproduced" if low > 0 else "contradicted" if high < 0 else "inconclusive"
         return Outcome(self.describe(), verdict, effect, low, high, len(differences), per_arm=per_arm)
 
@@ -160,14 +126,14 @@ class Similar(Rule):
         return f"similar: {self.a} and {self.b} within ±{self.margin:g} on {self.metric}{when} (whole 95% interval inside the margin)"
 
     def evaluate(self, runs, curves, rows, scale) -> Outcome:
-        chosen = select_best_lr(runs, self.metric)
-        table, column = _value_table(chosen, curves, self.metric, self.step(scale))
+        at_lr = at_chosen_lr(runs, self.metric)
+        table, column = value_at_step(at_lr, curves, self.metric, self.step(scale))
         differences = paired(table, self.a, self.b, column, self.metric)
         per_arm = _arm_means(table, column, [self.a, self.b])
         if len(differences) < MIN_SEEDS_FOR_INTERVAL:
             return Outcome(self.describe(), "inconclusive", seeds=len(differences), per_arm=per_arm,
                            detail=f"{len(differences)} paired seed(s); {MIN_SEEDS_FOR_INTERVAL} needed")
-        effect, low, high = _interval(differences)
+        effect, low, high = interval(differences)
         if -self.margin <= low and high <= self.margin:
             verdict = "reproduced"
         elif low > self.margin or high < -self.margin:
@@ -190,11 +156,11 @@ class Crossover(Rule):
 
     def advantage(self, runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
         """Per evaluation step and seed: late's advantage over early (positive: late ahead)."""
-        chosen = select_best_lr(runs, self.metric)
+        at_lr = at_chosen_lr(runs, self.metric)
         name = self.metric.removeprefix("validation_")
-        if name not in curves.columns or chosen.empty:
+        if name not in curves.columns or at_lr.empty:
             return pd.DataFrame(columns=["step", "seed", "advantage"])
-        valid = curves[curves["split"] == "validation"].merge(chosen[["run_id", "arm", "seed"]], on="run_id")
+        valid = curves[curves["split"] == "validation"].merge(at_lr[["run_id", "arm", "seed"]], on="run_id")
         wide = valid.pivot_table(index=["step", "seed"], columns="arm", values=name, aggfunc="first")
         if self.late not in wide.columns or self.early not in wide.columns:
             return pd.DataFrame(columns=["step", "seed", "advantage"])
@@ -211,7 +177,7 @@ class Crossover(Rule):
         final = advantage[advantage["step"] == last].set_index("seed")["advantage"]
         if len(final) < MIN_SEEDS_FOR_INTERVAL:
             return _inconclusive(self.describe(), f"{len(final)} paired seed(s) at the last step; {MIN_SEEDS_FOR_INTERVAL} needed")
-        effect, low, high = _interval(final)
+        effect, low, high = interval(final)
         ahead_from = crossover_step(mean)
         detail = (f"{self.late} ahead from step {ahead_from} to the end" if ahead_from is not None
                   else f"{self.late} never stays ahead to the end")
@@ -247,18 +213,18 @@ class Monotone(Rule):
         return f"monotone: {self.metric} improves along {' → '.join(self.levels)} (last vs first interval above 0)"
 
     def evaluate(self, runs, curves, rows, scale) -> Outcome:
-        chosen = select_best_lr(runs, self.metric)
-        means = pd.Series(_arm_means(chosen, self.metric, list(self.levels)))
+        at_lr = at_chosen_lr(runs, self.metric)
+        means = pd.Series(_arm_means(at_lr, self.metric, list(self.levels)))
         per_arm = means.to_dict()
-        overall = paired(chosen, self.levels[-1], self.levels[0], self.metric)
+        overall = paired(at_lr, self.levels[-1], self.levels[0], self.metric)
         if len(overall) < MIN_SEEDS_FOR_INTERVAL or means.isna().any():
             return Outcome(self.describe(), "inconclusive", seeds=len(overall), per_arm=per_arm,
                            detail=f"{len(overall)} paired seed(s) or a level without runs")
-        effect, low, high = _interval(overall)
+        effect, low, high = interval(overall)
         sign = 1.0 if higher_is_better(self.metric) else -1.0
         steps_improve = bool((sign * means.diff().dropna() > 0).all())
         reversals = [f"{a} → {b}" for a, b in zip(self.levels, self.levels[1:])
-                     if len(d := paired(chosen, b, a, self.metric)) >= MIN_SEEDS_FOR_INTERVAL and _interval(d)[2] < 0]
+                     if len(d := paired(at_lr, b, a, self.metric)) >= MIN_SEEDS_FOR_INTERVAL and interval(d)[2] < 0]
         best = (means.idxmax() if higher_is_better(self.metric) else means.idxmin())
         detail = f"best level: {best}" + (f"; significant reversals: {', '.join(reversals)}" if reversals else "")
         if high < 0 or reversals:

@@ -22,6 +22,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from seqbench import models, tasks
+from seqbench.models.gateloop.implementations import IMPLEMENTATIONS
 
 SCHEMA_VERSION = 2  # bump when a field's meaning changes; every run id changes with it
 # Fields and mixer options added after schema 2 enter the hash only when they differ from these
@@ -251,15 +252,6 @@ class SpeedConfig(RunSpec):
         return self
 
 
-OP_IMPLEMENTATIONS = {  # name → gateloop() keyword arguments
-    "default (compiled recurrent)": {"mode": "recurrent", "backend": "auto"},
-    "torch recurrent loop": {"mode": "recurrent", "backend": "torch"},
-    "doubling scan (Hillis-Steele)": {"mode": "scan", "scan_method": "doubling"},
-    "odd/even recursive scan (re-implementation)": {"mode": "scan", "scan_method": "odd_even"},
-    "chunked (C=64)": {"mode": "chunked", "chunk_size": 64},
-}
-
-
 class OpBenchConfig(RunSpec):
     """GateLoop's op (max heads) per implementation and length, against the copy-bandwidth floor."""
 
@@ -269,16 +261,16 @@ class OpBenchConfig(RunSpec):
     channels: int = Field(256, ge=1)
     repeats: int = Field(5, ge=1)
     threads: int = Field(2, ge=1)
-    implementations: list[str] = Field(default_factory=lambda: list(OP_IMPLEMENTATIONS))
+    implementations: list[str] = Field(default_factory=lambda: list(IMPLEMENTATIONS))
     time_budget_s: float = Field(60.0, gt=0)
     check_gradients_at: int | None = Field(None, ge=1, description="also the float64 error of output and gradients at this length")
     seed: int = Field(0, ge=0, description="seed of the random inputs")
 
     @model_validator(mode="after")
     def _known(self) -> OpBenchConfig:
-        unknown = [name for name in self.implementations if name not in OP_IMPLEMENTATIONS]
+        unknown = [name for name in self.implementations if name not in IMPLEMENTATIONS]
         if unknown:
-            raise ValueError(f"unknown implementation(s) {unknown}; valid: {', '.join(OP_IMPLEMENTATIONS)}")
+            raise ValueError(f"unknown implementation(s) {unknown}; valid: {', '.join(IMPLEMENTATIONS)}")
         if not self.lengths or sorted(self.lengths) != self.lengths or self.lengths[0] < 1:
             raise ValueError(f"lengths must be positive and increasing, got {self.lengths}")
         return self

@@ -14,9 +14,7 @@ import io
 import math
 import os
 import resource
-import signal
 import sys
-import threading
 import time
 import traceback
 
@@ -26,76 +24,13 @@ import torch.nn.functional as F
 
 from seqbench import tasks
 from seqbench.bench.config import OpBenchConfig, RunConfig, SpeedConfig, ThroughputConfig, TrainConfig
+from seqbench.bench.lease import HEARTBEAT_S, STALE_AFTER_S, LeaseHeld
 from seqbench.bench.provenance import provenance, slurm_job_id
-from seqbench.bench.store import HEARTBEAT_S, STALE_AFTER_S, LeaseHeld, RunDir, Store, quarantine
+from seqbench.bench.stop import StopRequest, preemption_requests
+from seqbench.bench.store import RunDir, Store, quarantine
+from seqbench.core import resolve_device
 
-PREEMPTION_SIGNALS = (signal.SIGTERM, getattr(signal, f"SIG{os.environ.get('SUBMITIT_PREEMPT_SIGNAL', 'USR2')}"))
 CHECKPOINT_FORMAT = 2
-
-
-PREEMPT_SIGNAL = PREEMPTION_SIGNALS[1]
-TERM_GRACE_S = 5.0
-
-
-class Preempted(SystemExit):
-    """Raised at a step boundary after a stop request when nobody (submitit) requeues the run."""
-
-
-class StopRequest:
-    """Installed as the handler of SIGTERM and the preemption signal: it only records. Python runs
-    signal handlers in the main thread between bytecodes, i.e. possibly inside a step; acting there
-    could checkpoint a half-applied optimizer update. `at_boundary` acts on what was recorded."""
-
-    def __init__(self):
-        self.pending: list[int] = []
-        self.previous: dict[int, object] = {}
-
-    def __call__(self, signum, frame) -> None:
-        self.pending.append(signum)
-
-    def at_boundary(self, checkpoint) -> None:
-        """The preemption signal with submitit's handler behind it: checkpoint, then let submitit
-        requeue (it exits). SIGTERM: checkpoint and exit — but under Slurm first wait a moment for
-        the preemption signal, which Slurm sends right after SIGTERM when it preempts (submitit
-        ignores SIGTERM for that reason); `scontrol requeue` and `scancel` send SIGTERM alone."""
-        if not self.pending:
-            return
-        checkpoint()
-        if self.pending == [signal.SIGTERM] and os.environ.get("SLURM_JOB_ID"):
-            deadline = time.monotonic() + TERM_GRACE_S
-            while PREEMPT_SIGNAL not in self.pending and time.monotonic() < deadline:
-                time.sleep(0.05)
-        pending, self.pending = set(self.pending), []
-        handler = self.previous.get(PREEMPT_SIGNAL)
-        if PREEMPT_SIGNAL in pending and callable(handler) and handler is not signal.default_int_handler:
-            handler(PREEMPT_SIGNAL, None)
-            return
-        raise Preempted(128 + max(pending))
-
-
-@contextlib.contextmanager
-def preemption_requests():
-    request = StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield request  # only the main thread may set handlers; a thread is never preempted by signal
-        return
-    request.previous = {sig: signal.getsignal(sig) for sig in PREEMPTION_SIGNALS}
-    for sig in PREEMPTION_SIGNALS:
-        signal.signal(sig, request)
-    try:
-        yield request
-    finally:
-        for sig, handler in request.previous.items():
-            if signal.getsignal(sig) is request:
-                signal.signal(sig, handler)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for, but torch sees no CUDA device here; use device='cpu' or 'auto'")
-    return torch.device(name)
 
 
 def batch_seed(run_seed: int, step: int) -> int:
@@ -338,20 +273,22 @@ def execute(config: RunConfig, run_dir: RunDir, *, progress: bool | None = None,
             if on_trainer is not None:
                 on_trainer(trainer)
             return trainer.run(lease, request)
-        return measure_in(config, run_dir)
+        return measure_in(config, run_dir, request)
 
 
-def measure_in(config: SpeedConfig | OpBenchConfig | ThroughputConfig, run_dir: RunDir) -> dict:
-    """The measurement kinds: rows to the run's rows.jsonl, a summary beside them."""
-    from seqbench.bench import speed
+def measure_in(config: SpeedConfig | OpBenchConfig | ThroughputConfig, run_dir: RunDir, stop: StopRequest | None = None) -> dict:
+    """The measurement kinds: rows to the run's rows.jsonl, a summary beside them. A stop request
+    ends the measurement between cases; the run stays unfinished and is measured again on re-launch."""
+    from seqbench.bench.op_speed import gateloop_op_benchmark
+    from seqbench.bench.speed import measure_model
+    from seqbench.bench.throughput import training_throughput
 
     started = time.time()
     run_dir.write_status("running", step=0, slurm_job_id=slurm_job_id())
     device = torch.device("cpu") if isinstance(config, OpBenchConfig) else resolve_device(config.device)
     run_dir.write_config(config.model_dump(mode="json"), provenance(device))
-    measure = {SpeedConfig: speed.measure_model, OpBenchConfig: speed.gateloop_op_benchmark,
-               ThroughputConfig: speed.training_throughput}[type(config)]
-    rows = measure(config)
+    measure = {SpeedConfig: measure_model, OpBenchConfig: gateloop_op_benchmark, ThroughputConfig: training_throughput}[type(config)]
+    rows = measure(config, stop)
     run_dir.write_rows(rows)
     summary = {"status": "completed", "steps": 0, "rows": len(rows), "row_statuses": sorted({row["status"] for row in rows}),
                "wall_time_s": time.time() - started}

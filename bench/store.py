@@ -14,35 +14,27 @@ reported once, and treated as absent, so one bad file never stops a collect or a
 sweep name and run id — from the command line or from a file — is validated before it becomes a
 path, so nothing outside the root is ever touched.
 
-A run is trained by at most one process at a time: `RunDir.lease()` creates `lease.json`
-exclusively (O_EXCL works on NFS ≥ 3 and Lustre, unlike flock), a thread refreshes it every
-`HEARTBEAT_S`, and a lease not refreshed for `STALE_AFTER_S` belongs to a dead trainer and may be
-taken over. A holder that finds its lease gone or taken stops at the next step boundary.
+A run is trained by at most one process at a time: `RunDir.lease()` takes its lease (lease.py).
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import re
-import socket
-import tempfile
-import threading
 import time
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any
 
+from seqbench.bench.lease import Lease, read_lease
+from seqbench.core import atomic_write_bytes, atomic_write_json, atomic_write_jsonl, remove_stale_temporaries
+
 RESULTS_ENV = "SEQBENCH_RESULTS"
 FINISHED = ("completed", "diverged")  # a re-launched sweep skips these; failed runs are retried
 STATES = ("pending", "running", "preempted", "completed", "diverged", "failed", "cancelled")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
-HEARTBEAT_S = float(os.environ.get("SEQBENCH_LEASE_HEARTBEAT_S", 10))
-STALE_AFTER_S = float(os.environ.get("SEQBENCH_LEASE_STALE_S", 60))
-TMP_STALE_AFTER_S = 3600  # a temporary older than this belongs to a writer that died
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # used with fullmatch: `$` would accept a trailing newline
+RUN_ID_PATTERN = re.compile(r"[0-9a-f]{16}")
 
 
 class StoreError(ValueError):
@@ -50,14 +42,14 @@ class StoreError(ValueError):
 
 
 def check_sweep_name(name: Any) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or ".." in name:
         raise StoreError(f"invalid sweep name {name!r}: use letters, digits, '.', '_' or '-' "
                          "(it names a folder under the results root; no '/', no '..')")
     return name
 
 
 def check_run_id(run_id: Any) -> str:
-    if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
         raise StoreError(f"invalid run id {run_id!r}: a run id is 16 lowercase hex digits")
     return run_id
 
@@ -66,34 +58,20 @@ def results_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root or os.environ.get(RESULTS_ENV) or "runs").expanduser()
 
 
-# --- writing and reading files --------------------------------------------------------------------
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp creates 0600; results are meant to be read by others
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, value: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(value, indent=1, sort_keys=True, default=str) + "\n").encode())
-
-
-def atomic_write_jsonl(path: Path, rows: list[dict]) -> None:
-    atomic_write_bytes(path, "".join(json.dumps(row) + "\n" for row in rows).encode())
-
-
-def quarantine(path: Path, reason: str = "") -> Path:
-    """Move a bad file aside, keeping it for inspection, and say so once."""
+# --- reading files, defensively ----------------------------------------------------------------
+def quarantine(path: Path, reason: str = "") -> Path | None:
+    """Move a bad file aside, keeping it for inspection, and say so once. A file another reader
+    moved first is not an error; where the folder cannot be written (a read-only copy of the
+    results), the file stays, is reported, and is read as absent all the same."""
     target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
-    os.replace(path, target)
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:
+        return None  # a concurrent reader quarantined it already
+    except OSError as error:
+        warnings.warn(f"{path}: {reason or 'unreadable'}; could not move it aside ({error.strerror}): treated as absent",
+                      stacklevel=3)
+        return None
     warnings.warn(f"{path}: {reason or 'unreadable'}; moved aside to {target.name}", stacklevel=3)
     return target
 
@@ -126,141 +104,6 @@ def read_json(path: Path, required: dict[str, type | tuple[type, ...]] | None = 
         quarantine(path, str(error))
         return None
     return value
-
-
-def remove_stale_temporaries(folder: Path, older_than_s: float = TMP_STALE_AFTER_S) -> int:
-    """Temporaries left by a writer that was killed between write and rename."""
-    removed = 0
-    for path in folder.glob(".*.tmp") if folder.is_dir() else []:
-        try:
-            if time.time() - path.stat().st_mtime > older_than_s:
-                path.unlink()
-                removed += 1
-        except FileNotFoundError:
-            continue
-    return removed
-
-
-# --- the lease ------------------------------------------------------------------------------------
-class LeaseHeld(RuntimeError):
-    """Another live trainer holds the run."""
-
-
-class Lease:
-    """Exclusive ownership of one run directory while a trainer works on it (see module docstring)."""
-
-    def __init__(self, path: Path, holder: dict[str, Any]):
-        self.path, self.token = path, uuid.uuid4().hex
-        self.record = {**holder, "token": self.token, "host": socket.gethostname(), "pid": os.getpid(),
-                       "acquired": time.time()}
-        self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _create(self) -> bool:
-        try:
-            handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(handle, "w") as out:
-            json.dump({**self.record, "heartbeat": time.time()}, out)
-            out.flush()
-            os.fsync(out.fileno())
-        return True
-
-    def acquire(self, *, wait_s: float = 0.0, poll_s: float = 1.0) -> Lease:
-        deadline = time.monotonic() + wait_s
-        while True:
-            if self._create():
-                self._thread = threading.Thread(target=self._beat, name=f"lease-{self.path.parent.name}", daemon=True)
-                self._thread.start()
-                return self
-            holder = read_lease(self.path)
-            if holder is None or holder["stale"]:
-                self._take_over(holder)
-                continue
-            if time.monotonic() >= deadline:
-                raise LeaseHeld(f"run {self.path.parent.name} is being trained by {describe_holder(holder)}; "
-                                "not starting a second trainer")
-            time.sleep(poll_s)
-
-    def _take_over(self, seen: dict | None) -> None:
-        """Set a dead trainer's lease aside; if the file moved was not the stale one we saw (someone
-        took over first), put it back — os.link fails if a third process already made a new one."""
-        aside = self.path.with_name(f"{self.path.name}.stale-{self.token}")
-        try:
-            os.rename(self.path, aside)
-        except FileNotFoundError:
-            return
-        moved = read_lease(aside)
-        if seen is not None and moved is not None and moved.get("token") != seen.get("token"):
-            with contextlib.suppress(FileExistsError):  # a third trainer made a new lease: it stands
-                os.link(aside, self.path)
-        aside.unlink(missing_ok=True)
-
-    def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
-            if not self.refresh():
-                self.lost.set()
-                return
-
-    def refresh(self) -> bool:
-        """Renew the heartbeat; False if the lease is no longer ours."""
-        current = read_lease(self.path)
-        if current is None or current.get("token") != self.token:
-            return False
-        atomic_write_json(self.path, {**self.record, "heartbeat": time.time()})
-        return True
-
-    def release(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        current = read_lease(self.path)
-        if current is not None and current.get("token") == self.token:
-            self.path.unlink(missing_ok=True)
-
-    def __enter__(self) -> Lease:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
-def read_lease(path: Path) -> dict | None:
-    """The holder's record with `stale` (no heartbeat for STALE_AFTER_S, judged by the file's
-    modification time, which the file system sets) — or None when nobody holds the run."""
-    try:
-        modified = path.stat().st_mtime
-        value = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (ValueError, UnicodeDecodeError, OSError):
-        value = {}
-        modified = 0.0
-    if not isinstance(value, dict):
-        value = {}
-    age = time.time() - modified
-    return {**value, "age_s": age, "stale": age > STALE_AFTER_S or _dead_here(value)}
-
-
-def _dead_here(holder: dict) -> bool:
-    """A holder on this host whose process is gone is stale at once, heartbeat or not."""
-    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
-        return False
-    try:
-        os.kill(holder["pid"], 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def describe_holder(holder: dict) -> str:
-    job = f", job {holder['job_id']}" if holder.get("job_id") else ""
-    return (f"{holder.get('host', '?')}:{holder.get('pid', '?')}{job} "
-            f"(heartbeat {holder.get('age_s', float('nan')):.0f} s ago)")
 
 
 # --- a run ----------------------------------------------------------------------------------------
@@ -418,7 +261,7 @@ class SweepDir:
         listing = read_json(self.listing_path, {"run_ids": list})
         if listing is None:
             return None
-        valid = [run_id for run_id in listing["run_ids"] if isinstance(run_id, str) and RUN_ID_PATTERN.match(run_id)]
+        valid = [run_id for run_id in listing["run_ids"] if isinstance(run_id, str) and RUN_ID_PATTERN.fullmatch(run_id)]
         if len(valid) != len(listing["run_ids"]):
             bad = [run_id for run_id in listing["run_ids"] if run_id not in valid]
             warnings.warn(f"{self.listing_path}: ignored invalid run id(s) {bad[:5]!r}", stacklevel=2)
@@ -432,7 +275,7 @@ class SweepDir:
 
     def run_ids(self) -> list[str]:
         self.require()
-        ids = {p.name for p in self.path.iterdir() if p.is_dir() and RUN_ID_PATTERN.match(p.name)}
+        ids = {p.name for p in self.path.iterdir() if p.is_dir() and RUN_ID_PATTERN.fullmatch(p.name)}
         ids.update((self.read_listing() or {}).get("run_ids", []))
         return sorted(ids)
 
@@ -441,7 +284,7 @@ class SweepDir:
         jobs = read_json(self.jobs_path) or {}
         clean = {}
         for run_id, entries in jobs.items():
-            if not RUN_ID_PATTERN.match(str(run_id)):
+            if not RUN_ID_PATTERN.fullmatch(str(run_id)):
                 continue
             entries = entries if isinstance(entries, list) else [entries]
             clean[run_id] = [e for e in entries if isinstance(e, dict) and isinstance(e.get("job_id"), str)

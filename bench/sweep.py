@@ -59,7 +59,7 @@ def expand(spec: dict[str, Any], *, source: str = "sweep") -> Sweep:
     if unknown:
         raise ValueError(f"{source}: unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(SWEEP_KEYS)}")
     name = spec.get("name")
-    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or ".." in name:
         raise ValueError(f"{source}: 'name' must be letters, digits, '.', '_' or '-' (it names a folder), got {name!r}")
     seeds = spec.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):

@@ -3,19 +3,19 @@ import pytest
 import torch
 
 from seqbench import models
-from seqbench.bench.speed import OP_IMPLEMENTATIONS, gateloop_op_inputs
+from seqbench.models.gateloop.implementations import IMPLEMENTATIONS, op_inputs
 from seqbench.models.gateloop.ops import gateloop
 
 torch.set_num_threads(2)
 
 
 @pytest.mark.parametrize("length", [1024, 4096])
-@pytest.mark.parametrize("implementation", list(OP_IMPLEMENTATIONS))
+@pytest.mark.parametrize("implementation", list(IMPLEMENTATIONS))
 def test_gateloop_op_forward_backward(benchmark, implementation, length):
-    if implementation.startswith("chunked") and length > 1024:
-        pytest.skip("chunked decay matrices at max heads: minutes per call on CPU")
-    options = OP_IMPLEMENTATIONS[implementation]
-    leaves = [t.requires_grad_(True) for t in gateloop_op_inputs(4, length, 256)]
+    if implementation.startswith("chunked per channel") and length > 1024:
+        pytest.skip("per-channel decay matrices at max heads: minutes per call on CPU")
+    options = IMPLEMENTATIONS[implementation]
+    leaves = [t.requires_grad_(True) for t in op_inputs(4, length, 256)]
 
     def step():
         y, _ = gateloop(*leaves, **options)

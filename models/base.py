@@ -15,7 +15,7 @@ from torch import nn
 
 class Mixer(nn.Module, abc.ABC):
     modes: tuple[str, ...] = ()
-    default_mode: str = ""
+    DEFAULT_MODE: str = ""  # the mode `forward` runs when none is given, with default options
     registry_name: str = ""
     # parameters that set decay rates or time scales: weight decay would pull them toward a fixed
     # memory (|a| = ½ for a zero logit), biasing exactly what an ablation compares
@@ -24,6 +24,22 @@ class Mixer(nn.Module, abc.ABC):
     def __init__(self, *, d_model: int):
         super().__init__()
         self.d_model = d_model
+
+    @classmethod
+    def default_mode_for(cls, options: dict[str, Any]) -> str:
+        """The mode `forward` runs when none is given, for a mixer built with `options` (d_model
+        among them): what listings and speed runs read before any mixer exists. A mixer whose best
+        mode depends on its options overrides this; an instance's `default_mode` asks it, so the
+        class and its instances can never disagree."""
+        return cls.DEFAULT_MODE
+
+    def mode_options(self) -> dict[str, Any]:
+        """The options `default_mode_for` reads, as this instance was built."""
+        return {"d_model": self.d_model}
+
+    @property
+    def default_mode(self) -> str:
+        return self.default_mode_for(self.mode_options())
 
     # --- public interface -------------------------------------------------------------------
     def forward(self, x: torch.Tensor, mode: str | None = None, return_state: bool = False):

@@ -35,7 +35,7 @@ def build_name(source: Path) -> str:
     """The extension's name: fixed by the source, by what the build links against and the CPU it targets."""
     key = "\n".join([source.read_text(), " ".join(CFLAGS + LDFLAGS), torch.__version__, str(Path(torch.__file__).parent),
                      platform.python_version(), platform.machine(), cpu_instruction_sets()])
-    return f"seqbench_{source.stem}_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    return f"seqbench_{source.parent.name}_{source.stem}_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 @functools.cache

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from seqbench.models.optional import require
+from seqbench.models.backends import require
 
 MODULE = "fla.ops.simple_gla"
 

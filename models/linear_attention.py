@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqbench.models.backends import FLA_BACKENDS, check_backend
 from seqbench.models.base import Mixer
 from seqbench.models.fla_backend import simple_gla
 from seqbench.models.registry import register
@@ -16,7 +17,6 @@ from seqbench.models.rotary import check_heads
 from seqbench.models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
 
 EPSILON = 1e-6
-FLA_BACKENDS = ("torch", "fla")
 
 
 def feature_map(x: torch.Tensor) -> torch.Tensor:
@@ -85,13 +85,11 @@ class LinearAttention(Mixer):
     """
 
     modes = ("parallel", "recurrent", "chunked")
-    default_mode = "chunked"
+    DEFAULT_MODE = "chunked"
 
     def __init__(self, *, d_model: int, heads: int = 4, chunk_size: int = 64, short_conv: int = 0, backend: str = "torch"):
         super().__init__(d_model=d_model)
-        if backend not in FLA_BACKENDS:
-            raise ValueError(f"linear_attention: unknown backend {backend!r}; valid: {', '.join(FLA_BACKENDS)}")
-        self.backend = backend
+        self.backend = check_backend("linear_attention", backend, FLA_BACKENDS)
         self.head_dim = check_heads("linear_attention", d_model, heads, even_head_dim=False)
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"linear_attention: chunk_size must be a positive integer, got {chunk_size!r}")

@@ -11,13 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqbench.models.backends import FLA_BACKENDS, check_backend
 from seqbench.models.base import Mixer
 from seqbench.models.fla_backend import simple_gla
 from seqbench.models.registry import register
 from seqbench.models.rotary import check_heads, rotate
 from seqbench.models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
-
-FLA_BACKENDS = ("torch", "fla")
 
 
 def decay_matrix(log_gamma: torch.Tensor, query_positions, key_positions) -> torch.Tensor:
@@ -79,14 +78,12 @@ class RetNet(Mixer):
     """
 
     modes = ("parallel", "recurrent", "chunked")
-    default_mode = "chunked"
+    DEFAULT_MODE = "chunked"
 
     def __init__(self, *, d_model: int, heads: int = 4, chunk_size: int = 64, rotary_base: float = 10000.0,
                  short_conv: int = 0, norm: str = "groupnorm", value_factor: int = 2, backend: str = "torch"):
         super().__init__(d_model=d_model)
-        if backend not in FLA_BACKENDS:
-            raise ValueError(f"retnet: unknown backend {backend!r}; valid: {', '.join(FLA_BACKENDS)}")
-        self.backend = backend
+        self.backend = check_backend("retnet", backend, FLA_BACKENDS)
         self.head_dim = check_heads("retnet", d_model, heads, even_head_dim=True)
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"retnet: chunk_size must be a positive integer, got {chunk_size!r}")

@@ -41,10 +41,6 @@ def expm1_complex(z: torch.Tensor) -> torch.Tensor:
     return torch.complex(torch.expm1(a) * torch.cos(b) - 2 * torch.sin(b / 2) ** 2, torch.exp(a) * torch.sin(b))
 
 
-def hippo_n_eigenvalues(state_dim: int) -> torch.Tensor:
-    return torch.linalg.eigvals(hippo_n(state_dim))
-
-
 @register("s5")
 class S5(Mixer):
     """S5: diagonal complex MIMO SSM (ZOH, learnable log-step, HiPPO-N or ring init).
@@ -60,7 +56,7 @@ class S5(Mixer):
 
     modes = ("recurrent", "scan")
     no_weight_decay = ("log_neg_lambda_real", "lambda_imag", "log_step")
-    default_mode = "scan"
+    DEFAULT_MODE = "scan"
 
     def __init__(self, *, d_model: int, state_dim: int = 64, init: str = "hippo",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, activation: str = "half_glu1", bc_init: str = "eigenvectors"):

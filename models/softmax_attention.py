@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqbench.models.backends import require
 from seqbench.models.base import Mixer
-from seqbench.models.optional import require
 from seqbench.models.registry import register
 from seqbench.models.rotary import check_heads, rotate
 
@@ -28,7 +28,7 @@ class SoftmaxAttention(Mixer):
     """
 
     modes = ("parallel",)
-    default_mode = "parallel"
+    DEFAULT_MODE = "parallel"
 
     def __init__(self, *, d_model: int, heads: int = 4, backend: str = "sdpa", rotary_base: float = 10000.0):
         super().__init__(d_model=d_model)

@@ -10,7 +10,7 @@ import sys
 
 def cmd_models(args) -> None:
     from seqbench import models
-    from seqbench.models.registry import format_listing
+    from seqbench.core import format_listing
 
     print(format_listing(models.describe()))
     print("(* default mode)")
@@ -18,7 +18,7 @@ def cmd_models(args) -> None:
 
 def cmd_tasks(args) -> None:
     from seqbench import tasks
-    from seqbench.models.registry import format_listing
+    from seqbench.core import format_listing
 
     print(format_listing(tasks.describe()))
 

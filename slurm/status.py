@@ -12,7 +12,8 @@ from collections import Counter
 
 import submitit
 
-from seqbench.bench.store import FINISHED, Store, describe_holder
+from seqbench.bench.lease import describe_holder
+from seqbench.bench.store import FINISHED, Store
 from seqbench.slurm.executors import slurm_job_active, slurm_job_state
 
 SLURM_FAILED = ("FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE")

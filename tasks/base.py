@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import torch
 
-from seqbench.models.registry import Registry
+from seqbench.core import Registry
 
 IGNORE = -100
 SPLITS = ("train", "validation", "test")

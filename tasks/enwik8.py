@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seqbench.core import DiskFull, atomic_write
 from seqbench.tasks.base import IGNORE, TASKS, Evaluation, Task, check_split, split_generator
 
 ENWIK8_URL = "http://mattmahoney.net/dc/enwik8.zip"
@@ -201,7 +202,7 @@ def locate_corpus(path: str, data_dir: str | None) -> Path:
                 out.write(chunk)
 
     try:
-        _write_atomically(unpacked, fill)
+        write_corpus(unpacked, fill)
     except (gzip.BadGzipFile, EOFError) as error:
         raise DataError(f"{found} is not a valid gzip/dictzip file ({error})") from error
     return unpacked
@@ -223,28 +224,13 @@ def locate_enwik8(data_dir, download: bool) -> Path:
     return _unzip(archive, raw)
 
 
-def _write_atomically(destination: Path, fill) -> None:
-    """`fill(out)` writes into a temporary file unique to this process beside `destination`, which
-    is renamed into place only when complete: concurrent writers (a Slurm array on a fresh data
-    directory) never truncate each other's file, and a failure or a full disk leaves nothing behind."""
-    import errno
-    import tempfile
-
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
+def write_corpus(destination: Path, fill) -> None:
+    """core.atomic_write, with a full disk said in terms of the data directory."""
     try:
-        with os.fdopen(handle, "wb") as out:
-            fill(out)
-        os.replace(temporary, destination)
-    except OSError as error:
-        Path(temporary).unlink(missing_ok=True)
-        if error.errno == errno.ENOSPC:
-            raise DataError(f"no space left on the device holding {destination.parent} while writing {destination.name}; "
-                            "free some space or set $SEQBENCH_DATA to another directory") from error
-        raise
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        atomic_write(destination, fill)
+    except DiskFull as error:
+        raise DataError(f"no space left on the device holding {destination.parent} while writing {destination.name}; "
+                        "free some space or set $SEQBENCH_DATA to another directory") from error
 
 
 def _download(url: str, destination: Path) -> None:
@@ -259,7 +245,7 @@ def _download(url: str, destination: Path) -> None:
                     bar.update(len(chunk))
 
     try:
-        _write_atomically(destination, fill)
+        write_corpus(destination, fill)
     except DataError:
         raise
     except OSError as error:
@@ -279,7 +265,7 @@ def _unzip(archive: Path, raw: Path) -> Path:
                     out.write(chunk)
 
     try:
-        _write_atomically(raw, fill)
+        write_corpus(raw, fill)
     except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as error:
         raise DataError(f"{archive} is not a valid zip archive ({error}); delete it and download it again") from error
     except PermissionError as error:

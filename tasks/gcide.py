@@ -15,7 +15,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from seqbench.tasks.enwik8 import DataError, _write_atomically, resolve_data_dir
+from seqbench.tasks.enwik8 import DataError, resolve_data_dir, write_corpus
 
 PACKAGE = "dict-gcide"
 MEMBER = "usr/share/dictd/gcide.dict.dz"
@@ -31,7 +31,7 @@ def fetch_gcide(data_dir: str | None = None, deb: str | Path | None = None) -> P
     with tempfile.TemporaryDirectory() as scratch:
         package = Path(deb) if deb is not None else _apt_download(Path(scratch))
         payload = extract_member(package, MEMBER)
-    _write_atomically(destination, lambda out: out.write(payload))
+    write_corpus(destination, lambda out: out.write(payload))
     return destination
 
 

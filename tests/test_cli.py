@@ -36,6 +36,7 @@ def test_run_a_config_file(tmp_path, capsys):
     assert len(list((tmp_path / "runs" / "single").iterdir())) == 1
 
 
+@pytest.mark.slow
 def test_sweep_dry_run_json_local_collect_plot_status_cancel(tmp_path, capsys):
     sweep_file, root = write_tiny_sweep(tmp_path), str(tmp_path / "runs")
     listing = seqbench(capsys, "--root", root, "sweep", str(sweep_file), "--dry-run")
@@ -53,6 +54,7 @@ def test_sweep_dry_run_json_local_collect_plot_status_cancel(tmp_path, capsys):
     assert "cancelled jobs: (none)" in seqbench(capsys, "--root", root, "cancel", "tiny")
 
 
+@pytest.mark.slow
 def test_speed_writes_the_report(tmp_path, capsys):
     speed_file = tmp_path / "speed.toml"
     speed_file.write_text('name = "speedy"\n[base]\nkind = "speed"\nmodel = { name = "linear_attention", d_model = 16 }\n'
@@ -78,6 +80,7 @@ def test_bad_input_is_one_clear_line(tmp_path, argv, message):
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 3
 
 
+@pytest.mark.slow
 def test_report_exports_a_clean_sweep_and_refuses_a_dirty_one(tmp_path, capsys):
     from seqbench.bench.store import Store
 

@@ -1,31 +1,52 @@
-"""Imports flow one way: models ← tasks ← bench ← slurm | analysis ← cli (README, "What is where")."""
+"""Imports flow one way: core ← models ← tasks ← bench ← slurm | analysis ← cli (README, "What is where")."""
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYER = {"models": 0, "tasks": 1, "bench": 2, "slurm": 3, "analysis": 3, "seqbench": 4}
-FOLDER = {"models": "models", "tasks": "tasks", "bench": "bench", "slurm": "slurm", "analysis": "analysis", "seqbench": "seqbench"}
+# seqbench.<name> → its layer; "seqbench" stands for the package's own top modules (cli), "core" for seqbench/core.py
+LAYER = {"core": 0, "models": 1, "tasks": 2, "bench": 3, "slurm": 4, "analysis": 4, "seqbench": 5}
+FOLDERS = {"models": "models", "tasks": "tasks", "bench": "bench", "slurm": "slurm", "analysis": "analysis"}
 
 
 def imported_packages(path: Path) -> set[str]:
+    """Every seqbench package a file imports, by any name it imports: `from seqbench import a, b`
+    counts a and b; `from seqbench.a.x import y` and `import seqbench.a.x` count a."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("seqbench"):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and node.module.split(".")[0] == "seqbench":
             parts = node.module.split(".")
-            names.add(parts[1] if len(parts) > 1 else (node.names[0].name if node.names[0].name in LAYER else "seqbench"))
+            names.update([parts[1]] if len(parts) > 1 else [alias.name for alias in node.names])
         elif isinstance(node, ast.Import):
             names.update(alias.name.split(".")[1] for alias in node.names if alias.name.startswith("seqbench."))
     return {name if name in LAYER else "seqbench" for name in names}
 
 
+def upward_imports(root: Path) -> list[str]:
+    """Each import of a package from a lower (or a sibling) layer, as 'file imports seqbench.x'."""
+    found = []
+    sources = [(package, path) for package, folder in FOLDERS.items() for path in (root / folder).rglob("*.py")]
+    sources += [("core", root / "seqbench" / "core.py")] if (root / "seqbench" / "core.py").exists() else []
+    for package, path in sources:
+        for target in imported_packages(path):
+            if LAYER[target] > LAYER[package] or (LAYER[target] == LAYER[package] and target != package):
+                found.append(f"{path.relative_to(root)} imports seqbench.{target}")
+    return sorted(found)
+
+
 def test_no_import_runs_back_up():
-    upward = []
-    for package, folder in FOLDER.items():
-        for path in (ROOT / folder).rglob("*.py"):
-            for target in imported_packages(path):
-                if LAYER[target] > LAYER[package] or (LAYER[target] == LAYER[package] and target != package):
-                    upward.append(f"{path.relative_to(ROOT)} imports seqbench.{target}")
-    assert upward == []
+    assert upward_imports(ROOT) == []
+
+
+def test_a_planted_upward_import_is_caught_by_any_name_it_imports(tmp_path):
+    for folder in (*FOLDERS.values(), "seqbench"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "seqbench" / "core.py").write_text("import json\n")
+    (tmp_path / "tasks" / "planted.py").write_text("from seqbench import core, models, bench\n")
+    (tmp_path / "models" / "planted.py").write_text("import seqbench.tasks.base\n")
+    (tmp_path / "bench" / "fine.py").write_text("from seqbench.models import registry\nfrom seqbench import tasks\n")
+    (tmp_path / "seqbench" / "core.py").write_text("from seqbench.models.registry import MIXERS\n")
+    assert upward_imports(tmp_path) == ["models/planted.py imports seqbench.tasks", "seqbench/core.py imports seqbench.models",
+                                        "tasks/planted.py imports seqbench.bench"]
 
 
 def test_no_plain_top_level_imports_of_the_folders():
@@ -37,5 +58,5 @@ def test_no_plain_top_level_imports_of_the_folders():
         for node in ast.walk(ast.parse(path.read_text())):
             modules = ([node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else
                        [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
-            offenders += [f"{path.relative_to(ROOT)}: {m}" for m in modules if m.split(".")[0] in FOLDER and m.split(".")[0] != "seqbench"]
+            offenders += [f"{path.relative_to(ROOT)}: {m}" for m in modules if m.split(".")[0] in FOLDERS]
     assert offenders == []

@@ -21,10 +21,6 @@ def _load():
     return cpp_build.load(SOURCE)
 
 
-def build_name() -> str:
-    return cpp_build.build_name(SOURCE)
-
-
 def available() -> tuple[bool, str | None]:
     module, reason = _load()
     return module is not None, reason

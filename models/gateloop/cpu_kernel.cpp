@@ -26,9 +26,8 @@ namespace {
 // builds one written with intrinsics (masked tails, so any dv). Why: the backward's four per-row sums,
 // as `omp simd` reductions, make GCC spill each vector and add its lanes one by one (half the
 // backward's time at head_dim 32), and y and grad v summed row after row through memory wait on
-// store-to-load forwarding; here both are register sums over a head's rows. At head_dim 32 (B16 L256
-// H4, float32, one thread, same process) the backward takes 15.0 ms against the portable loop's 22.8.
-// Both stay callable (`vectorised`), so the tests compare each with the float64 reference.
+// store-to-load forwarding; here both are register sums over a head's rows (the speed gained is
+// measured by benchmarks/test_training_speed.py). Both stay callable (`vectorised`), so the tests compare each with the float64 reference.
 #if defined(__AVX512F__)
 constexpr bool kHaveAvx512 = true;
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from seqbench.core import check_choice
 from seqbench.models.base import Mixer
 from seqbench.models.gateloop import compiled
 from seqbench.models.gateloop.decay import LOG_MAGNITUDE_FLOOR
@@ -27,10 +28,8 @@ from seqbench.models.registry import register
 from seqbench.models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
 
 STATE_TRANSITIONS = ("data", "fixed", "none")
-# Measured on CPU (layer forward+backward, B16 L256 d128, 1 thread, 2-core EPYC, best of 7 interleaved):
-# the rotated chunked mode's speed over the compiled recurrent loop's (AVX-512 rows, one a per head) is
-# 0.55× at head_dim 16, 0.73× at 32, 0.85× at 64, 1.03× at 128. On a GPU only the chunked mode is
-# made of matmuls: pass mode="chunked" (or backend="fla") there.
+# From this head_dim on, the chunked mode's matmuls beat the compiled loop on CPU (measured: README,
+# "Speed"); on a GPU only the chunked mode is made of matmuls: pass mode="chunked" (or backend="fla").
 CHUNKED_FROM_HEAD_DIM = 128
 PARAMETERISATIONS = ("sigmoid_of_modulus", "magnitude_and_phase")
 KV_PROJECTIONS = ("separate", "joint")
@@ -63,8 +62,7 @@ def _full_precision(device: torch.device):
 
 
 def _choice(name: str, value, valid) -> None:
-    if value not in valid:
-        raise ValueError(f"gateloop: unknown {name} {value!r}; valid: {', '.join(map(str, valid))}")
+    check_choice("gateloop", name, value, valid)
 
 
 @register("gateloop")
@@ -90,7 +88,19 @@ class GateLoop(Mixer):
 
     modes = MODES
     no_weight_decay = ("transition_logits",)
-    default_mode = "recurrent"  # O(L); compiled on CPU, the fastest correct path there (docs/sources.md)
+    DEFAULT_MODE = "recurrent"  # O(L); compiled on CPU, the fastest correct path there (docs/sources.md)
+
+    @classmethod
+    def default_mode_for(cls, options):
+        """Chunked for fla (it runs only that mode) and for matrix states of head_dim ≥
+        CHUNKED_FROM_HEAD_DIM, where matmuls beat the loop; else the recurrent loop."""
+        d_inner = options.get("d_inner") or options.get("d_model")
+        heads = options.get("heads") or d_inner
+        large_state = d_inner is not None and heads and d_inner // heads >= CHUNKED_FROM_HEAD_DIM
+        return "chunked" if options.get("backend") == "fla" or large_state else cls.DEFAULT_MODE
+
+    def mode_options(self):
+        return {"d_model": self.d_model, "d_inner": self.d_inner, "heads": self.heads, "backend": self.backend}
 
     def __init__(
         self,
@@ -136,16 +146,12 @@ class GateLoop(Mixer):
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"gateloop: chunk_size must be a positive integer, got {chunk_size!r}")
         self.heads, self.d_inner, self.head_dim = heads, d_inner, d_inner // heads
-        if self.head_dim >= CHUNKED_FROM_HEAD_DIM:  # matrix states this large: matmuls beat the loop
-            self.default_mode = "chunked"
         self.state_transition, self.complex_transition = state_transition, complex_transition
         self.real_transition_sign, self.state_operator = real_transition_sign, state_operator
         self.transition_parameterisation, self.kv_projection = transition_parameterisation, kv_projection
         self.transition_grad_scale, self.chunk_size = transition_grad_scale, chunk_size
         _choice("backend", backend, (*BACKENDS, "fla"))
         self.backend = backend
-        if backend == "fla":
-            self.default_mode = "chunked"
 
         projections = 2 if kv_projection == "joint" else 3  # q and kv, or q, k, v
         self.to_qkv = nn.Linear(d_model, projections * d_inner, bias=False)
@@ -176,7 +182,7 @@ class GateLoop(Mixer):
         """a of shape (..., heads, 1), complex64/128: one transition per head, shared by its rows (the op
         broadcasts it; the compiled loop never makes the (..., heads, head_dim) copy)."""
         shape = (*x.shape[:-1], self.heads, 1)
-        real_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        real_dtype = _op_dtype(x.dtype)
         if self.state_transition == "none":
             return torch.ones(shape, dtype=real_dtype, device=x.device).to(_complex(real_dtype))
         logits = self._logits(x, real_dtype)
@@ -210,7 +216,7 @@ class GateLoop(Mixer):
         """(log |a|, arg a), each (..., heads): the same transition as `_transition`, for the rotated
         chunked form (rotated.py), which needs the per-head magnitude and phase, not a. A real a < 0
         (a signed real transition, or Re(a) < 0 under the real-part operator) has phase π."""
-        real_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        real_dtype = _op_dtype(x.dtype)
         if self.state_transition == "none":
             zero = torch.zeros(*x.shape[:-1], self.heads, dtype=real_dtype, device=x.device)
             return zero, zero
@@ -227,7 +233,7 @@ class GateLoop(Mixer):
 
     def _qkv(self, x: torch.Tensor, window: torch.Tensor | None = None):
         """q, k, v of shape (..., heads, head_dim) in float32/64, and the conv window."""
-        op_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        op_dtype = _op_dtype(x.dtype)
         if self.qkv_conv is None:  # one projection per output: contiguous q, k, v, and no activation-sized cat in the backward
             weights = self.to_qkv.weight.split(self.d_inner)
             q, *rest = (F.linear(x, weight).to(op_dtype).unflatten(-1, (self.heads, self.head_dim)) for weight in weights)
@@ -298,7 +304,7 @@ class GateLoop(Mixer):
         return self._output(y, x)
 
     def init_state(self, batch_size, device=None, dtype=None):
-        real_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        real_dtype = _op_dtype(dtype)
         state = torch.zeros(
             batch_size, self.heads, self.head_dim, self.head_dim, dtype=_complex(real_dtype), device=device
         )
@@ -308,6 +314,12 @@ class GateLoop(Mixer):
     def state_size(self, seq_len=None):
         window = self.qkv_conv.state_size() if self.qkv_conv is not None else 0
         return 2 * self.heads * self.head_dim * self.head_dim + window
+
+
+def _op_dtype(dtype: torch.dtype | None) -> torch.dtype:
+    """The real dtype the op runs in: float64 for float64 inputs, float32 for everything else
+    (bfloat16 and float16 included: the recurrence is kept in float32/complex64)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _complex(real_dtype: torch.dtype) -> torch.dtype:

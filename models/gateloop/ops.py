@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import torch
 
+from seqbench.models.backends import check_backend, resolve_compiled
 from seqbench.models.gateloop import compiled
 from seqbench.models.gateloop.attention import gateloop_attention, gateloop_attention_literal
-from seqbench.models.gateloop.chunked import gateloop_chunked
+from seqbench.models.gateloop.chunked_per_channel import gateloop_chunked_per_channel
 from seqbench.models.gateloop.parallel_scan import gateloop_scan
 from seqbench.models.gateloop.recurrent import gateloop_recurrent
+from seqbench.models.gateloop.rotated import gateloop_rotated_chunked
 from seqbench.models.scan import METHODS as SCAN_METHODS
 
-MODES = ("recurrent", "scan", "attention", "chunked")
+MODES = ("recurrent", "scan", "attention", "chunked")  # the layer's modes; the op takes them all
+# the op alone also runs a per-channel chunked form (a transition per channel, which the layer never has)
+PER_CHANNEL_CHUNKED = "chunked_per_channel"
 # implementations of the recurrent mode: "cpp" is the compiled CPU loop (compiled.py), "auto" picks it
 # for CPU tensors when it builds here and the PyTorch loop otherwise; resolve_backend says which ran
 BACKENDS = ("auto", "torch", "cpp")
@@ -27,22 +31,15 @@ _COMPLEX_OF = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 
 def resolve_backend(backend: str, device: torch.device) -> str:
     """The recurrent mode's implementation that `backend` means on `device`."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown GateLoop backend {backend!r}; valid: {', '.join(BACKENDS)}")
-    if backend == "torch" or (backend == "auto" and device.type != "cpu"):
-        return "torch"
-    built, reason = compiled.available()
-    if backend == "cpp" and (not built or device.type != "cpu"):
-        raise RuntimeError(f"GateLoop backend 'cpp' needs CPU tensors and a working C++ compiler "
-                           f"(g++ and ninja); here: device {device}, build: {reason or 'ok'}")
-    return "cpp" if built else "torch"
+    check_backend("gateloop", backend, BACKENDS)
+    return resolve_compiled("gateloop", backend, device=device, applies=True, available=compiled.available)
 
 
 def gateloop(q, k, v, a, *, mode: str, initial_state=None, chunk_size: int = 64, scan_method: str = "doubling",
              backend: str = "auto"):
     check_inputs(q, k, v, a, initial_state)
     compiled_loop = mode == "recurrent" and resolve_backend(backend, q.device) == "cpp"
-    if not compiled_loop:
+    if not compiled_loop and mode != "chunked":
         a = a.expand_as(q)  # one transition per head: every other path takes it per row (a view)
     if mode == "recurrent" or mode == "scan":
         if initial_state is None:
@@ -57,13 +54,30 @@ def gateloop(q, k, v, a, *, mode: str, initial_state=None, chunk_size: int = 64,
         return gateloop_scan(q, k, v, a, initial_state, method=scan_method)
     if mode == "attention":
         return gateloop_attention(q, k, v, a, initial_state)
-    if mode == "chunked":
+    if mode in ("chunked", PER_CHANNEL_CHUNKED):
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-        return gateloop_chunked(q, k, v, a, initial_state, chunk_size=chunk_size)
+    if mode == "chunked":
+        return _chunked_per_head(q, k, v, a, initial_state, chunk_size)
+    if mode == PER_CHANNEL_CHUNKED:
+        return gateloop_chunked_per_channel(q, k, v, a, initial_state, chunk_size=chunk_size)
     if mode == LITERAL_VARIANT:
         return gateloop_attention_literal(q, k, v, a, initial_state)
-    raise ValueError(f"unknown GateLoop mode {mode!r}; valid modes: {', '.join(MODES)} (and {LITERAL_VARIANT!r})")
+    raise ValueError(f"unknown GateLoop mode {mode!r}; valid modes: {', '.join(MODES)} "
+                     f"(and {PER_CHANNEL_CHUNKED!r}, {LITERAL_VARIANT!r})")
+
+
+def _chunked_per_head(q, k, v, a, initial_state, chunk_size):
+    """The layer's chunked mode (rotated.py) for one transition per head: a (B, L, H, 1), or a per-
+    row a that is equal across each head's rows. A transition that differs per channel has no
+    rotated form: that is mode 'chunked_per_channel'."""
+    per_head = a[..., :1]
+    if a.shape[-1] != 1 and not torch.equal(a, per_head.expand_as(a)):
+        raise ValueError(f"gateloop: mode 'chunked' takes one transition per head (a of shape (B, L, H, 1)), as the layer "
+                         f"has; for a transition per channel use mode {PER_CHANNEL_CHUNKED!r}")
+    per_head = per_head[..., 0]
+    return gateloop_rotated_chunked(q, k, v, torch.log(per_head.abs()), torch.angle(per_head), initial_state,
+                                    chunk_size=chunk_size)
 
 
 def check_inputs(q, k, v, a, initial_state) -> None:

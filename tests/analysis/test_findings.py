@@ -39,6 +39,7 @@ def test_list_shows_every_record_with_its_decision_rule(capsys):
         main(["findings", "list", "U99"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", findings.SCALES)
 def test_every_sweep_expands_validates_and_compares_at_equal_parameters(scale):
     for finding in FINDINGS:

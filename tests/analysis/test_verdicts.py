@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqbench.analysis.verdicts import Better, Crossover, Monotone, Ratio, Similar, crossover_step, select_best_lr
+from seqbench.analysis.verdicts import Better, Crossover, Monotone, Ratio, Similar, at_chosen_lr, crossover_step
 
 EMPTY = pd.DataFrame()
 
@@ -134,6 +134,6 @@ def test_ratio_against_its_threshold_and_an_over_budget_case_as_infinite():
 
 def test_best_lr_is_chosen_per_arm_on_the_mean_validation_metric():
     low, high = table({"a": [1.5, 1.6, 1.4]}, lr=1e-3), table({"a": [1.4, 1.7, 1.35]}, lr=1e-2)  # means 1.5 vs 1.483
-    chosen = select_best_lr(pd.concat([low, high]), "final_bpc")
+    chosen = at_chosen_lr(pd.concat([low, high]), "final_bpc")
     assert set(chosen["lr"]) == {1e-2} and len(chosen) == 3
     assert np.allclose(sorted(chosen["final_bpc"]), [1.35, 1.4, 1.7])

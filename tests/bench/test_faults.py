@@ -19,7 +19,8 @@ import torch
 from seqbench.analysis.collect import collect
 from seqbench.bench.config import parse_run_config
 from seqbench.bench.runner import run_in_foreground
-from seqbench.bench.store import Store, StoreError, remove_stale_temporaries
+from seqbench.bench.store import Store, StoreError
+from seqbench.core import remove_stale_temporaries
 from seqbench.cli import main
 from seqbench.slurm.status import sweep_status
 from tests.helpers import tiny_run_config, write_tiny_sweep
@@ -262,11 +263,11 @@ def preempt_at_step(monkeypatch, step: int):
 
 def preempted_run(tmp_path, monkeypatch, *, steps: int, at_step: int):
     """A run stopped by SIGUSR2 delivered inside optimizer step `at_step`: (config, its RunDir)."""
-    from seqbench.bench import runner
+    from seqbench.bench import stop
 
     config = parse_run_config(tiny_run_config(steps=steps, checkpoint_every=1000))
     restore = preempt_at_step(monkeypatch, at_step)
-    with pytest.raises(runner.Preempted):
+    with pytest.raises(stop.Preempted):
         run_in_foreground(config, root=tmp_path, progress=False)
     restore()
     return config, Store(tmp_path).run("single", config.run_id())

@@ -72,6 +72,7 @@ def _train_losses(run_dir):
     return [r["loss"] for r in run_dir.read_metrics() if r["split"] == "train"]
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
     config = tiny_run_config(steps=1500, checkpoint_every=20, eval_every=500)
     config_path = tmp_path / "config.json"
@@ -179,6 +180,7 @@ def test_unknown_executor_parameters_fail_loudly():
         submit(expand(sweep_spec()), executor="k8s")
 
 
+@pytest.mark.slow
 def test_local_sweep_isolates_a_failing_run_collects_and_skips_what_finished(tmp_path):
     missing = str(tmp_path / "no-such-corpus.txt")
     bytes_run = parse_run_config(tiny_run_config(task={"name": "bytes", "options": {"path": missing, "seq_len": 32}}))

@@ -1,12 +1,8 @@
-"""The speed benchmark's logic: rows, capping, reference check, fits. Timings themselves are never asserted."""
-import math
-
-import numpy as np
-import pandas as pd
+"""The speed benchmark of one mixer's modes (bench/speed.py): rows, capping, reference check, default
+mode, stop requests. Timings themselves are never asserted."""
 import pytest
 
 from seqbench.analysis.collect import collect_rows
-from seqbench.analysis.speed_plots import crossover_length, fit_exponent, speed_summary
 from seqbench.bench import speed
 from seqbench.bench.config import parse_run_config
 from seqbench.bench.runner import run_in_foreground
@@ -64,63 +60,11 @@ def test_bad_speed_specs():
         parse_run_config({"kind": "speed", "model": {"name": ["retnet", "retnet"], "n_layers": 2}})
 
 
-def test_exponent_fit_and_crossover():
-    lengths = [256, 1024, 4096, 16384]
-    assert fit_exponent(lengths, [3 * l for l in lengths]) == pytest.approx(1.0)
-    assert fit_exponent(lengths, [l**2 / 7 for l in lengths]) == pytest.approx(2.0)
-    linear = pd.Series({l: 0.01 * l for l in lengths})
-    quadratic = pd.Series({l: 1e-5 * l**2 for l in lengths})  # equal at L = 1000
-    assert crossover_length(linear, quadratic) == pytest.approx(1000, rel=1e-9)
-    assert crossover_length(quadratic, linear) is None
-
-
-def test_speed_summary_reports_exponents_crossovers_and_capped_lengths():
-    rows = []
-    for l in (256, 1024, 4096):
-        rows.append({"model": "softmax_attention", "mode": "parallel", "backend": "sdpa", "length": l, "measure": "forward_backward",
-                     "status": "ok", "median_ms": 1e-5 * l**2, "peak_memory_bytes": 10.0 * l})
-        rows.append({"model": "gateloop", "mode": "recurrent", "backend": "cpp", "length": l, "measure": "forward_backward",
-                     "status": "ok", "median_ms": 0.01 * l, "peak_memory_bytes": 20.0 * l})
-    rows.append({"model": "gateloop", "mode": "attention", "backend": "torch", "length": 16384, "measure": "forward_backward",
-                 "status": "capped_memory"})
-    summary = speed_summary(pd.DataFrame(rows)).set_index(["model", "mode"])
-    assert summary.loc[("gateloop", "recurrent"), "time_exponent"] == pytest.approx(1.0)
-    assert summary.loc[("softmax_attention", "parallel"), "time_exponent"] == pytest.approx(2.0)
-    assert summary.loc[("gateloop", "recurrent"), "crossover_vs_softmax"] == pytest.approx(1000, rel=1e-9)
-    assert summary.loc[("gateloop", "attention"), "not_measured"] == "16384:capped_memory"
-    assert math.isnan(summary.loc[("gateloop", "attention"), "time_exponent"]) or summary.loc[("gateloop", "attention"), "time_exponent"] is None
-
-
-def test_gateloop_op_benchmark_rows_carry_the_floor_and_the_gradient_check():
-    config = parse_run_config({"kind": "gateloop_op", "lengths": [32, 64], "batch_size": 2, "channels": 8, "repeats": 2,
-                               "threads": 1, "check_gradients_at": 64,
-                               "implementations": ["default (compiled recurrent)", "odd/even recursive scan (re-implementation)"]})
-    rows = speed.gateloop_op_benchmark(config)
-    assert [(r["implementation"], r["length"]) for r in rows] == [
-        ("default (compiled recurrent)", 32), ("default (compiled recurrent)", 64),
-        ("odd/even recursive scan (re-implementation)", 32), ("odd/even recursive scan (re-implementation)", 64)]
-    assert all(r["traffic_floor_ms"] > 0 and r["copy_bandwidth_gb_s"] > 0 for r in rows)
-    assert all(r["max_relative_error_vs_float64"] < 1e-5 for r in rows if r["length"] == 64)
-
-
-def test_throughput_run_measures_the_lm_step_at_matched_parameters_and_reports_it(tmp_path):
-    from seqbench.analysis.report import speed_report
-    from seqbench.bench.config import parse_run_config
-    from seqbench.bench.sweep import expand
-    from seqbench.slurm.executors import submit
-
-    base = {"kind": "throughput", "lengths": [16, 64], "tokens_per_step": 128, "repeats": 2, "threads": 1,
-            "model": {"n_layers": 1, "mlp_ratio": 2, "target_parameters": 20_000}}
-    sweep = expand({"name": "throughput", "base": base,
-                    "zip": {"model.name": ["gateloop", "mamba"], "model.options": [{"heads": 4}, {}]}})
-    submit(sweep, executor="debug", root=tmp_path, echo=lambda line: None)
-    summary, written = speed_report("throughput", tmp_path, tmp_path / "out")
-    rows = pd.read_csv(tmp_path / "out" / "throughput.csv")
-    assert set(rows["status"]) == {"ok"} and len(rows) == 4
-    assert (rows["batch_size"] * rows["length"] == 128).all()
-    assert np.allclose(rows["tokens_per_s"], 128 / (rows["median_ms"] / 1000))
-    assert rows["parameters"].max() / rows["parameters"].min() - 1 <= 0.04  # each within ±2% of the target
-    assert set(summary["model"]) == {"gateloop heads=4", "mamba"} and "× fastest @64" in summary.columns
-    assert (tmp_path / "out" / "throughput.png").stat().st_size > 10_000
-    with pytest.raises(ValueError, match="tokens_per_step \\(8\\) must be at least the longest length \\(64\\)"):
-        parse_run_config({**base, "tokens_per_step": 8})
+def test_a_step_only_run_of_a_gateloop_whose_default_is_chunked_measures_that_mode(tmp_path):
+    """head_dim 128 makes chunked GateLoop's default (its instances said so, its class did not)."""
+    config = parse_run_config({"kind": "speed", "model": {"name": "gateloop", "d_model": 128, "options": {"heads": 1}},
+                               "speed": {"lengths": [16], "repeats": 1, "threads": 1, "decode_prefills": [4],
+                                         "measures": ["step"]}})
+    assert speed.default_mode(config) == "chunked"
+    rows = speed.measure_model(config)
+    assert [(row["mode"], row["measure"], row["status"], row["length"]) for row in rows] == [("chunked", "step", "ok", 4)]

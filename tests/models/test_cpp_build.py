@@ -3,11 +3,24 @@ from pathlib import Path
 
 from seqbench.models import cpp_build
 from seqbench.models.gateloop import compiled
+from seqbench.models.mamba import compiled as mamba_compiled
 
 
-def test_build_name_is_stable_and_names_the_source():
-    assert cpp_build.build_name(compiled.SOURCE) == cpp_build.build_name(compiled.SOURCE)
-    assert cpp_build.build_name(compiled.SOURCE).startswith("seqbench_cpu_kernel_")
+def test_build_name_names_the_kernel_and_changes_with_its_source(tmp_path):
+    assert cpp_build.build_name(compiled.SOURCE).startswith("seqbench_gateloop_cpu_kernel_")
+    assert cpp_build.build_name(mamba_compiled.SOURCE).startswith("seqbench_mamba_cpu_kernel_")
+    copy = tmp_path / "gateloop" / "cpu_kernel.cpp"
+    copy.parent.mkdir()
+    copy.write_text(compiled.SOURCE.read_text())
+    assert cpp_build.build_name(copy) == cpp_build.build_name(compiled.SOURCE)  # the text decides, not the path
+    copy.write_text(compiled.SOURCE.read_text() + "\n// an edit\n")
+    assert cpp_build.build_name(copy) != cpp_build.build_name(compiled.SOURCE)
+
+
+def test_other_compiler_flags_get_their_own_build(monkeypatch):
+    here = cpp_build.build_name(compiled.SOURCE)
+    monkeypatch.setattr(cpp_build, "CFLAGS", ("-O2",))
+    assert cpp_build.build_name(compiled.SOURCE) != here
 
 
 def test_cpus_with_other_instruction_sets_get_their_own_build(monkeypatch):

@@ -7,7 +7,7 @@ import torch
 
 from seqbench import models
 from seqbench.models import fla_backend
-from seqbench.models.optional import try_import
+from seqbench.models.backends import try_import
 from tests.helpers import relative_error
 
 

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from seqbench.models.gateloop.ops import LITERAL_VARIANT, MODES, gateloop
+from seqbench.models.gateloop.ops import LITERAL_VARIANT, MODES, PER_CHANNEL_CHUNKED, gateloop
 from seqbench.models.gateloop.reference import gateloop_reference
 from seqbench.models.scan import METHODS, linear_recurrence
 from tests.helpers import relative_error
@@ -15,6 +15,8 @@ HEAD_SHAPES = {"max_heads": (6, 1, 1), "head_dim_3x2": (2, 3, 2)}  # (H, dk, dv)
 # for the compiled loop's row loops: dv = 20 is one full AVX-512 vector and a masked tail in float32 (16
 # lanes), two and a tail in float64; and a (B, L, H, 1), one transition per head, as the layer passes it
 COMPILED_SHAPES = {"head_dim_3x20": (2, 3, 20), "one_a_per_head_3x20": (2, 3, 20, "per head")}
+# the layer's chunked mode takes one transition per head (max heads has one per channel, which is the same)
+PER_HEAD_SHAPES = {"max_heads": (6, 1, 1), "one_a_per_head_3x2": (2, 3, 2, "per head")}
 
 
 def make_inputs(batch, length, heads, dk, dv, a_per=None, *, seed=0, dtype=torch.float32, min_magnitude=0.5):
@@ -47,7 +49,7 @@ _reference_cache = {}
 def reference(shape_name, length):
     key = (shape_name, length)
     if key not in _reference_cache:
-        inputs = make_inputs(2, length, *{**HEAD_SHAPES, **COMPILED_SHAPES}[shape_name])
+        inputs = make_inputs(2, length, *{**HEAD_SHAPES, **COMPILED_SHAPES, **PER_HEAD_SHAPES}[shape_name])
         double_inputs = [t.to(torch.complex128 if t.is_complex() else torch.float64) for t in inputs]
         _reference_cache[key] = (inputs, outputs_and_gradients(
             lambda q, k, v, a, h0: gateloop_reference(q, k, v, a, h0), double_inputs))
@@ -74,9 +76,23 @@ def test_mode_matches_float64_reference(mode, shape_name, length):
 @pytest.mark.parametrize("length", [1, 7, 64, 257, 1024])
 @pytest.mark.parametrize("shape_name", list(HEAD_SHAPES))
 @pytest.mark.parametrize("chunk_size", [1, 16, 64, 100])
-def test_chunked_matches_float64_reference(chunk_size, shape_name, length):
+def test_per_channel_chunked_matches_float64_reference(chunk_size, shape_name, length):
+    fn = lambda *t: gateloop(*t[:4], mode=PER_CHANNEL_CHUNKED, initial_state=t[4], chunk_size=chunk_size)  # noqa: E731
+    assert_matches_reference(fn, shape_name, length)
+
+
+@pytest.mark.parametrize("length", [1, 7, 64, 257])
+@pytest.mark.parametrize("shape_name", list(PER_HEAD_SHAPES))
+@pytest.mark.parametrize("chunk_size", [1, 16, 100])
+def test_chunked_is_the_layers_rotated_form_and_matches_float64_reference(chunk_size, shape_name, length):
     fn = lambda *t: gateloop(*t[:4], mode="chunked", initial_state=t[4], chunk_size=chunk_size)  # noqa: E731
     assert_matches_reference(fn, shape_name, length)
+
+
+def test_chunked_refuses_a_transition_per_channel_and_names_the_mode_that_takes_one():
+    q, k, v, a, _ = make_inputs(1, 9, 2, 3, 2)
+    with pytest.raises(ValueError, match="one transition per head.*'chunked_per_channel'"):
+        gateloop(q, k, v, a, mode="chunked")
 
 
 @pytest.mark.parametrize("method", ["sequential", "odd_even"])
@@ -85,9 +101,9 @@ def test_scan_methods_match_reference(method):
     assert_matches_reference(fn, "head_dim_3x2", 257)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", [*MODES, PER_CHANNEL_CHUNKED])
 def test_without_initial_state_equals_zero_state(mode):
-    q, k, v, a, h0 = make_inputs(1, 33, 2, 2, 2)
+    q, k, v, a, h0 = make_inputs(1, 33, 2, 2, 2, "per head")
     y, state = gateloop(q, k, v, a, mode=mode, chunk_size=8)
     y_ref, state_ref = gateloop_reference(q, k, v, a, torch.zeros_like(h0))
     assert relative_error(y, y_ref) <= TOLERANCE and relative_error(state, state_ref) <= TOLERANCE
@@ -233,7 +249,7 @@ def test_backend_choice_is_reported_and_checked():
 
     assert resolve_backend("torch", torch.device("cpu")) == "torch"
     assert resolve_backend("auto", torch.device("meta")) == "torch"  # not a CPU tensor: the PyTorch loop
-    with pytest.raises(ValueError, match="unknown GateLoop backend 'triton'; valid: auto, torch, cpp"):
+    with pytest.raises(ValueError, match="gateloop: unknown backend 'triton'; valid: auto, torch, cpp"):
         resolve_backend("triton", torch.device("cpu"))
-    with pytest.raises(RuntimeError, match="backend 'cpp' needs CPU tensors"):
+    with pytest.raises(RuntimeError, match="backend 'cpp' runs its compiled loop on CPU tensors"):
         resolve_backend("cpp", torch.device("meta"))

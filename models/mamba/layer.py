@@ -2,10 +2,9 @@
 
     u = SiLU(causal depthwise conv(W_in x)),  Δ_t = softplus(W_Δ u_t + b),  B_t, C_t = W_B u_t, W_C u_t
     x_t = exp(Δ_t A) ⊙ x_{t−1} + Δ_t B_t u_t,   y_t = C_t x_t + D u_t,   out = W_out (y ⊙ SiLU(z))
-The selective scan is a real linear recurrence. The recurrent mode runs it as a compiled CPU loop
-(models/selective_scan.py) where that builds, else as PyTorch's sequential loop; the scan mode is
-the shared doubling scan of models/scan.py. On CUDA, "auto" picks mamba-ssm's kernel when it is
-installed.
+The selective scan is a real linear recurrence (ops.py: the compiled CPU loop or PyTorch's
+sequential loop for the recurrent mode, the doubling scan for the scan mode). On CUDA, "auto" picks
+mamba-ssm's kernel when it is installed.
 """
 from __future__ import annotations
 
@@ -15,11 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbench.models import selective_scan
+from seqbench.models.backends import check_backend, require, resolve_compiled
 from seqbench.models.base import Mixer
-from seqbench.models.optional import require, try_import
+from seqbench.models.mamba import compiled
+from seqbench.models.mamba.ops import MODES, selective_scan
+from seqbench.models.mamba.reference import selective_scan_reference
 from seqbench.models.registry import register
-from seqbench.models.scan import linear_recurrence
 
 BACKENDS = ("auto", "cpp", "torch", "mamba_ssm")
 MAMBA_SSM = "mamba_ssm.ops.selective_scan_interface"
@@ -37,15 +37,14 @@ class Mamba(Mixer):
         backend: 'auto' (CPU: the compiled loop where it builds; CUDA: mamba-ssm if installed; else PyTorch), 'cpp', 'torch', 'mamba_ssm'
     """
 
-    modes = ("recurrent", "scan")
+    modes = MODES
     no_weight_decay = ("log_neg_a", "skip")
-    default_mode = "recurrent"  # O(L); compiled on CPU
+    DEFAULT_MODE = "recurrent"  # O(L); compiled on CPU
 
     def __init__(self, *, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
                  dt_rank: int | None = None, backend: str = "auto"):
         super().__init__(d_model=d_model)
-        if backend not in BACKENDS:
-            raise ValueError(f"mamba: unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        check_backend("mamba", backend, BACKENDS)
         for name, value, least in (("d_state", d_state, 1), ("d_conv", d_conv, 2), ("expand", expand, 1)):
             if not isinstance(value, int) or value < least:
                 raise ValueError(f"mamba: {name} must be an integer ≥ {least}, got {value!r}")
@@ -77,20 +76,8 @@ class Mamba(Mixer):
 
     def resolve_backend(self, mode: str, device: torch.device) -> str:
         """The implementation `backend` means for this mode on this device."""
-        if self.backend == "mamba_ssm":
-            return "mamba_ssm"
-        if self.backend == "cpp":
-            built, reason = selective_scan.available()
-            if not built or device.type != "cpu" or mode != "recurrent":
-                raise RuntimeError(f"mamba backend 'cpp' runs the recurrent mode on CPU tensors with a working C++ "
-                                   f"compiler; here: mode {mode}, device {device}, build: {reason or 'ok'}")
-            return "cpp"
-        if self.backend == "auto":
-            if device.type == "cuda" and try_import(MAMBA_SSM) is not None:
-                return "mamba_ssm"
-            if device.type == "cpu" and mode == "recurrent" and selective_scan.available()[0]:
-                return "cpp"
-        return "torch"
+        return resolve_compiled("mamba", self.backend, device=device, applies=mode == "recurrent",
+                                available=compiled.available, cuda_module=MAMBA_SSM, cuda_backend="mamba_ssm")
 
     def _forward(self, x, mode):
         xz = self.in_proj(x)
@@ -99,16 +86,10 @@ class Mamba(Mixer):
         backend = self.resolve_backend(mode, x.device)
         if backend == "mamba_ssm":
             y, ssm_state = self._mamba_ssm_scan(u, z)
-        elif backend == "cpp":
-            dt, b, c = self._selection(u)
-            y, ssm_state = selective_scan.selective_scan_cpp(u, dt, -self.log_neg_a.exp(), b, c, self.skip)
-            y = y * F.silu(z)
         else:
-            decay, inputs, c = self._scan_inputs(u)
-            states = linear_recurrence(decay, inputs, method="sequential" if mode == "recurrent" else "doubling")
-            y = (states * c.unsqueeze(-2)).sum(-1) + self.skip * u
+            dt, b, c = self._selection(u)
+            y, ssm_state = selective_scan(u, dt, -self.log_neg_a.exp(), b, c, self.skip, mode=mode, backend=backend)
             y = y * F.silu(z)
-            ssm_state = states[:, -1]
         conv_state = F.pad(pre_conv.transpose(1, 2), (self.d_conv - 1, 0))[..., -(self.d_conv - 1):]
         return self.out_proj(y), (conv_state, ssm_state)
 
@@ -150,13 +131,8 @@ class Mamba(Mixer):
         u = F.silu(torch.stack([(padded[:, t : t + self.d_conv].transpose(1, 2) * weight).sum(-1)
                                 for t in range(x.shape[1])], dim=1) + self.conv.bias)
         dt, b, c = self._selection(u)
-        a = -self.log_neg_a.exp()
-        state = torch.zeros(x.shape[0], self.d_inner, self.d_state, dtype=x.dtype, device=x.device)
-        outputs = []
-        for t in range(x.shape[1]):
-            state = torch.exp(dt[:, t, :, None] * a) * state + dt[:, t, :, None] * b[:, t, None, :] * u[:, t, :, None]
-            outputs.append((state * c[:, t, None, :]).sum(-1) + self.skip * u[:, t])
-        return self.out_proj(torch.stack(outputs, dim=1) * F.silu(z))
+        y, _ = selective_scan_reference(u, dt, -self.log_neg_a.exp(), b, c, self.skip)
+        return self.out_proj(y * F.silu(z))
 
     def backend_used(self, mode=None):
         parameter = next(self.parameters())

@@ -1,4 +1,6 @@
-"""Chunked mode: surrogate attention inside chunks of C positions, the recurrence across chunks.
+"""The per-channel chunked op (mode "chunked_per_channel"): a transition per channel, so surrogate
+attention inside chunks of C positions with a decay per channel, the recurrence across chunks; the
+layer never runs it (its transition is one per head: rotated.py).
 
 O(L·C) work; the inter-chunk pass is a linear recurrence over L/C chunk states. Decays are formed
 from chunk-local log-transitions (decay.py), so nothing overflows whatever L is.
@@ -12,7 +14,7 @@ from seqbench.models.gateloop.decay import causal_decay_scores, cumulative_log_t
 from seqbench.models.scan import linear_recurrence
 
 
-def gateloop_chunked(q, k, v, a, initial_state, *, chunk_size: int = 64):
+def gateloop_chunked_per_channel(q, k, v, a, initial_state, *, chunk_size: int = 64):
     batch, length, heads, dk = q.shape
     dv = v.shape[-1]
     real, complex_dtype = q.dtype, a.dtype

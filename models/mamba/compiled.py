@@ -1,4 +1,4 @@
-"""Mamba's selective scan compiled for the CPU (selective_scan_cpu.cpp), with its own backward.
+"""Mamba's selective scan compiled for the CPU (cpu_kernel.cpp beside this file), with its own backward.
 
     h_t = exp(Δ_t A) ⊙ h_{t−1} + Δ_t u_t B_tᵀ,   y_t = h_t C_t + D ⊙ u_t      (per channel: N states)
 
@@ -15,7 +15,7 @@ import torch
 
 from seqbench.models import cpp_build
 
-SOURCE = Path(__file__).with_name("selective_scan_cpu.cpp")
+SOURCE = Path(__file__).with_name("cpu_kernel.cpp")
 CHECKPOINT_CHUNK = 64
 
 

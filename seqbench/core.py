@@ -1,0 +1,222 @@
+"""What every layer needs and none owns: name → class registries, atomic file writes, listings.
+
+models, tasks and bench all import from here; this module imports nothing of seqbench's, so it
+sits below every package and no import ever has to run back up to reach it.
+"""
+from __future__ import annotations
+
+import errno
+import inspect
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+OPTION_LINE = re.compile(r"^\s+(?P<name>[a-z_][a-z0-9_]*): (?P<meaning>.+)$")
+
+
+# --- registries -------------------------------------------------------------------------------
+class Registry:
+    """Name → class, whose options are the constructor's keyword-only arguments. Unknown names and
+    options fail loudly and list the valid ones."""
+
+    def __init__(self, kind: str, *, reserved: tuple[str, ...] = ()):
+        self.kind, self.reserved = kind, reserved  # reserved: keyword arguments that are not options
+        self._classes: dict[str, type] = {}
+
+    def register(self, name: str) -> Callable[[type], type]:
+        def decorator(cls: type) -> type:
+            if name in self._classes:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            cls.registry_name = name
+            self._classes[name] = cls
+            return cls
+
+        return decorator
+
+    def available(self) -> list[str]:
+        return sorted(self._classes)
+
+    def get_class(self, name: str) -> type:
+        if name not in self._classes:
+            raise ValueError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.available())}")
+        return self._classes[name]
+
+    def options(self, name: str) -> dict[str, Any]:
+        """Options (keyword-only constructor arguments) with their defaults; required ones map to `inspect.Parameter.empty`."""
+        signature = inspect.signature(self.get_class(name).__init__)
+        return {
+            p.name: p.default
+            for p in signature.parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in self.reserved
+        }
+
+    def check_options(self, name: str, given: dict[str, Any]) -> None:
+        valid = self.options(name)
+        unknown = sorted(set(given) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {', '.join(map(repr, unknown))} for {self.kind} {name!r}; "
+                f"valid options: {', '.join(sorted(valid)) or '(none)'}"
+            )
+        missing = sorted(k for k, v in valid.items() if v is inspect.Parameter.empty and k not in given)
+        if missing:
+            raise ValueError(f"{self.kind} {name!r} needs option(s): {', '.join(missing)}")
+
+    def build(self, name: str, **kwargs: Any):
+        options = {k: v for k, v in kwargs.items() if k not in self.reserved}
+        self.check_options(name, options)
+        return self.get_class(name)(**kwargs)
+
+    def option_docs(self, name: str) -> dict[str, str]:
+        """One line per option, from the `Options:` section of the class docstring."""
+        doc = inspect.getdoc(self.get_class(name)) or ""
+        section = doc.split("Options:", 1)[1] if "Options:" in doc else ""
+        docs = {}
+        for line in section.splitlines():
+            match = OPTION_LINE.match(line)
+            if match:
+                docs[match["name"]] = match["meaning"].strip()
+        return docs
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One entry per class: name, options with defaults and meanings, docstring summary, and (for
+        classes that have modes) the modes with the default one for default options."""
+        rows = []
+        for name in self.available():
+            cls = self._classes[name]
+            doc = (cls.__doc__ or "").strip().splitlines()
+            row = {"name": name, "summary": doc[0] if doc else "", "options": self.options(name),
+                   "option_docs": self.option_docs(name)}
+            if hasattr(cls, "modes"):
+                row.update(modes=list(cls.modes), default_mode=cls.default_mode_for({}))
+            rows.append(row)
+        return rows
+
+
+def format_listing(rows: list[dict[str, Any]]) -> str:
+    """What `seqbench models` / `seqbench tasks` print: name, modes, summary, each option with its
+    default and its one-line meaning."""
+    lines = []
+    for row in rows:
+        modes = ""
+        if "modes" in row:
+            modes = "  modes: " + ", ".join(f"{m}*" if m == row["default_mode"] else m for m in row["modes"])
+        lines += [f"{row['name']}{modes}", f"  {row['summary']}"]
+        for option, default in row["options"].items():
+            shown = "(required)" if default is inspect.Parameter.empty else repr(default)
+            meaning = row["option_docs"].get(option, "")
+            lines.append(f"    {option} = {shown}" + (f"  — {meaning}" if meaning else ""))
+    return "\n".join(lines)
+
+
+def check_choice(owner: str, name: str, value: Any, valid) -> None:
+    """The one wording of 'unknown value' for an option with a fixed set of values."""
+    if value not in valid:
+        raise ValueError(f"{owner}: unknown {name} {value!r}; valid: {', '.join(map(str, valid))}")
+
+
+# --- atomic writes ----------------------------------------------------------------------------
+class DiskFull(OSError):
+    """No space left where a file was being written; nothing was left behind."""
+
+
+def atomic_write(path: Path, fill: Callable[[IO[bytes]], None]) -> None:
+    """`fill(out)` writes into a temporary file unique to this process beside `path`, which is
+    flushed to disk and renamed into place only when complete, so a reader (or a concurrent writer:
+    a Slurm array on a fresh folder) never sees half a file, and a kill, an error or a full disk
+    leaves the previous file intact and no temporary behind. Files are made readable by others
+    (0644): results and corpora live in shared folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            fill(out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600
+        os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        if error.errno == errno.ENOSPC:
+            raise DiskFull(errno.ENOSPC, f"no space left on the device holding {path.parent} while writing {path.name}; "
+                           "nothing was written (the previous file, if any, is intact)") from error
+        raise
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+TEMPORARY_STALE_AFTER_S = 3600  # a temporary this old belongs to a writer that died
+
+
+def remove_stale_temporaries(folder: Path, older_than_s: float = TEMPORARY_STALE_AFTER_S) -> int:
+    """Temporaries left by a writer killed between write and rename (atomic_write's `.NAME.*.tmp`)."""
+    import time
+
+    removed = 0
+    for path in Path(folder).glob(".*.tmp") if Path(folder).is_dir() else []:
+        try:
+            if time.time() - path.stat().st_mtime > older_than_s:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda out: out.write(data))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def strict_json(value: Any) -> Any:
+    """`value` with every non-finite float as None: strict JSON readers (jq, JavaScript) reject the
+    bare NaN and Infinity tokens Python's json writes."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
+
+
+def atomic_write_json(path: Path, value: Any) -> None:
+    text = json.dumps(strict_json(value), indent=1, sort_keys=True, default=str, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+
+
+def atomic_write_jsonl(path: Path, rows: list[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(strict_json(row), allow_nan=False) + "\n" for row in rows))
+
+
+def atomic_write_csv(path: Path, frame) -> None:
+    """A pandas DataFrame as CSV, atomically."""
+    atomic_write_text(path, frame.to_csv(index=False))
+
+
+def atomic_save_figure(figure, path: Path, **savefig: Any) -> Path:
+    """A matplotlib figure saved atomically (a killed plot never leaves a truncated PNG in results/)."""
+    path = Path(path)
+    fmt = savefig.pop("format", path.suffix.lstrip(".") or "png")
+    atomic_write(path, lambda out: figure.savefig(out, format=fmt, **savefig))
+    return path
+
+
+def resolve_device(name: str):
+    """'auto' → CUDA where torch sees a device, else CPU; 'cuda' without one is an error saying so."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for, but torch sees no CUDA device here; use device='cpu' or 'auto'")
+    return torch.device(name)

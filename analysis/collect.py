@@ -5,6 +5,7 @@ Works on partial sweeps: a run without a summary still gets a row with its curre
 from __future__ import annotations
 
 import json
+import math
 import warnings
 
 import pandas as pd
@@ -32,8 +33,16 @@ def _cell(value):
 
 
 def collect(sweep: str, root=None, *, save: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(runs, curves) of a sweep, also saved as runs.parquet / curves.parquet (and rows.parquet
-    for speed and op runs). A run whose files are bad still gets a row with what could be read."""
+    """(runs, curves) of a sweep (collect_all says how)."""
+    runs, curves, _ = collect_all(sweep, root, save=save)
+    return runs, curves
+
+
+def collect_all(sweep: str, root=None, *, save: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(runs, curves, measurement rows) of a sweep in one pass over the store, also saved as
+    runs.parquet / curves.parquet / rows.parquet (the last for speed and op runs). A run whose files
+    are bad still gets a row with what could be read; a store that cannot be written (a read-only
+    copy) still gives the tables, unsaved."""
     sweep_dir = Store(root).sweep(sweep)
     rows, curves, measured = [], [], []
     for run_id in sweep_dir.run_ids():
@@ -52,22 +61,28 @@ def collect(sweep: str, root=None, *, save: bool = True) -> tuple[pd.DataFrame, 
         rows.append(row)
         for metric_row in run_dir.read_metrics():
             step, split = metric_row["step"], metric_row["split"]
-            curves.extend({"run_id": run_id, "step": step, "split": split, "metric": key, "value": float(value)}
+            # null is how a non-finite number is stored (strict JSON): it reads back as NaN
+            curves.extend({"run_id": run_id, "step": step, "split": split, "metric": key,
+                           "value": math.nan if value is None else float(value)}
                           for key, value in metric_row.items()
-                          if key not in ("step", "split") and isinstance(value, (int, float)) and not isinstance(value, bool))
+                          if key not in ("step", "split") and (value is None or isinstance(value, (int, float)))
+                          and not isinstance(value, bool))
         origin = {key: value for key, value in row.items() if key.startswith("provenance.")}
         packages = (stored or {}).get("provenance", {}).get("packages")
         origin["provenance.torch"] = packages.get("torch") if isinstance(packages, dict) else None
         measured += [{"run_id": run_id, "kind": row.get("kind"), **{k: _cell(v) for k, v in r.items()}, **origin}
                      for r in run_dir.read_rows()]
-    runs = _frame(rows)
+    runs, measured_table = _frame(rows), _frame(measured) if measured else pd.DataFrame()
     curve_table = pd.DataFrame(curves, columns=["run_id", "step", "split", "metric", "value"])
     if save:
-        sweep_dir.write_table("runs", runs)
-        sweep_dir.write_table("curves", curve_table)
-        if measured:
-            sweep_dir.write_table("rows", _frame(measured))
-    return runs, curve_table
+        tables = {"runs": runs, "curves": curve_table, **({"rows": measured_table} if measured else {})}
+        try:
+            for name, table in tables.items():
+                sweep_dir.write_table(name, table)
+        except OSError as error:  # a read-only copy of the results: the tables are still returned
+            warnings.warn(f"{sweep_dir.path}: could not save the collected tables ({error.strerror}); "
+                          "returning them unsaved", stacklevel=2)
+    return runs, curve_table, measured_table
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
@@ -84,10 +99,7 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 
 def collect_rows(sweep: str, root=None) -> pd.DataFrame:
     """The measurement rows (speed and op runs) of a sweep, with run id, kind and provenance."""
-    sweep_dir = Store(root).sweep(sweep)
-    collect(sweep, root)
-    path = sweep_dir.table_path("rows")
-    return pd.read_parquet(path) if path.exists() else pd.DataFrame()
+    return collect_all(sweep, root)[2]
 
 
 def varying_columns(runs: pd.DataFrame, prefixes=("model.", "task.", "optimizer.", "steps", "batch_size")) -> list[str]:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from seqbench.analysis.collect import collect, collect_rows
+from seqbench.analysis.collect import collect_all
 from seqbench.analysis.findings import CORPUS, SCALE_LIMITS, STORE_FOLDER, Finding
 from seqbench.analysis.protocol import MIN_SEEDS_FOR_INTERVAL, higher_is_better, t_interval, validation_metric, value_at_step
 from seqbench.analysis.verdicts import Crossover, Outcome, Ratio, Similar, at_chosen_lr
+from seqbench.bench.store import Store
 from seqbench.core import atomic_save_figure, atomic_write_bytes, atomic_write_csv
 
 RUN_COLUMNS = ("status", "parameters", "steps", "wall_time_s", "final_bpc", "validation_bpc", "final_accuracy",
@@ -195,8 +196,8 @@ def _effect(outcome: Outcome) -> str:
 
 def write_report(findings: list[Finding], scale: str, *, root=None, out="results/findings") -> list[Path]:
     out = Path(out)
-    runs, curves = collect(STORE_FOLDER[scale], root)
-    rows = collect_rows(STORE_FOLDER[scale], root) if (runs.get("kind") == "speed").any() else pd.DataFrame()
+    runs, curves, rows = collect_all(STORE_FOLDER[scale], root) if Store(root).sweep(STORE_FOLDER[scale]).exists() else \
+        (pd.DataFrame(columns=["run_id"]), pd.DataFrame(), pd.DataFrame())
     summary, sections, written = [], [], []
     for finding in findings:
         table, wide, measured = finding_tables(finding, scale, runs, curves, rows)

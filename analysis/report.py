@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from seqbench.analysis.collect import collect, collect_rows, varying_columns
-from seqbench.bench.store import Store
+from seqbench.bench.store import FINISHED, Store
 from seqbench.core import atomic_write_bytes, atomic_write_csv
 
 HEADLINE = ["status", "summary.steps", "final_accuracy", "final_bpc", "train_loss", "tokens_per_s", "parameters",
@@ -97,6 +97,14 @@ def export_results(sweep: str, root=None, out: str | Path | None = None, *, comm
     from seqbench.analysis.plots import final_table, plot_sweep
 
     runs, curves = collect(sweep, root)
+    finished = runs[runs["status"].isin(FINISHED)] if len(runs) else runs
+    missing = runs[~runs["run_id"].isin(finished["run_id"])] if len(runs) else runs
+    if finished.empty:
+        states = ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items()) if len(runs) else "none listed"
+        raise ValueError(f"sweep {sweep!r} has no finished run to report ({len(runs)} run(s): {states}); missing: "
+                         f"{', '.join(missing['run_id'].head(8))}{' …' if len(missing) > 8 else ''}. "
+                         f"Follow them with: seqbench status {sweep}")
+    runs = finished
     dirty = runs[runs.get("provenance.dirty", pd.Series(dtype=bool)).fillna(True).astype(bool)] if len(runs) else runs
     if len(dirty):
         raise ValueError(f"{len(dirty)} run(s) of {sweep!r} come from a dirty tree or have no provenance "
@@ -112,11 +120,15 @@ def export_results(sweep: str, root=None, out: str | Path | None = None, *, comm
         written.append(_write_csv(chosen[keep], out / "best_over_lr.csv"))
     written += plot_sweep(runs, curves, out)
     commits = sorted(set(runs["provenance.commit"].dropna()))
-    lines = [f"# {sweep}", "", f"- command: `{command or f'seqbench sweep <file of {sweep}>'}`",
+    recorded = Store(root).sweep(sweep).commands()
+    command = command or (recorded[-1] if recorded else "")
+    lines = [f"# {sweep}", "", f"- command: `{command}`" if command else "- command: not recorded (the sweep was launched "
+             "by an older seqbench; pass --command-line)",
              f"- code: commit{'s' if len(commits) > 1 else ''} {', '.join(commits)} (clean tree)",
              f"- data: task {', '.join(sorted(set(runs['task.name'].dropna())))}"
              + (f" with {sorted(set(runs['task.options.path'].dropna()))}" if "task.options.path" in runs.columns else ""),
              f"- runs: {len(runs)} ({', '.join(f'{n} {s}' for s, n in runs['status'].value_counts().items())}); protocol: {protocol}",
+             f"- missing: {len(missing)} run(s) not finished, left out: {', '.join(missing['run_id'])}" if len(missing) else None,
              f"- parameters: {runs['parameters'].min():,}–{runs['parameters'].max():,}" if "parameters" in runs.columns else "",
              f"- device: {', '.join(sorted(set(runs['provenance.device_name'].dropna())))}", ""]
     path = out / "README.md"

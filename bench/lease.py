@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from seqbench.core import atomic_write_json
+from seqbench.core import atomic_write_json, process_here
 
 HEARTBEAT_S = float(os.environ.get("SEQBENCH_LEASE_HEARTBEAT_S", 10))
 STALE_AFTER_S = float(os.environ.get("SEQBENCH_LEASE_STALE_S", 60))
@@ -150,22 +150,9 @@ def read_lease(path: Path) -> dict | None:
     except ValueError:
         value = {}
     value = value if isinstance(value, dict) else {}
-    here = _process_here(value)
+    here = process_here(value.get("host"), value.get("pid"))
     return {**value, "observed": text, "dead_here": here is False, "alive_here": here is True, "stale": here is False,
             "age_s": time.time() - modified}
-
-
-def _process_here(holder: dict) -> bool | None:
-    """For a holder on this host: whether its process runs; None for a holder elsewhere."""
-    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
-        return None
-    try:
-        os.kill(holder["pid"], 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def describe_holder(holder: dict) -> str:

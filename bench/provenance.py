@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from seqbench.models import cpp_build
+
 PACKAGES = ("torch", "numpy", "pandas", "submitit", "pydantic", "einops", "seqbench")
 SOURCE = Path(__file__).resolve().parent.parent
 
@@ -65,4 +67,5 @@ def provenance(device: torch.device | None) -> dict:
         "torch_threads": torch.get_num_threads(),
         "host": socket.gethostname(),
         "slurm_job_id": slurm_job_id(),
+        "kernels": cpp_build.outcomes(),  # "built", or why a layer's backend fell back to PyTorch
     }

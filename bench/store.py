@@ -267,11 +267,18 @@ class SweepDir:
             warnings.warn(f"{self.listing_path}: ignored invalid run id(s) {bad[:5]!r}", stacklevel=2)
         return {**listing, "run_ids": valid}
 
-    def write_listing(self, run_ids: list[str], executor: dict) -> None:
-        """The union of every launch's runs, so an earlier launch's runs stay listed."""
-        known = (self.read_listing() or {}).get("run_ids", [])
-        merged = list(dict.fromkeys([*known, *map(check_run_id, run_ids)]))
-        atomic_write_json(self.listing_path, {"name": self.name, "run_ids": merged, "executor": executor})
+    def write_listing(self, run_ids: list[str], executor: dict, command: str | None = None) -> None:
+        """The union of every launch's runs, so an earlier launch's runs stay listed, and every
+        command that launched them (what a report names as the way to reproduce it)."""
+        listing = self.read_listing() or {}
+        merged = list(dict.fromkeys([*listing.get("run_ids", []), *map(check_run_id, run_ids)]))
+        commands = [c for c in listing.get("commands", []) if isinstance(c, str)]
+        commands = list(dict.fromkeys([*commands, *([command] if command else [])]))
+        atomic_write_json(self.listing_path, {"name": self.name, "run_ids": merged, "executor": executor, "commands": commands})
+
+    def commands(self) -> list[str]:
+        """The commands that launched this sweep's runs, first launch first."""
+        return [c for c in (self.read_listing() or {}).get("commands", []) if isinstance(c, str)]
 
     def run_ids(self) -> list[str]:
         self.require()

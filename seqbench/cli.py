@@ -23,6 +23,20 @@ def cmd_tasks(args) -> None:
     print(format_listing(tasks.describe()))
 
 
+def cmd_build(args) -> None:
+    from seqbench import models
+    from seqbench.models import cpp_build
+
+    failed = []
+    for name, source in models.compiled_kernels().items():
+        module, reason = cpp_build.build(source, force=args.force)
+        print(f"{name}: {'built' if module is not None else 'unavailable — ' + reason}  ({cpp_build.build_folder(source)})")
+        if module is None:
+            failed.append(name)
+    if failed:
+        sys.exit(f"seqbench build: {', '.join(failed)} could not be built; runs use the PyTorch paths instead")
+
+
 def cmd_run(args) -> None:
     from seqbench.bench.config import load_run_config
     from seqbench.bench.runner import run_in_foreground
@@ -43,12 +57,12 @@ def cmd_sweep(args) -> None:
     from seqbench.bench.sweep import load_sweep
     from seqbench.slurm.executors import submit
 
-    sweep = load_sweep(args.file, args.set)
+    sweep = load_sweep(args.file, args.set, max_runs=args.max_runs)
     if args.json:
         print(json.dumps(sweep.expanded(), indent=1))
         return
     submission = submit(sweep, executor=args.executor, root=args.root, dry_run=args.dry_run,
-                        overrides=_overrides(args), parallel=args.parallel)
+                        overrides=_overrides(args), parallel=args.parallel, command=args.invocation)
     if args.dry_run or args.executor == "slurm":
         return
     from seqbench.analysis.collect import collect
@@ -66,12 +80,12 @@ def cmd_speed(args) -> None:
     from seqbench.bench.sweep import load_sweep
     from seqbench.slurm.executors import submit
 
-    sweeps = [load_sweep(path, args.set) for path in args.files]
+    sweeps = [load_sweep(path, args.set, max_runs=args.max_runs) for path in args.files]
     names = {sweep.name for sweep in sweeps}
     if len(names) != 1:
         raise ValueError(f"speed sweep files given together must share one name (their results folder), got {sorted(names)}")
     for sweep in sweeps:  # one run at a time: concurrent runs would share the cores being timed
-        submit(sweep, executor=args.executor, root=args.root, parallel=1, overrides=_overrides(args))
+        submit(sweep, executor=args.executor, root=args.root, parallel=1, overrides=_overrides(args), command=args.invocation)
     if args.executor == "slurm":
         print(f"submitted; when done: seqbench speed {' '.join(args.files)} (skips what finished and writes the report)")
         return
@@ -122,9 +136,10 @@ def cmd_cancel(args) -> None:
 
 
 def cmd_data(args) -> None:
-    from seqbench.tasks.gcide import fetch_gcide
+    from seqbench.tasks.dictionaries import fetch_dictionary
 
-    print(f"{fetch_gcide(args.data_dir, args.deb)}  (use it as: task = {{ name = \"bytes\", options = {{ path = \"gcide.dict.dz\" }} }})")
+    path = fetch_dictionary(args.corpus, args.data_dir, args.deb)
+    print(f"{path}  (use it as: task = {{ name = \"bytes\", options = {{ path = \"{path.name}\" }} }})")
 
 
 def cmd_findings(args) -> None:
@@ -144,7 +159,7 @@ def cmd_findings(args) -> None:
             measures = any(run.kind != "train" for run in sweep.runs)  # timings need the machine to themselves
             print(f"finding {finding.id} ({args.scale}):")
             submit(sweep, executor=args.executor, root=args.root, dry_run=args.dry_run, overrides=_overrides(args),
-                   parallel=1 if measures else args.parallel)
+                   parallel=1 if measures else args.parallel, command=args.invocation)
         return
     from seqbench.analysis.findings_report import write_report
 
@@ -153,12 +168,15 @@ def cmd_findings(args) -> None:
 
 
 def _executor_arguments(parser: argparse.ArgumentParser, *, overrides: bool = True) -> None:
+    from seqbench.bench.sweep import MAX_RUNS
     from seqbench.slurm.executors import EXECUTORS, PARAMETERS, TEXT_PARAMETERS
 
     parser.add_argument("--executor", choices=EXECUTORS, default="local")
     if overrides:
         parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                             help="set a base field of the sweep, e.g. --set steps=100 --set model.d_model=128")
+        parser.add_argument("--max-runs", type=int, default=MAX_RUNS,
+                            help=f"refuse a sweep that expands to more runs than this (default {MAX_RUNS:,})")
     for name in PARAMETERS:
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
                             type=str if name in TEXT_PARAMETERS else int, help=f"executor parameter {name}")
@@ -171,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("models", help="list mixers with their modes and options").set_defaults(func=cmd_models)
     commands.add_parser("tasks", help="list tasks with their options").set_defaults(func=cmd_tasks)
+
+    build = commands.add_parser("build", help="build the compiled CPU kernels now (a login node, or an array's first step)")
+    build.add_argument("--force", action="store_true", help="retry a build recorded as failed")
+    build.set_defaults(func=cmd_build)
 
     run = commands.add_parser("run", help="one run config (JSON or TOML) in the foreground")
     run.add_argument("config")
@@ -200,8 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("sweep")
         sub.set_defaults(func=func)
     data = commands.add_parser("data", help="fetch a corpus into the data directory ($SEQBENCH_DATA or ~/.cache/seqbench)")
-    data.add_argument("corpus", choices=["gcide"], help="gcide: Debian's dict-gcide (apt-get download), the CPU-scale text corpus")
-    data.add_argument("--deb", default=None, help="a dict-gcide .deb downloaded by hand (no apt-get)")
+    data.add_argument("corpus", choices=["gcide", "wordnet"],
+                      help="gcide: Debian's dict-gcide, wordnet: dict-wn (apt-get download): the CPU-scale text corpora")
+    data.add_argument("--deb", default=None, help="the corpus's .deb downloaded by hand (no apt-get)")
     data.add_argument("--data-dir", default=None, help="where to put it (default: $SEQBENCH_DATA or ~/.cache/seqbench)")
     data.set_defaults(func=cmd_data)
     findings = commands.add_parser("findings", help="published findings: list, run their sweeps, report verdicts")
@@ -222,7 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import shlex
+
     args = build_parser().parse_args(argv)
+    args.invocation = shlex.join(["seqbench", *(sys.argv[1:] if argv is None else argv)])
     try:
         args.func(args)
     except ValueError as error:

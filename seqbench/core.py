@@ -6,6 +6,7 @@ sits below every package and no import ever has to run back up to reach it.
 from __future__ import annotations
 
 import errno
+import functools
 import inspect
 import json
 import os
@@ -47,12 +48,7 @@ class Registry:
 
     def options(self, name: str) -> dict[str, Any]:
         """Options (keyword-only constructor arguments) with their defaults; required ones map to `inspect.Parameter.empty`."""
-        signature = inspect.signature(self.get_class(name).__init__)
-        return {
-            p.name: p.default
-            for p in signature.parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in self.reserved
-        }
+        return dict(_keyword_only(self.get_class(name), self.reserved))
 
     def check_options(self, name: str, given: dict[str, Any]) -> None:
         valid = self.options(name)
@@ -95,6 +91,15 @@ class Registry:
                 row.update(modes=list(cls.modes), default_mode=cls.default_mode_for({}))
             rows.append(row)
         return rows
+
+
+@functools.lru_cache(maxsize=256)
+def _keyword_only(cls: type, reserved: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
+    """A class's keyword-only constructor arguments and defaults (read once per class: a sweep
+    validates thousands of runs against the same few)."""
+    signature = inspect.signature(cls.__init__)
+    return tuple((p.name, p.default) for p in signature.parameters.values()
+                 if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in reserved)
 
 
 def format_listing(rows: list[dict[str, Any]]) -> str:
@@ -209,6 +214,22 @@ def atomic_save_figure(figure, path: Path, **savefig: Any) -> Path:
     fmt = savefig.pop("format", path.suffix.lstrip(".") or "png")
     atomic_write(path, lambda out: figure.savefig(out, format=fmt, **savefig))
     return path
+
+
+def process_here(host: Any, pid: Any) -> bool | None:
+    """Whether the process `pid` of `host` runs, when `host` is this one; None for another host
+    (nothing here can tell). A lock or lease of a dead process on this host is free at once."""
+    import socket
+
+    if host != socket.gethostname() or not isinstance(pid, int) or isinstance(pid, bool):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def resolve_device(name: str):

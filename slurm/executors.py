@@ -99,7 +99,9 @@ class Submission:
 
 def submit(sweep: Sweep, *, executor: str = "local", root=None, dry_run: bool = False,
            overrides: dict[str, Any] | None = None, parallel: int | None = None,
-           echo: Callable[[str], None] = print) -> Submission:
+           echo: Callable[[str], None] = print, command: str | None = None) -> Submission:
+    """Launch the sweep's unfinished runs; `command` is the command line that launched it, recorded
+    with the sweep so its report can name how to reproduce it."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
     if parallel is not None and (not isinstance(parallel, int) or parallel < 1):
@@ -128,7 +130,7 @@ def submit(sweep: Sweep, *, executor: str = "local", root=None, dry_run: bool = 
         echo(f"  {run_id}  {describe_run(run, sweep.axes.get(run_id, {}))}  [{state}]")
     if dry_run or not todo:
         return submission
-    sweep_dir.write_listing([run.run_id() for run in sweep.runs], sweep.executor)
+    sweep_dir.write_listing([run.run_id() for run in sweep.runs], sweep.executor, command)
     if executor == "slurm":
         submission.submitted = _submit_slurm(sweep, todo, sweep_dir, parameters)
         echo(f"submitted {len(todo)} runs as a Slurm job array; follow with: seqbench status {sweep.name}")

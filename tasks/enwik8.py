@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seqbench.core import DiskFull, atomic_write
+from seqbench.core import DiskFull, atomic_write, remove_stale_temporaries
 from seqbench.tasks.base import IGNORE, TASKS, Evaluation, Task, check_split, split_generator
 
 ENWIK8_URL = "http://mattmahoney.net/dc/enwik8.zip"
@@ -193,6 +193,7 @@ def locate_corpus(path: str, data_dir: str | None) -> Path:
     stat = found.stat()
     key = hashlib.sha256(f"{found.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     unpacked = directory / "unpacked" / f"{found.stem}-{key}"
+    remove_stale_temporaries(unpacked.parent)  # an unpack killed before its rename left one
     if unpacked.exists():
         return unpacked
 

@@ -44,3 +44,11 @@ def write_tiny_sweep(folder, name: str = "tiny"):
     path = folder / f"{name}.toml"
     path.write_text(TINY_SWEEP.format(name=name))
     return path
+
+
+def sweep_spec(**changes):
+    """A sweep (as data) of tiny runs: 2 mixers × 2 seeds; `changes` replace its keys."""
+    spec = {"name": "t", "seeds": [0, 1], "base": tiny_run_config(),
+            "grid": {"model.name": ["retnet", "linear_attention"]}}
+    spec.update(changes)
+    return spec

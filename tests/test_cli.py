@@ -96,8 +96,10 @@ def test_report_exports_a_clean_sweep_and_refuses_a_dirty_one(tmp_path, capsys):
 
     mark(dirty=False)
     out = tmp_path / "results" / "exported"
-    listing = seqbench(capsys, "--root", root, "report", "exported", "--out", str(out), "--command-line", "seqbench sweep x")
+    listing = seqbench(capsys, "--root", root, "report", "exported", "--out", str(out))
     assert {"runs.csv", "final.png", "curves.png", "README.md"} <= {p.name for p in out.iterdir()} and "wrote" in listing
+    # the command that launched the sweep, recorded at submit time, not a placeholder
+    assert f"- command: `seqbench --root {root} sweep {sweep_file} --set steps=10`" in (out / "README.md").read_text()
     import pandas as pd
 
     table = pd.read_csv(out / "runs.csv")

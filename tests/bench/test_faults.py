@@ -20,8 +20,9 @@ from seqbench.analysis.collect import collect
 from seqbench.bench.config import parse_run_config
 from seqbench.bench.runner import run_in_foreground
 from seqbench.bench.store import Store, StoreError
-from seqbench.core import remove_stale_temporaries
+from seqbench.bench.sweep import expand
 from seqbench.cli import main
+from seqbench.core import remove_stale_temporaries
 from seqbench.slurm.status import sweep_status
 from tests.helpers import tiny_run_config, write_tiny_sweep
 
@@ -212,12 +213,14 @@ def test_crafted_run_ids_and_sweep_names_never_touch_a_path_outside_the_root(tmp
         assert [row["run_id"] for row in sweep_status("s", root)] == ["0123456789abcdef"]
         assert list(collect("s", root)[0]["run_id"]) == ["0123456789abcdef"]
     assert sorted(p.name for p in victim.iterdir()) == ["status.json", "summary.json"]  # untouched
-    for bad in ("../x", "/tmp/x", "a/../../b", "..", ""):
+    for bad in ("../x", "/tmp/x", "a/../../b", "..", "", "nl\n"):  # `$` matched before a trailing newline
         with pytest.raises(StoreError, match="invalid sweep name"):
             Store(root).sweep(bad)
+    with pytest.raises(ValueError, match="'name' must be letters"):
+        expand({"name": "nl\n", "base": tiny_run_config()})
     with pytest.raises(SystemExit, match="invalid sweep name '../x'"):
         main(["--root", str(root), "run", "--sweep", "../x", str(tmp_path / "none.json")])
-    for bad in ("../../victim", "ABCDEF0123456789", "0123"):
+    for bad in ("../../victim", "ABCDEF0123456789", "0123", "0123456789abcdef\n"):
         with pytest.raises(StoreError, match="invalid run id"):
             Store(root).run("s", bad)
 

@@ -1,5 +1,13 @@
-"""The compiled kernels' build names: one per source and per CPU instruction set (-march=native)."""
+"""The compiled kernels' builds (models/cpp_build.py): one per source and per CPU instruction set
+(-march=native), and builds that never hang: a killed build, two at once, a failed one, no compiler."""
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from seqbench.models import cpp_build
 from seqbench.models.gateloop import compiled
@@ -34,3 +42,79 @@ def test_instruction_sets_are_read_from_this_cpu():
     flags = cpp_build.cpu_instruction_sets()
     if Path("/proc/cpuinfo").exists():
         assert flags and flags == " ".join(sorted(flags.split()))
+
+
+# --- builds that never hang (fault tier: each compiles a tiny extension, ~30 s) -------------------
+TINY_KERNEL = """
+#include <torch/extension.h>
+torch::Tensor twice(torch::Tensor x) { return x * 2; }
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("twice", &twice); }
+"""
+BUILD = ("import sys, time; from pathlib import Path; from seqbench.models import cpp_build; "
+         "t = time.monotonic(); module, reason = cpp_build.build(Path(sys.argv[1])); "
+         "print('built' if module is not None and module.twice(__import__('torch').ones(2)).sum().item() == 4 else reason, "
+         "round(time.monotonic() - t, 1), flush=True)")
+
+
+def tiny_kernel(tmp_path, text=TINY_KERNEL):
+    source = tmp_path / "tiny" / "cpu_kernel.cpp"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text(text)
+    return source
+
+
+def build_process(source, build_root, **env_changes):
+    env = {**os.environ, "SEQBENCH_BUILD_DIR": str(build_root), **env_changes}
+    return subprocess.Popen([sys.executable, "-c", BUILD, str(source)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+@pytest.mark.faults
+def test_a_build_killed_midway_leaves_no_lock_that_blocks_the_next(tmp_path):
+    """SIGKILL while compiling (a preempted job): the next process builds within a bounded time."""
+    source, root = tiny_kernel(tmp_path), tmp_path / "builds"
+    first = build_process(source, root)
+    folder = root / cpp_build.build_name(source)
+    deadline = time.monotonic() + 120
+    while not ((folder / "build.lock").exists() and (folder / "build.ninja").exists()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)  # the compiler is running
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert (folder / "build.lock").exists()  # left behind, as a killed job leaves it
+    second = build_process(source, root)
+    out, _ = second.communicate(timeout=300)
+    assert out.split()[0] == "built", out
+    assert not (folder / "build.lock").exists() and not (folder / "lock").exists()
+
+
+@pytest.mark.faults
+def test_two_processes_building_at_once_both_get_the_kernel_and_it_is_compiled_once(tmp_path):
+    source, root = tiny_kernel(tmp_path), tmp_path / "builds"
+    processes = [build_process(source, root) for _ in range(2)]
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    assert [out.split()[0] for out in outputs] == ["built", "built"], outputs
+    # the one that waited found the other's build done: its (last) log is ninja's "no work to do"
+    assert "ninja: no work to do" in (root / cpp_build.build_name(source) / "build.log").read_text()
+
+
+@pytest.mark.faults
+def test_a_failed_build_is_recorded_with_its_log_and_later_processes_fall_back_at_once(tmp_path):
+    source, root = tiny_kernel(tmp_path, TINY_KERNEL.replace("x * 2", "x * * 2")), tmp_path / "builds"
+    first = build_process(source, root)
+    out, _ = first.communicate(timeout=300)
+    folder = root / cpp_build.build_name(source)
+    assert "build failed" in out and f"compiler log: {folder / 'build.log'}" in out
+    assert "error" in (folder / "build.log").read_text()  # the compiler's own words are kept
+    again, _ = build_process(source, root).communicate(timeout=60)
+    assert "build --force" in again and float(again.split()[-1]) < 2.0  # no second compile
+
+
+def test_no_compiler_on_path_is_one_clear_reason(tmp_path):
+    source, root = tiny_kernel(tmp_path), tmp_path / "builds"
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    os.symlink(sys.executable, bare / "python")
+    out, _ = build_process(source, root, PATH=str(bare), CXX="").communicate(timeout=120)
+    assert out.startswith("no C++ compiler (c++/g++) on PATH — using PyTorch"), out
+    assert "compiler not compatible" not in out and "ninja" not in out

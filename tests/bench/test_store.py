@@ -1,0 +1,77 @@
+"""The store's defensive reads (bench/store.py): a bad file is moved aside once, even with several
+readers racing on it, and a store that cannot be written (a read-only copy of the results) is read
+all the same."""
+import contextlib
+import json
+import os
+import subprocess
+import threading
+import warnings
+
+import pytest
+
+from seqbench.analysis.collect import collect
+from seqbench.bench.config import parse_run_config
+from seqbench.bench.runner import run_in_foreground
+from seqbench.bench.store import Store
+from seqbench.slurm.status import sweep_status
+from tests.helpers import tiny_run_config
+
+pytestmark = pytest.mark.faults
+
+
+def test_readers_racing_on_one_corrupt_file_see_it_as_absent_and_none_raises(tmp_path):
+    run_dir = Store(tmp_path).run("s", "0123456789abcdef")
+    run_dir.path.mkdir(parents=True)
+    errors, results = [], []
+    for _ in range(10):
+        run_dir.summary_path.write_text("{torn")
+        barrier = threading.Barrier(4)
+
+        def read():
+            barrier.wait()
+            try:
+                results.append(run_dir.read_summary())
+            except Exception as error:  # noqa: BLE001 — what the test counts
+                errors.append(repr(error))
+
+        readers = [threading.Thread(target=read) for _ in range(4)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for reader in readers:
+                reader.start()
+            for reader in readers:
+                reader.join()
+    assert errors == [] and results == [None] * 40
+    assert 1 <= len(list(run_dir.path.glob("summary.json.corrupt-*"))) <= 10  # each round's file kept once
+
+
+@contextlib.contextmanager
+def read_only(folder):
+    """`folder` bind-mounted read-only over itself (root only: a real read-only file system)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a read-only file system needs root (CI runs as root)")
+    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_corrupt_file_in_a_read_only_store_is_reported_and_the_rest_is_read(tmp_path):
+    configs = [parse_run_config(tiny_run_config(steps=2, seed=seed)) for seed in range(2)]
+    for config in configs:
+        run_in_foreground(config, root=tmp_path, sweep="ro", progress=False)
+    bad = Store(tmp_path).run("ro", configs[0].run_id())
+    bad.summary_path.write_text(json.dumps({"run_id": bad.run_id, "status": "exploded"}))
+    with read_only(tmp_path / "ro"):
+        with pytest.warns(UserWarning, match="could not move it aside"):
+            statuses = {row["run_id"]: row["state"] for row in sweep_status("ro", tmp_path)}
+        assert statuses[configs[1].run_id()] == "completed"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            runs, _ = collect("ro", tmp_path)
+        assert any("could not save the collected tables" in str(w.message) for w in caught)
+        assert set(runs["run_id"]) == {c.run_id() for c in configs}
+        assert bad.summary_path.exists()  # left where it was: nothing could be moved

@@ -1,0 +1,51 @@
+"""Executors (slurm/executors.py) without a cluster: parameters, local sweeps, dry runs."""
+
+import pytest
+
+from seqbench.analysis.collect import collect
+from seqbench.bench.config import parse_run_config
+from seqbench.bench.sweep import expand
+from seqbench.slurm.executors import executor_parameters, submit
+from seqbench.slurm.status import sweep_status
+from tests.helpers import sweep_spec, tiny_run_config
+
+
+def test_unknown_executor_parameters_fail_loudly():
+    with pytest.raises(ValueError, match="unknown executor parameter\\(s\\) 'gpus'; valid: account, array_parallelism"):
+        executor_parameters({"gpus": 1}, {})
+    with pytest.raises(ValueError, match="unknown executor 'k8s'; valid executors: local, slurm, debug"):
+        submit(expand(sweep_spec()), executor="k8s")
+
+
+@pytest.mark.slow
+def test_local_sweep_isolates_a_failing_run_collects_and_skips_what_finished(tmp_path):
+    missing = str(tmp_path / "no-such-corpus.txt")
+    bytes_run = parse_run_config(tiny_run_config(task={"name": "bytes", "options": {"path": missing, "seq_len": 32}}))
+    sweep = expand(sweep_spec(seeds=[0, 1]))
+    sweep = type(sweep)(name="mixed", runs=[*sweep.runs, bytes_run])
+    submission = submit(sweep, executor="local", root=tmp_path / "runs", parallel=2, echo=lambda _: None)
+    assert list(submission.failed) == [bytes_run.run_id()]
+    states = {row["run_id"]: row for row in sweep_status("mixed", tmp_path / "runs")}
+    assert sum(row["state"] == "completed" for row in states.values()) == 4
+    assert states[bytes_run.run_id()]["state"] == "failed"
+    assert "no such file" in states[bytes_run.run_id()]["error"]
+
+    runs_table, curves = collect("mixed", tmp_path / "runs")
+    assert len(runs_table) == 5 and set(runs_table["status"]) == {"completed", "failed"}
+    assert {"model.name", "optimizer.lr", "final_accuracy", "tokens_per_s", "provenance.commit"} <= set(runs_table.columns)
+    assert set(curves["metric"]) >= {"loss", "accuracy", "tokens_per_s"}
+    assert (tmp_path / "runs" / "mixed" / "runs.parquet").exists()
+
+    again = submit(sweep, executor="local", root=tmp_path / "runs", echo=lambda _: None)
+    assert len(again.finished) == 4 and list(again.submitted) == [bytes_run.run_id()]  # only the failed one again
+
+
+def test_dry_run_submits_nothing_and_lists_each_runs_axes(tmp_path):
+    lines = []
+    spec = sweep_spec(grid={"model.name": ["retnet"], "model.options.heads": [1, 2]})
+    submission = submit(expand(spec), executor="slurm", root=tmp_path, dry_run=True, echo=lines.append)
+    assert submission.submitted == {} and not (tmp_path / "t").exists()
+    assert lines[0] == "sweep t: 4 runs, 0 finished, 0 queued or running, 4 to run (slurm)" and all("[would submit]" in l for l in lines[1:])
+    assert [line.split("seed=")[1][0] + line.split("state=")[1].split(" ", 1)[1].split("  [")[0] for line in lines[1:]] == [
+        "0heads=1", "1heads=1", "0heads=2", "1heads=2"]
+    assert all("params=" in line for line in lines[1:])

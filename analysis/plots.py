@@ -52,27 +52,84 @@ def final_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, str, bool, str]:
     return done, metric, higher, "one lr for all" if LR in done.columns else "as run"
 
 
+METRIC_NAMES = {"accuracy": "accuracy", "bpc": "bits per byte", "loss": "loss"}
+METRIC_RANGE = {"accuracy": (0.0, 1.0), "bpc": (0.0, None), "loss": (0.0, None)}
+
+
+def metric_label(metric: str, runs: pd.DataFrame) -> str:
+    """final_accuracy → 'test accuracy' (the split the runs report on), validation_bpc → 'validation bits per byte'."""
+    stem = metric.removeprefix("final_").removeprefix("validation_")
+    if metric.startswith("validation_"):
+        split = "validation"
+    else:
+        splits = runs["final_split"].dropna().unique() if "final_split" in runs.columns else []
+        split = splits[0] if len(splits) == 1 else "final"
+    return f"{split} {METRIC_NAMES.get(stem, stem)}"
+
+
+def clipped_interval(metric: str):
+    """The t-interval over seeds, clipped to the range the metric can take (no accuracy above 1)."""
+    low_bound, high_bound = METRIC_RANGE.get(metric.removeprefix("final_").removeprefix("validation_"), (None, None))
+
+    def interval(values):
+        low, high = t_interval(values)
+        return (low if low_bound is None else max(low, low_bound), high if high_bound is None else min(high, high_bound))
+
+    return interval
+
+
+def chance_level(runs: pd.DataFrame, metric: str) -> float | None:
+    """The task's chance accuracy when every run has one task and one setting of it."""
+    from seqbench import tasks
+
+    if not metric.endswith("accuracy") or "task.name" not in runs.columns or runs["task.name"].nunique() != 1:
+        return None
+    options_columns = [c for c in runs.columns if c.startswith("task.options.")]
+    if any(runs[c].astype(str).nunique() > 1 for c in options_columns):
+        return None
+    options = {c.removeprefix("task.options."): runs[c].iloc[0] for c in options_columns if pd.notna(runs[c].iloc[0])}
+    return tasks.TASKS.get_class(runs["task.name"].iloc[0]).chance_accuracy(options)
+
+
 def plot_final(runs: pd.DataFrame, path: Path) -> Path:
+    grid = final_grid(runs)
+    atomic_save_figure(grid.figure, path, dpi=120)
+    plt.close(grid.figure)
+    return path
+
+
+def final_grid(runs: pd.DataFrame) -> sns.FacetGrid:
+    """Mean and t-interval per configuration, a colour per configuration (the model, when only the
+    model varies: an lr set per model in the sweep is part of the model's configuration, not a
+    colour of its own), every seed a dot, the task's chance level as a line."""
     table, metric, higher, protocol = final_table(runs)
-    layout = _layout(configuration_columns(table) if "chosen_lr" in table.columns else varying_columns(table))
+    per_configuration = "chosen_lr" in table.columns or protocol == "one lr per configuration, set in the sweep"
+    layout = _layout(configuration_columns(table) if per_configuration else varying_columns(table))
     for column in layout.values():
         if column:
             table[column] = table[column].astype(str)
     seeds = table.groupby([c for c in layout.values() if c], dropna=False).size()
     interval = seeds.min() >= MIN_SEEDS_FOR_INTERVAL
-    grid = sns.catplot(data=table, kind="point", y=metric, errorbar=t_interval if interval else None, capsize=0.15,
+    hue = layout["hue"] or layout["x"]
+    grid = sns.catplot(data=table, kind="point", y=metric, errorbar=clipped_interval(metric) if interval else None, capsize=0.15,
                        dodge=0.4 if layout["hue"] else False, linestyle="none", markers="D", height=4,
-                       aspect=max(1.0, 0.35 * table[layout["x"]].nunique()), **{k: v for k, v in layout.items() if v})
+                       aspect=max(1.0, 0.35 * table[layout["x"]].nunique()), legend=bool(layout["hue"]),
+                       **{**{k: v for k, v in layout.items() if v}, "hue": hue})
     grid.map_dataframe(sns.stripplot, x=layout["x"], y=metric, hue=layout["hue"], dodge=bool(layout["hue"]), size=3,
                        palette="dark:black" if layout["hue"] else None, color=None if layout["hue"] else "black", legend=False)
+    chance = chance_level(runs, metric)
+    if chance is not None:
+        for axis in grid.axes.flat:
+            axis.axhline(chance, color="0.5", linestyle=":", linewidth=1)
+            axis.annotate(f"chance ≈ {chance:.3g}", (0.01, chance), xycoords=("axes fraction", "data"), fontsize=7,
+                          color="0.4", va="bottom")
+    label = metric_label(metric, runs)
     seed_text = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
     shown = f"mean and 95% t-interval over {seed_text} seeds" if interval else f"{seed_text} seed(s): points only, no interval"
-    grid.figure.suptitle(f"{metric} ({'higher' if higher else 'lower'} is better) — {protocol}\n{shown}; dots: seeds", fontsize=9)
-    grid.set_axis_labels(_label(layout["x"]), metric)
+    grid.figure.suptitle(f"{label} ({'higher' if higher else 'lower'} is better) — {protocol}\n{shown}; dots: seeds", fontsize=9)
+    grid.set_axis_labels(_label(layout["x"]), label)
     grid.figure.tight_layout()
-    atomic_save_figure(grid.figure, path, dpi=120)
-    plt.close(grid.figure)
-    return path
+    return grid
 
 
 def plot_curves(runs: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
@@ -90,7 +147,10 @@ def plot_curves(runs: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
     train["value"] = train.groupby("run_id")["value"].transform(lambda s: s.rolling(20, min_periods=1).mean())
     stride = max(1, int(train["step"].max()) // CURVE_POINTS) if len(train) else 1
     train = train[train["step"] % stride == 0]  # an interval at every x: thin the smoothed curve
-    panels = [(train, "train loss (20-step mean)")] + ([(validation, validation["metric"].iloc[0])] if len(validation) else [])
+    panels = [(train, "train loss (20-step mean)")]
+    if len(validation):
+        name = validation["metric"].iloc[0]
+        panels.append((validation, f"validation {METRIC_NAMES.get(name, name)}"))
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
     for ax, (data, title) in zip(axes[0], panels):
         sns.lineplot(data=data, x="step", y="value", hue="configuration", errorbar=interval, ax=ax)

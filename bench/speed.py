@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import multiprocessing
+import os
 import queue as queue_module
 import signal
 import statistics
@@ -114,19 +115,22 @@ def measure_step(mixer, base, spec, device, dtype, emit) -> None:
         emit({**base, "length": prefill, "measure": "step", "status": "ok", **summarise(times)})
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """Linux: the kernel sends SIGKILL to this process when its parent dies (PR_SET_PDEATHSIG), so a
-    killed `seqbench speed` leaves no orphaned worker timing on."""
+    killed `seqbench speed` leaves no orphaned worker timing on. A parent that died while this
+    worker was still importing (before the request) is seen as a changed parent pid."""
     import ctypes
 
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass  # not Linux: the parent's stop handling still ends its workers
+    if os.getppid() != parent:
+        os._exit(1)
 
 
-def _worker(config: dict, mode: str, rows) -> None:
-    _die_with_parent()
+def _worker(config: dict, mode: str, rows, parent: int) -> None:
+    _die_with_parent(parent)
     try:
         measure_mode(config, mode, rows.put)
     except Exception:  # noqa: BLE001 — reported as a row by the parent
@@ -173,7 +177,7 @@ def measure_model(config: SpeedConfig, stop: StopRequest | None = None) -> list[
     for mode in modes:
         channel = context.Queue()
         kills_before = oom_kills()
-        process = context.Process(target=_worker, args=(config.model_dump(mode="json"), mode, channel))
+        process = context.Process(target=_worker, args=(config.model_dump(mode="json"), mode, channel, os.getpid()))
         process.start()
         mode_rows = []
         try:

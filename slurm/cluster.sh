@@ -99,7 +99,13 @@ start_munge() {
     runuser -u munge -- /usr/sbin/munged
     wait_for 10 munged sh -c 'munge -n | unmunge'
   fi
-  pgrep -u munge -o munged > "$PIDS/munged.pid" || true
+  # munged forks into the background: the pid to keep is the one the daemon writes itself once it
+  # serves (pgrep right after the start could catch the parent, which exits a moment later)
+  for _ in $(seq 50); do
+    [ -s /run/munge/munged.pid ] && [[ "$(cat "/proc/$(cat /run/munge/munged.pid)/comm" 2>/dev/null)" == munged* ]] && break
+    sleep 0.1
+  done
+  cp /run/munge/munged.pid "$PIDS/munged.pid"
 }
 
 start_mariadb() {
@@ -148,10 +154,10 @@ status() {
 }
 
 stop() {
-  for daemon in slurmd slurmctld slurmdbd mariadbd; do
+  for daemon in slurmd slurmctld slurmdbd mariadbd munged; do
     if alive $daemon; then kill "$(cat "$PIDS/$daemon.pid")"; fi
   done
-  for daemon in slurmd slurmctld slurmdbd mariadbd; do
+  for daemon in slurmd slurmctld slurmdbd mariadbd munged; do
     for _ in $(seq 50); do alive $daemon || break; sleep 0.2; done
     rm -f "$PIDS/$daemon.pid"
   done

@@ -52,6 +52,12 @@ class Task(abc.ABC):
         return cls(**options).vocab_size
 
     @classmethod
+    def chance_accuracy(cls, options: dict) -> float | None:
+        """The accuracy of guessing uniformly among the possible answers (plots draw it as a line);
+        None where the task has no accuracy or no single chance level."""
+        return None
+
+    @classmethod
     def check_values(cls, options: dict) -> None:
         """Reject bad option values when a config is built, not on the cluster. Synthetic tasks are
         cheap to build, so building one is the check; tasks that read data override this."""

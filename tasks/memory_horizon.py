@@ -67,6 +67,11 @@ class MemoryHorizon(Task):
 
     metrics = ("accuracy",)
 
+    @classmethod
+    def chance_accuracy(cls, options):
+        """A uniform guess among the data symbols."""
+        return 1 / options.get("num_symbols", 16)
+
     def __init__(self, *, seq_len: int = 256, num_symbols: int = 16, max_horizon: int = 64,
                  rule: str = "recall_first", bucket_edges: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256),
                  validation_examples: int = 500, test_examples: int = 1000):

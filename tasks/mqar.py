@@ -57,6 +57,12 @@ class MQAR(Task):
 
     metrics = ("accuracy",)
 
+    @classmethod
+    def chance_accuracy(cls, options):
+        """A uniform guess among the value tokens (the upper half of the vocabulary)."""
+        vocab = options.get("vocab_size", 8192)
+        return 1 / (vocab - vocab // 2)
+
     def __init__(self, *, vocab_size: int = 8192, seq_len: int = 64, num_pairs: int = 4, power: float = 0.01,
                  validation_examples: int = 1000, test_examples: int = 3000,
                  test_configs: Sequence[Sequence[int]] | None = None, random_non_queries: bool = False):

@@ -1,9 +1,13 @@
-"""Each plot function writes an image from a small table (what it draws is looked at by people;
-that it runs on the tables collect produces is what a test can hold)."""
+"""The sweep and speed plots (analysis/plots.py, speed_plots.py): what a figure shows — a colour per
+model, the split in the axis label, the task's chance line, intervals inside the metric's range —
+read back from the figure itself, and every plot written as an image."""
+import matplotlib.colors
+import numpy as np
+import matplotlib.pyplot as plt
 import pandas as pd
 from PIL import Image
 
-from seqbench.analysis.plots import plot_curves, plot_final, plot_sweep
+from seqbench.analysis.plots import final_grid, plot_curves, plot_final, plot_sweep
 from seqbench.analysis.speed_plots import plot_gateloop_op, plot_speed
 
 
@@ -19,6 +23,31 @@ def runs_and_curves():
 def assert_image(path):
     with Image.open(path) as image:
         assert image.width > 100 and image.height > 100
+
+
+def demo_like_runs() -> pd.DataFrame:
+    """Three models, an lr set per model in the sweep (zipped), 3 seeds, MQAR on 64 tokens; RetNet
+    and GateLoop share lr 1e-2, and softmax attention is so close to 1 that its t-interval passes it."""
+    accuracy = {"gateloop": [0.15, 0.18, 0.21], "softmax_attention": [0.90, 0.97, 0.99], "retnet": [0.25, 0.27, 0.28]}
+    lr = {"gateloop": 1e-2, "softmax_attention": 3e-3, "retnet": 1e-2}
+    return pd.DataFrame([{"run_id": f"{m}{s}", "model.name": m, "optimizer.lr": lr[m], "seed": s, "status": "completed",
+                          "final_split": "test", "final_accuracy": value, "validation_accuracy": value,
+                          "task.name": "mqar", "task.options.vocab_size": 64, "task.options.num_pairs": 4}
+                         for m, values in accuracy.items() for s, value in enumerate(values)])
+
+
+def test_the_final_plot_colours_by_model_names_the_split_draws_chance_and_clips_intervals():
+    grid = final_grid(demo_like_runs())
+    axis = grid.axes.flat[0]
+    assert axis.get_ylabel() == "test accuracy"
+    markers = [line for line in axis.lines if line.get_marker() == "D"]
+    assert len({matplotlib.colors.to_hex(line.get_color()) for line in markers}) == 3  # one colour per model, not per lr
+    chance = [line for line in axis.lines if line.get_linestyle() == ":"]
+    assert len(chance) == 1 and chance[0].get_ydata()[0] == 1 / 32
+    intervals = [line.get_ydata() for line in axis.lines if line.get_marker() == "None" and line.get_linestyle() == "-"]
+    tops = [np.nanmax(y) for y in intervals if not np.isnan(y).all()]
+    assert len(tops) == 3 and max(tops) == 1.0  # softmax's interval (raw: up to 1.07) clipped at 1
+    plt.close(grid.figure)
 
 
 def test_plot_final_and_curves_and_sweep(tmp_path):

@@ -1,11 +1,21 @@
 """The speed benchmark of one mixer's modes (bench/speed.py): rows, capping, reference check, default
 mode, stop requests. Timings themselves are never asserted."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
 import pytest
 
 from seqbench.analysis.collect import collect_rows
 from seqbench.bench import speed
 from seqbench.bench.config import parse_run_config
 from seqbench.bench.runner import run_in_foreground
+from seqbench.bench.store import Store
 
 
 def speed_config(**spec):
@@ -68,3 +78,73 @@ def test_a_step_only_run_of_a_gateloop_whose_default_is_chunked_measures_that_mo
     assert speed.default_mode(config) == "chunked"
     rows = speed.measure_model(config)
     assert [(row["mode"], row["measure"], row["status"], row["length"]) for row in rows] == [("chunked", "step", "ok", 4)]
+
+
+# --- deaths and stops (fault tier) ----------------------------------------------------------------
+def long_speed_config(tmp_path):
+    """A speed run that measures for a while (many repeats) and spawns one worker per mode."""
+    data = {"kind": "speed", "model": {"name": "linear_attention", "d_model": 16},
+            "speed": {"lengths": [64, 128, 256, 512, 1024], "repeats": 400, "threads": 1, "measures": ["forward_backward"],
+                      "modes": ["recurrent", "chunked"], "time_budget_s": 600}}
+    path = tmp_path / "speed.json"
+    path.write_text(json.dumps(data))
+    return parse_run_config(data), path
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def wait_for(condition, timeout_s=60.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def workers_of(pid: int) -> list[int]:
+    """The spawned speed workers of `pid` (multiprocessing's resource tracker is a child too)."""
+    return [child for child in children_of(pid)
+            if b"multiprocessing.spawn" in Path(f"/proc/{child}/cmdline").read_bytes() and
+            b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+@pytest.mark.faults
+def test_a_worker_killed_from_outside_is_not_recorded_as_out_of_memory(tmp_path):
+    """Slurm's kill after the grace period, an operator: the run stays unfinished and a re-launch redoes it."""
+    config, _ = long_speed_config(tmp_path)
+    killer = threading.Thread(target=lambda: os.kill(wait_for(lambda: workers_of(os.getpid()))[0], signal.SIGKILL))
+    killer.start()
+    with pytest.raises(speed.WorkerKilled, match="killed by signal 9 and the kernel recorded no out-of-memory kill"):
+        run_in_foreground(config, root=tmp_path, sweep="speed")
+    killer.join()
+    run_dir = Store(tmp_path).run("speed", config.run_id())
+    assert not run_dir.is_finished() and run_dir.read_summary() is None
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_stopped_speed_run_ends_at_a_case_boundary_and_leaves_no_worker_behind(tmp_path, sig):
+    _, path = long_speed_config(tmp_path)
+    parent = subprocess.Popen([sys.executable, "-m", "seqbench.cli", "--root", str(tmp_path), "run", "--sweep", "speed", str(path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    worker = wait_for(lambda: workers_of(parent.pid))[0]
+    time.sleep(1.0)  # measuring
+    stopped_at = time.monotonic()
+    parent.send_signal(sig)
+    parent.wait(timeout=30)
+    assert time.monotonic() - stopped_at < 15  # not carried on to the end of the measurement
+    wait_for(lambda: not Path(f"/proc/{worker}").exists() or "Z" in Path(f"/proc/{worker}/stat").read_text().split()[2], 10)
+    config, _ = long_speed_config(tmp_path)
+    assert not Store(tmp_path).run("speed", config.run_id()).is_finished()

@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import submitit
@@ -129,3 +130,17 @@ def test_a_requeued_job_resumes_with_continuous_steps(tmp_path, how):
     summary = run_dir.read_summary()
     assert summary["steps"] == 2500 and len(summary["resumed_from"]) >= 1
     assert [row["step"] for row in run_dir.read_metrics() if row["split"] == "train"] == list(range(1, 2501))
+
+
+def test_cluster_script_reports_and_stops_munged_by_its_real_pid():
+    """Last in this module: it stops the cluster and starts it again."""
+    script = str(Path(__file__).resolve().parents[2] / "slurm" / "cluster.sh")
+    munged = subprocess.run(["pgrep", "-u", "munge", "-x", "munged"], capture_output=True, text=True).stdout.split()
+    status = subprocess.run([script, "status"], capture_output=True, text=True).stdout
+    assert len(munged) == 1 and f"munged running (pid {munged[0]})" in status, status
+    subprocess.run([script, "stop"], check=True, capture_output=True)
+    try:
+        assert subprocess.run(["pgrep", "-u", "munge", "-x", "munged"], capture_output=True).returncode == 1  # none left
+        assert "munged stopped" in subprocess.run([script, "status"], capture_output=True, text=True).stdout
+    finally:
+        subprocess.run([script, "start"], check=True, capture_output=True)

@@ -2,8 +2,8 @@
 model, the split in the axis label, the task's chance line, intervals inside the metric's range —
 read back from the figure itself, and every plot written as an image."""
 import matplotlib.colors
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from PIL import Image
 

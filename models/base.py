@@ -7,6 +7,7 @@ one token at a time from a state with O(1) work per token (attention: O(context)
 from __future__ import annotations
 
 import abc
+import contextlib
 from typing import Any
 
 import torch
@@ -100,3 +101,17 @@ class Mixer(nn.Module, abc.ABC):
             raise ValueError(f"{self.registry_name}: the sequence is empty (length 0)")
         if not x.is_floating_point():
             raise TypeError(f"{self.registry_name}: expected a floating-point input, got {x.dtype}")
+
+
+def op_dtype(dtype: torch.dtype | None) -> torch.dtype:
+    """The real dtype a recurrence runs in: float64 for float64 inputs, float32 for everything else
+    (bfloat16 and float16 included: states summed over thousands of steps need float32)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def full_precision(device: torch.device):
+    """Autocast off for a recurrence's core (the projections around it keep autocast's dtype);
+    the meta device has no autocast."""
+    if device.type == "meta":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, enabled=False)

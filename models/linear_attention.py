@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbench.models.backends import FLA_BACKENDS, check_backend
-from seqbench.models.base import Mixer
+from seqbench.models.base import Mixer, full_precision, op_dtype
 from seqbench.models.fla_backend import simple_gla
 from seqbench.models.registry import register
 from seqbench.models.rotary import check_heads
@@ -111,17 +111,20 @@ class LinearAttention(Mixer):
 
     def _forward(self, x, mode):
         q, k, v, window = self._project(x)
-        state = self._zero_state(x.shape[0], x.device, x.dtype)
-        if mode == "parallel":
-            y = linear_attention_parallel(q, k, v)
-            state = (torch.einsum("bnhd,bnhv->bhdv", k, v), k.sum(1))
-        elif mode == "recurrent":
-            y, state = linear_attention_recurrent(q, k, v, state)
-        elif self.backend == "fla":
-            y, state = linear_attention_fla(q, k, v, state)
-        else:
-            y, state = linear_attention_chunked(q, k, v, state, self.chunk_size)
-        return self.to_out(y.flatten(-2)), with_window(self.qkv_conv, state, window)
+        if self.backend == "fla" and mode == "chunked":  # fla takes bf16/fp16 as it is, its states in float32
+            y, state = linear_attention_fla(q, k, v, self._zero_state(x.shape[0], x.device, q.dtype))
+            return self.to_out(y.flatten(-2).to(x.dtype)), with_window(self.qkv_conv, state, window)
+        with full_precision(x.device):  # the sums over positions in float32 under autocast
+            q, k, v = (t.to(op_dtype(x.dtype)) for t in (q, k, v))
+            state = self._zero_state(x.shape[0], x.device, q.dtype)
+            if mode == "parallel":
+                y = linear_attention_parallel(q, k, v)
+                state = (torch.einsum("bnhd,bnhv->bhdv", k, v), k.sum(1))
+            elif mode == "recurrent":
+                y, state = linear_attention_recurrent(q, k, v, state)
+            else:
+                y, state = linear_attention_chunked(q, k, v, state, self.chunk_size)
+        return self.to_out(y.flatten(-2).to(x.dtype)), with_window(self.qkv_conv, state, window)
 
     def backend_used(self, mode=None):
         return "fla" if self.backend == "fla" and self.resolve_mode(mode) == "chunked" else "torch"

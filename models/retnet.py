@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbench.models.backends import FLA_BACKENDS, check_backend
-from seqbench.models.base import Mixer
+from seqbench.models.base import Mixer, full_precision, op_dtype
 from seqbench.models.fla_backend import simple_gla
 from seqbench.models.registry import register
 from seqbench.models.rotary import check_heads, rotate
@@ -125,19 +125,33 @@ class RetNet(Mixer):
 
     def _forward(self, x, mode):
         q, k, v, window = self._project(x, 0)
-        log_gamma = self.log_gamma.to(x.dtype)
-        state = self._zero_kv(x.shape[0], x.device, x.dtype)
+        if self.backend == "fla" and mode == "chunked":
+            return self._fla_forward(q, k, v, x, window)
+        with full_precision(x.device):  # the retention in float32 under autocast
+            q, k, v = (t.to(op_dtype(x.dtype)) for t in (q, k, v))
+            y, state = self._retention(q, k, v, mode)
+        return self._output(y.to(x.dtype), x), with_window(self.qkv_conv, (state, x.shape[1]), window)
+
+    def _fla_forward(self, q, k, v, x, window):
+        """fla's chunk kernel takes bf16/fp16 inputs as they are and keeps its states in float32."""
+        log_gamma = self.log_gamma.to(q.dtype)
+        state = self._zero_kv(x.shape[0], x.device, q.dtype)
+        y, state = simple_gla(q, k, v, g_gamma=log_gamma, initial_state=state)
+        return self._output(y.to(x.dtype), x), with_window(self.qkv_conv, (state, x.shape[1]), window)
+
+    def _retention(self, q, k, v, mode):
+        x_dtype, device, length = q.dtype, q.device, q.shape[1]
+        log_gamma = self.log_gamma.to(x_dtype)
+        state = self._zero_kv(q.shape[0], device, x_dtype)
         if mode == "parallel":
             y = retention_parallel(q, k, v, log_gamma)
-            to_end = torch.exp(log_gamma[:, None] * torch.arange(x.shape[1] - 1, -1, -1, device=x.device))
+            to_end = torch.exp(log_gamma[:, None] * torch.arange(length - 1, -1, -1, device=device))
             state = torch.einsum("bnhd,hn,bnhv->bhdv", k, to_end, v)
         elif mode == "recurrent":
             y, state = retention_recurrent(q, k, v, log_gamma, state)
-        elif self.backend == "fla":
-            y, state = simple_gla(q, k, v, g_gamma=log_gamma, initial_state=state)
         else:
             y, state = retention_chunked(q, k, v, log_gamma, state, self.chunk_size)
-        return self._output(y, x), with_window(self.qkv_conv, (state, x.shape[1]), window)
+        return y, state
 
     def backend_used(self, mode=None):
         return "fla" if self.backend == "fla" and self.resolve_mode(mode) == "chunked" else "torch"

@@ -1,5 +1,7 @@
-"""The wheel a user installs: the seqbench namespace only, the C++ source inside, a working
-compiled GateLoop path — checked in a fresh virtual environment outside the checkout."""
+"""The wheel a user installs: the seqbench namespace only, every kernel's C++ source inside, working
+compiled GateLoop and Mamba paths, and no pin on torch: installed into an environment that already
+holds a torch (as a cluster's CUDA environment does), it keeps that torch. Checked in a fresh
+virtual environment outside the checkout."""
 import subprocess
 import sys
 import zipfile
@@ -14,9 +16,10 @@ CHECK = f"""
 import importlib.util, json, torch
 import seqbench.models as models
 from seqbench.models.gateloop import compiled
-mixer = models.build("gateloop", d_model=8)
-mixer(torch.randn(1, 5, 8))
+mixer, mamba = models.build("gateloop", d_model=8), models.build("mamba", d_model=8)
+mixer(torch.randn(1, 5, 8)), mamba(torch.randn(1, 5, 8))
 print(json.dumps({{"backend": mixer.backend_used("recurrent"), "compiled": compiled.available()[0],
+                  "mamba": mamba.backend_used("recurrent"),
                   "foreign": [name for name in {FOREIGN!r} if importlib.util.find_spec(name) is not None],
                   "where": str(models.__file__)}}))
 """
@@ -28,19 +31,28 @@ def test_wheel_installs_the_namespace_with_its_compiled_path(tmp_path):
                    check=True, cwd=tmp_path)
     wheel = next(tmp_path.glob("seqbench-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    assert "seqbench/models/gateloop/cpu_kernel.cpp" in names and "seqbench/cli.py" in names
+    assert {"seqbench/models/gateloop/cpu_kernel.cpp", "seqbench/models/mamba/cpu_kernel.cpp", "seqbench/cli.py"} <= set(names)
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    torch_requirement = [line for line in metadata.splitlines() if line.startswith("Requires-Dist: torch")]
+    assert torch_requirement == ["Requires-Dist: torch>=2.5"]  # a lower bound: a cluster's own torch is kept
     assert {name.split("/")[0] for name in names} == {"seqbench", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info"}
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-    subprocess.run([*pip, "torch==2.13.0", str(wheel)], check=True, cwd=tmp_path)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install"]
+    subprocess.run([*pip, "-q", "torch==2.13.0"], check=True, cwd=tmp_path)  # the environment's own torch
+    torch_init = next(venv.glob("lib/python*/site-packages/torch/__init__.py"))
+    before = torch_init.stat().st_mtime_ns
+    installed = subprocess.run([*pip, str(wheel)], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    assert "Requirement already satisfied: torch>=2.5" in installed
+    collected = next((line for line in installed.splitlines() if line.startswith("Installing collected packages")), "")
+    assert " torch" not in collected and torch_init.stat().st_mtime_ns == before  # kept, not reinstalled
     result = subprocess.run([str(venv / "bin" / "python"), "-c", CHECK], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     import json
 
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["compiled"] and report["backend"] == "cpp" and report["foreign"] == []
+    assert report["compiled"] and report["backend"] == "cpp" and report["mamba"] == "cpp" and report["foreign"] == []
     assert str(venv) in report["where"]  # the installed copy, not the checkout
     listing = subprocess.run([str(venv / "bin" / "seqbench"), "models"], capture_output=True, text=True, cwd=tmp_path)
     assert listing.returncode == 0 and "gateloop  modes:" in listing.stdout

@@ -8,7 +8,6 @@ models/short_conv.py.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
@@ -17,7 +16,7 @@ from einops import rearrange
 from torch import nn
 
 from seqbench.core import check_choice
-from seqbench.models.base import Mixer
+from seqbench.models.base import Mixer, full_precision, op_dtype
 from seqbench.models.gateloop import compiled
 from seqbench.models.gateloop.decay import LOG_MAGNITUDE_FLOOR
 from seqbench.models.gateloop.ops import BACKENDS, MODES, gateloop, resolve_backend
@@ -52,13 +51,6 @@ class _ScaleGradient(torch.autograd.Function):
 def _scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
     """Identity forward; gradient multiplied by `scale` (a slower-learning transition)."""
     return x if scale == 1.0 else _ScaleGradient.apply(x, scale)
-
-
-def _full_precision(device: torch.device):
-    """The op runs in float32/complex64 even under autocast (the meta device has no autocast)."""
-    if device.type == "meta":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, enabled=False)
 
 
 def _choice(name: str, value, valid) -> None:
@@ -182,7 +174,7 @@ class GateLoop(Mixer):
         """a of shape (..., heads, 1), complex64/128: one transition per head, shared by its rows (the op
         broadcasts it; the compiled loop never makes the (..., heads, head_dim) copy)."""
         shape = (*x.shape[:-1], self.heads, 1)
-        real_dtype = _op_dtype(x.dtype)
+        real_dtype = op_dtype(x.dtype)
         if self.state_transition == "none":
             return torch.ones(shape, dtype=real_dtype, device=x.device).to(_complex(real_dtype))
         logits = self._logits(x, real_dtype)
@@ -216,7 +208,7 @@ class GateLoop(Mixer):
         """(log |a|, arg a), each (..., heads): the same transition as `_transition`, for the rotated
         chunked form (rotated.py), which needs the per-head magnitude and phase, not a. A real a < 0
         (a signed real transition, or Re(a) < 0 under the real-part operator) has phase π."""
-        real_dtype = _op_dtype(x.dtype)
+        real_dtype = op_dtype(x.dtype)
         if self.state_transition == "none":
             zero = torch.zeros(*x.shape[:-1], self.heads, dtype=real_dtype, device=x.device)
             return zero, zero
@@ -233,14 +225,14 @@ class GateLoop(Mixer):
 
     def _qkv(self, x: torch.Tensor, window: torch.Tensor | None = None):
         """q, k, v of shape (..., heads, head_dim) in float32/64, and the conv window."""
-        op_dtype = _op_dtype(x.dtype)
+        real = op_dtype(x.dtype)
         if self.qkv_conv is None:  # one projection per output: contiguous q, k, v, and no activation-sized cat in the backward
             weights = self.to_qkv.weight.split(self.d_inner)
-            q, *rest = (F.linear(x, weight).to(op_dtype).unflatten(-1, (self.heads, self.head_dim)) for weight in weights)
+            q, *rest = (F.linear(x, weight).to(real).unflatten(-1, (self.heads, self.head_dim)) for weight in weights)
             k, v = (torch.ones_like(rest[0]), rest[0]) if self.kv_projection == "joint" else rest
             return q, k, v, window
         projected, window = self.qkv_conv(self.to_qkv(x), window)
-        return *self._split(projected.to(op_dtype)), window
+        return *self._split(projected.to(real)), window
 
     def _project(self, x: torch.Tensor, window: torch.Tensor | None = None):
         """q, k, v, a and the conv window."""
@@ -267,14 +259,14 @@ class GateLoop(Mixer):
         if mode == "chunked":  # one transition per head: real matmuls on rotated q, k (rotated.py)
             q, k, v, window = self._qkv(x)
             log_magnitude, phase = self._transition_polar(x)
-            with _full_precision(x.device):
+            with full_precision(x.device):
                 if self.backend == "fla":
                     y, state = gateloop_rotated_fla(q, k, v, log_magnitude, phase)
                 else:
                     y, state = gateloop_rotated_chunked(q, k, v, log_magnitude, phase, chunk_size=self.chunk_size)
             return self._output(y, x), with_window(self.qkv_conv, state, window)
         q, k, v, a, window = self._project(x)
-        with _full_precision(x.device):
+        with full_precision(x.device):
             backend = "torch" if self.backend == "fla" else self.backend
             y, state = gateloop(q, k, v, a, mode=mode, chunk_size=self.chunk_size, backend=backend)
         return self._output(y, x), with_window(self.qkv_conv, state, window)
@@ -282,7 +274,7 @@ class GateLoop(Mixer):
     def _step(self, x_t, state):
         state, window = without_window(self.qkv_conv, state)
         q, k, v, a, window = self._project(x_t.unsqueeze(1), window)
-        with _full_precision(x_t.device):
+        with full_precision(x_t.device):
             y_t, state = gateloop_step(*(t.squeeze(1) for t in (q, k, v, a)), state)
         return self._output(y_t, x_t), with_window(self.qkv_conv, state, window)
 
@@ -304,7 +296,7 @@ class GateLoop(Mixer):
         return self._output(y, x)
 
     def init_state(self, batch_size, device=None, dtype=None):
-        real_dtype = _op_dtype(dtype)
+        real_dtype = op_dtype(dtype)
         state = torch.zeros(
             batch_size, self.heads, self.head_dim, self.head_dim, dtype=_complex(real_dtype), device=device
         )
@@ -314,12 +306,6 @@ class GateLoop(Mixer):
     def state_size(self, seq_len=None):
         window = self.qkv_conv.state_size() if self.qkv_conv is not None else 0
         return 2 * self.heads * self.head_dim * self.head_dim + window
-
-
-def _op_dtype(dtype: torch.dtype | None) -> torch.dtype:
-    """The real dtype the op runs in: float64 for float64 inputs, float32 for everything else
-    (bfloat16 and float16 included: the recurrence is kept in float32/complex64)."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _complex(real_dtype: torch.dtype) -> torch.dtype:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbench.models.backends import check_backend, require, resolve_compiled
-from seqbench.models.base import Mixer
+from seqbench.models.base import Mixer, full_precision, op_dtype
 from seqbench.models.mamba import compiled
 from seqbench.models.mamba.ops import MODES, selective_scan
 from seqbench.models.mamba.reference import selective_scan_reference
@@ -88,8 +88,11 @@ class Mamba(Mixer):
             y, ssm_state = self._mamba_ssm_scan(u, z)
         else:
             dt, b, c = self._selection(u)
-            y, ssm_state = selective_scan(u, dt, -self.log_neg_a.exp(), b, c, self.skip, mode=mode, backend=backend)
-            y = y * F.silu(z)
+            with full_precision(x.device):  # the scan in float32 under autocast (bf16 projections around it)
+                real = op_dtype(x.dtype)
+                y, ssm_state = selective_scan(*(t.to(real) for t in (u, dt)), -self.log_neg_a.exp().to(real),
+                                              *(t.to(real) for t in (b, c, self.skip)), mode=mode, backend=backend)
+            y = y.to(z.dtype) * F.silu(z)
         conv_state = F.pad(pre_conv.transpose(1, 2), (self.d_conv - 1, 0))[..., -(self.d_conv - 1):]
         return self.out_proj(y), (conv_state, ssm_state)
 

@@ -29,3 +29,43 @@ def test_a_report_on_a_partly_finished_sweep_lists_what_it_left_out(tmp_path):
     readme = (tmp_path / "out" / "README.md").read_text()
     assert "- command: `seqbench sweep part.toml`" in readme
     assert f"- missing: 1 run(s) not finished, left out: {configs[1].run_id()}" in readme
+
+
+@pytest.mark.faults
+def test_a_full_disk_while_exporting_leaves_every_earlier_file_whole(tmp_path):
+    """results/ is what gets committed: a write that fails half-way (a real ENOSPC on a small
+    file system) must leave the file that was there, byte for byte, and no temporary."""
+    import contextlib
+    import errno
+    import os
+    import subprocess
+
+    from seqbench.analysis.plots import plot_sweep
+    from seqbench.analysis.report import _write_csv
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root (CI runs as root)")
+    configs = [parse_run_config(tiny_run_config(steps=4, seed=seed)) for seed in range(3)]
+    for config in configs:
+        run_in_foreground(config, root=tmp_path / "runs", sweep="full", progress=False)
+    from seqbench.analysis.collect import collect
+
+    runs, curves = collect("full", tmp_path / "runs")
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], check=True)
+    try:
+        written = [*plot_sweep(runs, curves, small), _write_csv(runs, small / "runs.csv")]
+        before = {path.name: path.read_bytes() for path in written}
+        with contextlib.suppress(OSError), open(small / "filler", "wb", buffering=0) as filler:
+            while True:
+                filler.write(b"\0" * 4096)
+        with pytest.raises(OSError) as full:
+            plot_sweep(runs, curves, small)
+        assert full.value.errno == errno.ENOSPC
+        with pytest.raises(OSError):
+            _write_csv(runs.assign(extra="x" * 1000), small / "runs.csv")
+        assert {path.name: path.read_bytes() for path in written} == before
+        assert not list(small.glob(".*.tmp"))
+    finally:
+        subprocess.run(["umount", str(small)], check=True)

@@ -15,7 +15,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q 'torch==2.13.0' -e '.[dev]'
+	$(BIN)/pip install -q 'torch==2.13.0' -e '.[dev,tracking]'
 	$(BIN)/seqbench build || echo "(the PyTorch paths are used where a kernel did not build)"
 	rm -f $(VENV)/.installed-* && touch $@
 

@@ -28,6 +28,7 @@ from seqbench.bench.lease import HEARTBEAT_S, STALE_AFTER_S, LeaseHeld
 from seqbench.bench.provenance import provenance, slurm_job_id
 from seqbench.bench.stop import StopRequest, preemption_requests
 from seqbench.bench.store import RunDir, Store, quarantine
+from seqbench.bench.tracking import Trackers
 from seqbench.core import resolve_device
 
 CHECKPOINT_FORMAT = 2
@@ -71,6 +72,7 @@ class Trainer:
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
         self.step, self.metrics, self.resumed_from, self.stopped_early = 0, [], [], False
+        self.trackers = None
 
     def lr_factor(self, step: int) -> float:
         opt = self.config.optimizer
@@ -146,8 +148,8 @@ class Trainer:
             torch.cuda.synchronize(self.device)
         elapsed = time.perf_counter() - started
         self.step += 1
-        self.metrics.append({"step": self.step, "split": "train", "loss": total, "lr": lr, "step_time_s": elapsed,
-                             "tokens_per_s": tokens / elapsed})
+        self._record({"step": self.step, "split": "train", "loss": total, "lr": lr, "step_time_s": elapsed,
+                      "tokens_per_s": tokens / elapsed})
         return total
 
     def weights_finite(self) -> bool:
@@ -169,6 +171,12 @@ class Trainer:
         value = result[rule.metric]
         return value >= rule.threshold if rule.higher_is_better else value <= rule.threshold
 
+    def _record(self, row: dict) -> None:
+        """A metrics row: kept for metrics.jsonl (the source of truth) and sent to the live trackers."""
+        self.metrics.append(row)
+        if self.trackers is not None:
+            self.trackers.log(row)
+
     def _report(self) -> dict:
         state_len = getattr(self.task, "seq_len", None)
         return {"parameters": self.model.num_parameters(), "state_size": self.model.state_size(state_len),
@@ -182,6 +190,8 @@ class Trainer:
         run_dir.write_config(config.model_dump(mode="json"), {**origin, **report})
         run_dir.write_status("running", step=self.step, slurm_job_id=origin["slurm_job_id"])
         status, started = "completed", time.time()
+        self.trackers = Trackers(config.tracking, run_id=run_dir.run_id, folder=run_dir.path, step=self.step,
+                                 config=config.model_dump(mode="json")) if config.tracking else None
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -198,7 +208,7 @@ class Trainer:
                     break
                 if self.step % config.eval_every == 0 or self.step == config.steps:
                     result = self.evaluate("validation")
-                    self.metrics.append({"step": self.step, "split": "validation", **result})
+                    self._record({"step": self.step, "split": "validation", **result})
                     if not all(is_finite(value) for value in result.values()):
                         status = "diverged"
                         break
@@ -213,6 +223,8 @@ class Trainer:
                 bar.close()
             final = self.evaluate(config.final_split) if status == "completed" else {}
             self.save_checkpoint()
+            if self.trackers is not None:
+                self.trackers.close()
         train_rows = [row for row in self.metrics if row["split"] == "train"]
         recent = train_rows[-50:]
         validation = next((row for row in reversed(self.metrics) if row["split"] == "validation"), {})

@@ -48,9 +48,10 @@ def cmd_run(args) -> None:
 
 
 def _overrides(args) -> dict:
-    from seqbench.slurm.executors import PARAMETERS
+    from seqbench.slurm.parameters import DESCRIPTIONS, parse_assignment
 
-    return {name: getattr(args, name) for name in PARAMETERS}
+    named = {name: getattr(args, name) for name in DESCRIPTIONS}
+    return {**named, **dict(parse_assignment(text) for text in args.slurm)}
 
 
 def cmd_sweep(args) -> None:
@@ -169,7 +170,8 @@ def cmd_findings(args) -> None:
 
 def _executor_arguments(parser: argparse.ArgumentParser, *, overrides: bool = True) -> None:
     from seqbench.bench.sweep import MAX_RUNS
-    from seqbench.slurm.executors import EXECUTORS, PARAMETERS, TEXT_PARAMETERS
+    from seqbench.slurm.executors import EXECUTORS
+    from seqbench.slurm.parameters import DESCRIPTIONS, GENERIC, slurm_parameters
 
     parser.add_argument("--executor", choices=EXECUTORS, default="local")
     if overrides:
@@ -177,9 +179,14 @@ def _executor_arguments(parser: argparse.ArgumentParser, *, overrides: bool = Tr
                             help="set a base field of the sweep, e.g. --set steps=100 --set model.d_model=128")
         parser.add_argument("--max-runs", type=int, default=MAX_RUNS,
                             help=f"refuse a sweep that expands to more runs than this (default {MAX_RUNS:,})")
-    for name in PARAMETERS:
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
-                            type=str if name in TEXT_PARAMETERS else int, help=f"executor parameter {name}")
+    for name, meaning in DESCRIPTIONS.items():
+        kind = GENERIC.get(name) or slurm_parameters().get(name)
+        number = kind in (int, float) or "int" in str(kind)
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, help=meaning,
+                            type=(float if kind is float else int) if number else str)
+    parser.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other parameter of submitit's Slurm executor (values read as TOML), e.g. "
+                             "--slurm 'setup=[\"module load cuda\"]' --slurm 'additional_parameters={reservation=\"x\"}'")
 
 
 def build_parser() -> argparse.ArgumentParser:

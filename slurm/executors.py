@@ -18,44 +18,12 @@ import submitit
 from seqbench.bench.runner import Run
 from seqbench.bench.store import Store, SweepDir
 from seqbench.bench.sweep import Sweep
+from seqbench.slurm.parameters import GENERIC, executor_parameters, submitit_names
 
 EXECUTORS = ("local", "slurm", "debug")
-# names in sweep files and on the command line → submitit's AutoExecutor parameters
-PARAMETERS = {
-    "partition": "slurm_partition",
-    "gpus_per_node": "gpus_per_node",
-    "cpus_per_task": "cpus_per_task",
-    "mem_gb": "mem_gb",
-    "timeout_min": "timeout_min",
-    "array_parallelism": "slurm_array_parallelism",
-    "account": "slurm_account",
-    "qos": "slurm_qos",
-    "constraint": "slurm_constraint",
-    "max_num_timeout": "slurm_max_num_timeout",
-}
-TEXT_PARAMETERS = ("partition", "account", "qos", "constraint")
-MINIMUM = {"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 1, "timeout_min": 1, "array_parallelism": 1,
-           "max_num_timeout": 0}
-DEFAULTS = {"timeout_min": 60, "cpus_per_task": 1, "gpus_per_node": 0}
 SLURM_ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
                "PREEMPTED", "REVOKED")
 UNKNOWN_FOR_S = 3600  # sacct may not know a job submitted a moment ago: until then UNKNOWN means queued
-
-
-def executor_parameters(from_file: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    merged = {**DEFAULTS, **from_file, **{k: v for k, v in overrides.items() if v is not None}}
-    unknown = sorted(set(merged) - set(PARAMETERS))
-    if unknown:
-        raise ValueError(f"unknown executor parameter(s) {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(PARAMETERS))}")
-    for name, value in merged.items():
-        if name in TEXT_PARAMETERS:
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"executor parameter {name} must be a non-empty string, got {value!r}")
-        elif not isinstance(value, int) or isinstance(value, bool) or value < MINIMUM[name]:
-            raise ValueError(f"executor parameter {name} must be an integer ≥ {MINIMUM[name]}, got {value!r}")
-    if merged.get("gpus_per_node") == 0:
-        merged.pop("gpus_per_node")
-    return merged
 
 
 def slurm_job_state(sweep_dir: SweepDir, job_id: str) -> str | None:
@@ -159,8 +127,9 @@ def describe_run(run, axes: dict[str, Any]) -> str:
 
 def _auto_executor(sweep_dir: SweepDir, cluster: str, parameters: dict[str, Any]):
     executor = submitit.AutoExecutor(folder=sweep_dir.submitit_folder, cluster=cluster)
-    executor.update_parameters(**{PARAMETERS[key]: value for key, value in parameters.items()},
-                               name=f"seqbench-{sweep_dir.name}")
+    if cluster != "slurm":  # local processes: only the parameters submitit shares between its executors
+        parameters = {key: value for key, value in parameters.items() if key in GENERIC}
+    executor.update_parameters(**submitit_names(parameters), name=f"seqbench-{sweep_dir.name}")
     return executor
 
 

@@ -10,7 +10,8 @@ from seqbench.analysis.findings import FINDINGS, Arm, Finding, Probe
 from seqbench.analysis.findings_report import write_report
 from seqbench.analysis.verdicts import Better, Crossover, Monotone, Ratio, Similar
 from seqbench.cli import main
-from seqbench.slurm.executors import executor_parameters, submit
+from seqbench.slurm.executors import submit
+from seqbench.slurm.parameters import executor_parameters
 
 IDS = ["U1", "U3", "U5", "U7a", "U7b", "U8", "U9/U10", "U11", "U13", "U14", "P1", "P2"]
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from seqbench.bench.sweep import expand
-from seqbench.slurm.executors import executor_parameters
+from seqbench.slurm.parameters import executor_parameters
 from tests.helpers import sweep_spec
 
 

@@ -132,6 +132,24 @@ def test_a_requeued_job_resumes_with_continuous_steps(tmp_path, how):
     assert [row["step"] for row in run_dir.read_metrics() if row["split"] == "train"] == list(range(1, 2501))
 
 
+def test_setup_lines_and_additional_sbatch_options_reach_the_job(tmp_path):
+    """A setup line's effect is what the job runs with (here: where the data is), and an additional
+    #SBATCH option is what Slurm holds for the job (scontrol show job)."""
+    root, data = tmp_path / "runs", tmp_path / "data"
+    data.mkdir()
+    (data / "corpus.txt").write_bytes(bytes(range(32, 127)) * 200)
+    executor = {**SLURM, "setup": [f"export SEQBENCH_DATA={data}"], "additional_parameters": {"nice": 7}}
+    sweep = expand({"name": "setup", "seeds": [0], "executor": executor,
+                    "base": tiny_run_config(steps=4, task={"name": "bytes", "options": {"path": "corpus.txt", "seq_len": 16}})})
+    submission = submit(sweep, executor="slurm", root=root, echo=lambda _: None)
+    [job_id] = submission.submitted.values()
+    shown = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
+    assert "Nice=7" in shown, shown
+    [row] = wait_for("setup", root, all_terminal)
+    assert row["state"] == "completed", row  # found corpus.txt only through the setup line's SEQBENCH_DATA
+    script = next((root / "setup" / ".submitit").rglob("*_submission.sh")).read_text()
+    assert f"export SEQBENCH_DATA={data}" in script and "#SBATCH --nice=7" in script
+
 def test_cluster_script_reports_and_stops_munged_by_its_real_pid():
     """Last in this module: it stops the cluster and starts it again."""
     script = str(Path(__file__).resolve().parents[2] / "slurm" / "cluster.sh")

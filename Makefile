@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 ROOT := $(shell [ "$$(id -u)" = 0 ] && echo "" || echo sudo)
 
-.PHONY: setup demo test test-fast bench bench-targets speed throughput slurm-up slurm-down clean
+.PHONY: setup demo test test-fast gpu-check bench bench-targets speed throughput slurm-up slurm-down clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,10 @@ throughput: $(STAMP)
 
 speed: $(STAMP)
 	$(BIN)/seqbench speed sweeps/speed-reference-cpu.toml sweeps/gateloop-op.toml --out results/speed
+
+# On a GPU node: no network, no venv — the node's own torch; pure-Python wheels carried in .whl/ (README, "GPU")
+gpu-check:
+	python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . && python3 -m seqbench.cli gpu-check --out results/gpu
 
 clean:
 	rm -rf $(VENV) runs .benchmarks

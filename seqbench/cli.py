@@ -37,6 +37,15 @@ def cmd_build(args) -> None:
         sys.exit(f"seqbench build: {', '.join(failed)} could not be built; runs use the PyTorch paths instead")
 
 
+def cmd_gpu_check(args) -> None:
+    from seqbench.analysis.gpu_check import gpu_check
+
+    result = gpu_check(device=args.device, quick=args.quick, out=args.out, tests=not args.no_tests)
+    for part, text in result["summary"].items():
+        print(f"{part}: {text}")
+    print(f"wrote {args.out}/README.md and {len(result['written'])} tables and plots")
+
+
 def cmd_run(args) -> None:
     from seqbench.bench.config import load_run_config
     from seqbench.bench.runner import run_in_foreground
@@ -200,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build", help="build the compiled CPU kernels now (a login node, or an array's first step)")
     build.add_argument("--force", action="store_true", help="retry a build recorded as failed")
     build.set_defaults(func=cmd_build)
+
+    gpu = commands.add_parser("gpu-check", help="on a GPU node: numerics, fla, bf16, speed and throughput → results/gpu")
+    gpu.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="cpu: the same code path, for CI")
+    gpu.add_argument("--quick", action="store_true", help="tiny sizes (seconds, not minutes)")
+    gpu.add_argument("--out", default="results/gpu", help="folder to write (default: results/gpu)")
+    gpu.add_argument("--no-tests", action="store_true", help="skip the pytest run of the tests marked cuda")
+    gpu.set_defaults(func=cmd_gpu_check)
 
     run = commands.add_parser("run", help="one run config (JSON or TOML) in the foreground")
     run.add_argument("config")

@@ -21,6 +21,7 @@ def test_missing_optional_backend_names_package_and_install_command(name, backen
         layer(torch.randn(1, 4, 16))
 
 
+@pytest.mark.cuda
 @pytest.mark.parametrize("name,backend,module,package", OPTIONAL)
 def test_optional_backend_matches_pure_pytorch_on_cuda(name, backend, module, package):
     if try_import(module) is None or not torch.cuda.is_available():

@@ -53,6 +53,7 @@ def collect_all(sweep: str, root=None, *, save: bool = True) -> tuple[pd.DataFra
             _flatten("", stored["config"], row)
             provenance = stored.get("provenance", {})
             row.update({f"provenance.{k}": _cell(provenance.get(k)) for k in PROVENANCE_FIELDS})
+        row["backend"] = run_dir.backends()
         summary, status = run_dir.read_summary(), run_dir.read_status()
         row["status"] = (summary or {}).get("status") or (status or {}).get("state") or "pending"
         for key, value in (summary or {}).items():

@@ -106,7 +106,7 @@ def bf16_steps(device: torch.device, size) -> pd.DataFrame:
                 logits = lm(tokens[:, :-1])
             loss = F.cross_entropy(logits.float().flatten(0, 1), tokens[:, 1:].flatten())
             loss.backward()
-            losses[dtype] = float(loss)
+            losses[dtype] = loss.item()
         rows.append({"model": name, "float32_loss": losses["float32"], "bf16_loss": losses["bfloat16"],
                      "relative_difference": abs(losses["bfloat16"] - losses["float32"]) / losses["float32"]})
     return pd.DataFrame(rows)

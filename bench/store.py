@@ -151,6 +151,20 @@ class RunDir:
             return None
         return stored
 
+    def backends(self) -> str | None:
+        """What ran each layer, from the run's provenance: "mixer/mode: backend" per distinct layer
+        kind (e.g. "mamba/recurrent: cpp"), with why a kernel fell back where it did; None before
+        the run has started."""
+        stored = self.read_config() or {}
+        provenance = stored.get("provenance") or {}
+        layers = provenance.get("layers")
+        if not isinstance(layers, list):
+            return None
+        kinds = dict.fromkeys(f"{layer.get('mixer')}/{layer.get('mode')}: {layer.get('backend')}" for layer in layers
+                              if isinstance(layer, dict))
+        fallbacks = [reason for reason in (provenance.get("kernels") or {}).values() if reason != "built"]
+        return ", ".join(kinds) + (f" ({'; '.join(fallbacks)})" if fallbacks else "")
+
     def is_finished(self) -> bool:
         summary = self.read_summary()
         return summary is not None and summary["status"] in FINISHED

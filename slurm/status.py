@@ -30,7 +30,8 @@ def sweep_status(sweep: str, root=None) -> list[dict]:
         step = (summary or {}).get("steps", (status or {}).get("step"))
         latest = (jobs.get(run_id) or [{}])[-1]
         row = {"run_id": run_id, "state": state, "step": step, "error": (status or {}).get("error"),
-               "job_id": latest.get("job_id"), "jobs": [job["job_id"] for job in jobs.get(run_id, [])], "lease": None}
+               "job_id": latest.get("job_id"), "jobs": [job["job_id"] for job in jobs.get(run_id, [])], "lease": None,
+               "backend": run_dir.backends()}
         holder = run_dir.lease_holder()
         if holder is not None and not holder["stale"] and state not in FINISHED:
             row["lease"] = describe_holder(holder)
@@ -50,6 +51,8 @@ def sweep_status(sweep: str, root=None) -> list[dict]:
 def format_status(sweep: str, rows: list[dict]) -> str:
     counts = Counter(row["state"] for row in rows)
     lines = [f"sweep {sweep}: {len(rows)} runs — " + ", ".join(f"{state} {n}" for state, n in sorted(counts.items()))]
+    backends = Counter(row["backend"] for row in rows if row.get("backend"))
+    lines += [f"  backend: {backend} ({n} run{'s' if n > 1 else ''})" for backend, n in sorted(backends.items())]
     for row in rows:
         if row["state"] in ("failed", "cancelled", "running", "preempted") or row["lease"]:
             detail = f": {row['error']}" if row.get("error") else ""

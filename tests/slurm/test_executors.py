@@ -81,3 +81,18 @@ def test_slurm_options_on_the_command_line_are_read_as_toml(tmp_path, capsys):
     assert parse_assignment("exclude=node3") == ("exclude", "node3")
     with pytest.raises(SystemExit, match="executor parameter cpus_per_gpu must be an integer, got 'many'"):
         main(["--root", str(tmp_path), "sweep", str(write_tiny_sweep(tmp_path)), "--dry-run", "--slurm", "cpus_per_gpu=many"])
+
+
+def test_status_and_the_collected_table_show_each_runs_backend(tmp_path):
+    from seqbench.analysis.collect import collect
+    from seqbench.bench.config import parse_run_config
+    from seqbench.bench.runner import run_in_foreground
+    from seqbench.slurm.status import format_status, sweep_status
+
+    for name in ("mamba", "retnet"):
+        run_in_foreground(parse_run_config(tiny_run_config(steps=2, model={"name": name, "options": {}})), root=tmp_path,
+                          sweep="b", progress=False)
+    text = format_status("b", sweep_status("b", tmp_path))
+    assert "backend: mamba/recurrent: cpp (1 run)" in text and "backend: retnet/chunked: torch (1 run)" in text
+    runs, _ = collect("b", tmp_path)
+    assert set(runs["backend"]) == {"mamba/recurrent: cpp", "retnet/chunked: torch"}

@@ -46,6 +46,18 @@ def cmd_gpu_check(args) -> None:
     print(f"wrote {args.out}/README.md and {len(result['written'])} tables and plots")
 
 
+def cmd_check(args) -> None:
+    from seqbench.bench.sweep import parse_override
+    from seqbench.models import conformance
+
+    options = dict(parse_override(text) for text in args.option)
+    results = list(conformance.run_checks(args.mixer, options))
+    print(conformance.format_results(results))
+    failed = [r.check for r in results if not r.passed]
+    if failed:
+        sys.exit(f"seqbench check: {args.mixer} fails {len(failed)} check(s): {', '.join(failed)}")
+
+
 def cmd_run(args) -> None:
     from seqbench.bench.config import load_run_config
     from seqbench.bench.runner import run_in_foreground
@@ -216,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--out", default="results/gpu", help="folder to write (default: results/gpu)")
     gpu.add_argument("--no-tests", action="store_true", help="skip the pytest run of the tests marked cuda")
     gpu.set_defaults(func=cmd_gpu_check)
+
+    check = commands.add_parser("check", help="the mixer contract on any mixer: a registered name or package.module:Class")
+    check.add_argument("mixer", help="e.g. gateloop, or my_package.my_module:MyMixer")
+    check.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="a constructor option (TOML value)")
+    check.set_defaults(func=cmd_check)
 
     run = commands.add_parser("run", help="one run config (JSON or TOML) in the foreground")
     run.add_argument("config")

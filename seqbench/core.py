@@ -22,29 +22,82 @@ OPTION_LINE = re.compile(r"^\s+(?P<name>[a-z_][a-z0-9_]*): (?P<meaning>.+)$")
 # --- registries -------------------------------------------------------------------------------
 class Registry:
     """Name → class, whose options are the constructor's keyword-only arguments. Unknown names and
-    options fail loudly and list the valid ones."""
+    options fail loudly and list the valid ones.
 
-    def __init__(self, kind: str, *, reserved: tuple[str, ...] = ()):
+    Classes come from three places, each listed with its origin: the package's own (`register`),
+    other installed packages through the entry-point group `entry_points` (name = "module:Class"),
+    and any importable subclass of `base` named by its path, "my_package.my_module:MyMixer" — so a
+    researcher benchmarks their own mixer or task without forking."""
+
+    def __init__(self, kind: str, *, reserved: tuple[str, ...] = (), base: type | None = None, entry_points: str | None = None):
         self.kind, self.reserved = kind, reserved  # reserved: keyword arguments that are not options
+        self.base, self.entry_point_group = base, entry_points
         self._classes: dict[str, type] = {}
+        self.origins: dict[str, str] = {}
+        self._entry_points_loaded = False
 
-    def register(self, name: str) -> Callable[[type], type]:
+    def register(self, name: str, *, origin: str = "built-in") -> Callable[[type], type]:
         def decorator(cls: type) -> type:
-            if name in self._classes:
+            if name in self._classes and self._classes[name] is not cls:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             cls.registry_name = name
-            self._classes[name] = cls
+            self._classes[name], self.origins[name] = cls, origin
             return cls
 
         return decorator
 
     def available(self) -> list[str]:
+        self._load_entry_points()
         return sorted(self._classes)
 
     def get_class(self, name: str) -> type:
         if name not in self._classes:
-            raise ValueError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.available())}")
+            self._load_entry_points()
+        if name not in self._classes and isinstance(name, str) and ":" in name:
+            self.register(name, origin=f"import path {name}")(self._import(name, origin=f"{self.kind} {name!r}"))
+        if name not in self._classes:
+            raise ValueError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.available())} "
+                             f"(or an importable class as 'package.module:Class')")
         return self._classes[name]
+
+    def _import(self, path: str, *, origin: str) -> type:
+        """The class at 'module:Attr', checked to be a subclass of `base`; every failure says which part."""
+        import importlib
+
+        module_name, _, attribute = path.partition(":")
+        if not module_name or not attribute:
+            raise ValueError(f"{origin}: an import path is 'package.module:Class', got {path!r}")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as error:  # noqa: BLE001 — any import failure is the user's to see, in one line
+            raise ValueError(f"{origin}: cannot import module {module_name!r} ({type(error).__name__}: {error}); it must be "
+                             "importable wherever the run executes (on Slurm: on the nodes, e.g. installed in the job's "
+                             "environment or on PYTHONPATH through the executor's setup lines)") from None
+        found = module
+        for part in attribute.split("."):
+            if not hasattr(found, part):
+                public = sorted(n for n in dir(module) if not n.startswith("_") and isinstance(getattr(module, n), type))
+                raise ValueError(f"{origin}: module {module_name!r} has no attribute {attribute!r}; its classes: "
+                                 f"{', '.join(public) or '(none)'}")
+            found = getattr(found, part)
+        if self.base is not None and not (isinstance(found, type) and issubclass(found, self.base)):
+            what = f"class {found.__name__}" if isinstance(found, type) else type(found).__name__
+            raise ValueError(f"{origin}: {path} is a {what}, not a subclass of {self.base.__module__}.{self.base.__name__}")
+        return found
+
+    def _load_entry_points(self) -> None:
+        """Classes other installed packages register under `entry_point_group` (loaded once, lazily)."""
+        if self._entry_points_loaded or self.entry_point_group is None:
+            return
+        self._entry_points_loaded = True
+        from importlib.metadata import entry_points
+
+        for point in entry_points(group=self.entry_point_group):
+            if point.name in self._classes:
+                continue
+            distribution = getattr(point.dist, "name", None) or "an installed package"
+            cls = self._import(point.value, origin=f"entry point {point.name!r} of {distribution}")
+            self.register(point.name, origin=f"entry point of {distribution} ({point.value})")(cls)
 
     def options(self, name: str) -> dict[str, Any]:
         """Options (keyword-only constructor arguments) with their defaults; required ones map to `inspect.Parameter.empty`."""
@@ -86,7 +139,7 @@ class Registry:
             cls = self._classes[name]
             doc = (cls.__doc__ or "").strip().splitlines()
             row = {"name": name, "summary": doc[0] if doc else "", "options": self.options(name),
-                   "option_docs": self.option_docs(name)}
+                   "option_docs": self.option_docs(name), "origin": self.origins.get(name, "built-in")}
             if hasattr(cls, "modes"):
                 row.update(modes=list(cls.modes), default_mode=cls.default_mode_for({}))
             rows.append(row)
@@ -110,7 +163,8 @@ def format_listing(rows: list[dict[str, Any]]) -> str:
         modes = ""
         if "modes" in row:
             modes = "  modes: " + ", ".join(f"{m}*" if m == row["default_mode"] else m for m in row["modes"])
-        lines += [f"{row['name']}{modes}", f"  {row['summary']}"]
+        origin = "" if row.get("origin", "built-in") == "built-in" else f"  [{row['origin']}]"
+        lines += [f"{row['name']}{modes}{origin}", f"  {row['summary']}"]
         for option, default in row["options"].items():
             shown = "(required)" if default is inspect.Parameter.empty else repr(default)
             meaning = row["option_docs"].get(option, "")

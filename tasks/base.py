@@ -15,7 +15,6 @@ from seqbench.core import Registry
 
 IGNORE = -100
 SPLITS = ("train", "validation", "test")
-TASKS = Registry("task")
 
 
 def check_split(split: str) -> None:
@@ -86,6 +85,10 @@ class Task(abc.ABC):
     def _check_batch_size(batch_size: int) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+# tasks from outside the package: the entry-point group `seqbench.tasks`, or "my_package.my_module:MyTask"
+TASKS = Registry("task", base=Task, entry_points="seqbench.tasks")
 
 
 class SliceAccuracy(Evaluation):

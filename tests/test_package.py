@@ -56,3 +56,21 @@ def test_wheel_installs_the_namespace_with_its_compiled_path(tmp_path):
     assert str(venv) in report["where"]  # the installed copy, not the checkout
     listing = subprocess.run([str(venv / "bin" / "seqbench"), "models"], capture_output=True, text=True, cwd=tmp_path)
     assert listing.returncode == 0 and "gateloop  modes:" in listing.stdout
+
+
+    # a mixer package outside the repository, installed next to the wheel, registers by entry point
+    subprocess.run([*pip, "-q", "--no-deps", "--no-build-isolation", str(ROOT / "tests" / "fixtures" / "third_party")], check=True,
+                   cwd=tmp_path)
+    seqbench_cli = str(venv / "bin" / "seqbench")
+    listed = subprocess.run([seqbench_cli, "models"], capture_output=True, text=True, cwd=tmp_path).stdout
+    assert "decay  modes: recurrent*, parallel  [entry point of seqbench-example-mixers" in listed, listed
+    checked = subprocess.run([seqbench_cli, "check", "decay"], capture_output=True, text=True, cwd=tmp_path)
+    assert checked.returncode == 0 and "15 passed, 0 failed" in checked.stdout, checked.stdout + checked.stderr
+    config = tmp_path / "decay.json"
+    config.write_text(json.dumps({"model": {"name": "decay", "d_model": 16, "n_layers": 1},
+                                  "task": {"name": "mqar", "options": {"vocab_size": 64, "seq_len": 32, "num_pairs": 2,
+                                                                       "validation_examples": 16, "test_examples": 16}},
+                                  "steps": 5, "eval_every": 5, "batch_size": 4, "threads": 1}))
+    trained = subprocess.run([seqbench_cli, "--root", str(tmp_path / "runs"), "run", str(config)], capture_output=True, text=True,
+                             cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr

@@ -15,13 +15,14 @@ from pathlib import Path
 import pandas as pd
 
 from seqbench.analysis.collect import collect_all
-from seqbench.analysis.findings import CORPUS, SCALE_LIMITS, STORE_FOLDER, Finding
+from seqbench.analysis.findings import SCALE_LIMITS, STORE_FOLDER, Finding
 from seqbench.analysis.protocol import MIN_SEEDS_FOR_INTERVAL, higher_is_better, t_interval, validation_metric, value_at_step
 from seqbench.analysis.verdicts import Crossover, Outcome, Ratio, Similar, at_chosen_lr
 from seqbench.bench.store import Store
 from seqbench.core import atomic_save_figure, atomic_write_bytes, atomic_write_csv
 
-RUN_COLUMNS = ("status", "parameters", "steps", "wall_time_s", "final_bpc", "validation_bpc", "final_accuracy",
+RUN_COLUMNS = ("status", "task.data.file", "task.data.sha256", "task.data.bytes",
+               "parameters", "steps", "wall_time_s", "final_bpc", "validation_bpc", "final_accuracy",
                "validation_accuracy", "model.d_model", "model.mlp_hidden", "provenance.commit", "provenance.dirty")
 
 
@@ -42,9 +43,10 @@ def folder_name(finding_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "-", finding_id)
 
 
-def finding_tables(finding: Finding, scale: str, runs: pd.DataFrame, curves: pd.DataFrame, rows: pd.DataFrame):
-    """(runs, curves, measurement rows) of one finding, each run labelled probe / arm / lr / seed."""
-    _, labels = finding.sweep(scale)
+def finding_tables(finding: Finding, scale: str, runs: pd.DataFrame, curves: pd.DataFrame, rows: pd.DataFrame,
+                   corpus: str | None = None):
+    """(runs, curves, measurement rows) of one finding on `corpus`, each run labelled probe / arm / lr / seed."""
+    _, labels = finding.sweep(scale, corpus)
     labelled = pd.DataFrame([{key: row[key] for key in ("probe", "arm", "lr", "seed", "run_id")} for row in labels])
     present = runs.set_index("run_id")
     columns = [c for c in present.columns if c in RUN_COLUMNS or c.startswith(("final_accuracy/", "validation_accuracy/"))]
@@ -194,49 +196,98 @@ def _effect(outcome: Outcome) -> str:
     return f"{outcome.effect:.3g}×" if "ratio" in outcome.rule else f"{outcome.effect:+.4f}"
 
 
-def write_report(findings: list[Finding], scale: str, *, root=None, out="results/findings") -> list[Path]:
-    out = Path(out)
+def verdict_text(table: pd.DataFrame, outcome: Outcome) -> str:
+    """The verdict, or "not run (k of n)" while any run it rests on is missing: never a verdict from part of the data."""
+    completed = int((table["status"] == "completed").sum())
+    return outcome.verdict if completed == len(table) else f"not run ({completed} of {len(table)})"
+
+
+def corpus_label(table: pd.DataFrame, asked: str | None) -> str:
+    """The corpus as its runs recorded it (name, size, sha256), or what was asked for if none ran."""
+    recorded = table.dropna(subset=["task.data.sha256"]) if "task.data.sha256" in table.columns else table.iloc[:0]
+    if len(recorded):
+        first = recorded.iloc[0]
+        return f"{first['task.data.file']} ({int(first['task.data.bytes']):,} bytes, sha256 {first['task.data.sha256'][:12]}…)"
+    return f"{asked or 'the default corpus'} (no run recorded it)"
+
+
+def write_report(findings: list[Finding], scale: str, *, root=None, out="results/findings",
+                 corpora: list[str | None] = (None,)) -> list[Path]:
+    """The verdict table (a column per corpus, marked robust where all corpora agree on a decided
+    verdict), then per finding and corpus the effects, intervals, parameter spread, compute and the
+    commits the runs came from; per finding `runs.csv` and `plot.png` (in a folder per corpus when
+    there are several)."""
+    from seqbench.analysis.findings import missing_corpus
+
+    out, corpora = Path(out), list(corpora)
     runs, curves, rows = collect_all(STORE_FOLDER[scale], root) if Store(root).sweep(STORE_FOLDER[scale]).exists() else \
         (pd.DataFrame(columns=["run_id"]), pd.DataFrame(), pd.DataFrame())
-    summary, sections, written = [], [], []
+    summary, sections, written, labels = [], [], [], {}
     for finding in findings:
-        table, wide, measured = finding_tables(finding, scale, runs, curves, rows)
-        outcomes = evaluate(finding, scale, table, wide, measured)
-        folder = out / scale / folder_name(finding.id)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_csv(folder / "runs.csv", table)
-        if len(measured):
-            atomic_write_csv(folder / "measurements.csv", measured)
-        written += [folder / "runs.csv", plot_finding(finding, outcomes, table, wide, measured, folder / "plot.png", scale)]
-        completed = int((table["status"] == "completed").sum())
-        spread = parameter_spread(table)
-        commits = sorted({str(c)[:10] for c in table.get("provenance.commit", pd.Series(dtype=str)).dropna()})
-        dirty = bool(table.get("provenance.dirty", pd.Series(dtype=bool)).fillna(False).astype(bool).any())
-        hours = table.get("wall_time_s", pd.Series(dtype=float)).fillna(0).sum() / 3600
-        first = outcomes[0]
-        summary.append(f"| {finding.id} | {finding.claim} | **{first.verdict}** | {_effect(first)} | {first.seeds or '–'} | "
-                       f"{completed}/{len(table)} | {_number(spread * 100 if spread is not None else None, 2)}% |")
-        lines = [f"### {finding.id} — {finding.claim}", "", f"Source: {finding.source}. Scale: {scale}. "
-                 f"Runs completed: {completed} of {len(table)}; training compute {hours:.2f} h (sum of run wall times). "
-                 f"Commits: {', '.join(commits) or '–'}{' (a dirty tree among them)' if dirty else ''}.", ""]
-        if finding.notes:
-            lines += [finding.notes, ""]
-        lines += _lr_lines(finding, table, scale)
-        lines += ["| rule | verdict | effect [95% interval] | seeds | per arm | detail |", "|---|---|---|---|---|---|"]
-        for outcome in outcomes:
-            per_arm = "; ".join(f"{k}: {_number(v, 4) if isinstance(v, float) else v}" for k, v in outcome.per_arm.items())
-            lines.append(f"| {outcome.rule} | **{outcome.verdict}** | {_effect(outcome)} | {outcome.seeds or '–'} | {per_arm} | "
-                         f"{outcome.detail} |")
-        lines += ["", f"![{finding.id}]({scale}/{folder_name(finding.id)}/plot.png)", ""]
-        sections.append("\n".join(lines))
+        cells = []
+        for corpus in corpora:
+            tag = "" if len(corpora) == 1 else folder_name(Path(corpus or "default").name)
+            missing = missing_corpus(scale, corpus) if any(probe.base is None for probe in finding.probes) else None
+            if missing:  # the corpus is not here: its runs' ids cannot even be computed
+                cells.append((f"not run (corpus {Path(str(corpus or 'gcide.dict.dz')).name} not found here)", "–", "–"))
+                continue
+            table, wide, measured = finding_tables(finding, scale, runs, curves, rows, corpus)
+            outcomes = evaluate(finding, scale, table, wide, measured)
+            if corpus not in labels and "task.data.sha256" in table.columns and table["task.data.sha256"].notna().any():
+                labels[corpus] = corpus_label(table, corpus)
+            folder = out / scale / folder_name(finding.id) / tag
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_csv(folder / "runs.csv", table)
+            if len(measured):
+                atomic_write_csv(folder / "measurements.csv", measured)
+            written += [folder / "runs.csv", plot_finding(finding, outcomes, table, wide, measured, folder / "plot.png", scale)]
+            first, verdict = outcomes[0], verdict_text(table, outcomes[0])
+            decided = not verdict.startswith("not run")
+            cells.append((verdict, _effect(first) if decided else "–", str(first.seeds or "–") if decided else "–"))
+            sections.append(_section(finding, scale, table, outcomes, corpus_label(table, corpus), folder.relative_to(out)))
+        verdicts = {cell[0] for cell in cells}
+        robust = len(corpora) > 1 and len(verdicts) == 1 and verdicts <= {"reproduced", "contradicted"}
+        summary.append(f"| {finding.id} | {finding.claim} | " + " | ".join(f"**{v}** | {e} | {s}" for v, e, s in cells)
+                       + (f" | {'robust' if robust else ''}" if len(corpora) > 1 else "") + " |")
+    heading = " | ".join(f"{_short(labels.get(c), c)}: verdict | effect [95% interval] | seeds" for c in corpora)
+    columns = 3 * len(corpora) + (1 if len(corpora) > 1 else 0)
     readme = out / "README.md"
     text = "\n".join([
         f"# Findings at {scale} scale: verdicts", "",
         f"Written by `seqbench findings report --scale {scale}` from the store folder `{STORE_FOLDER[scale]}`. "
-        f"Corpus of the language-modelling runs: {CORPUS[scale]}. Decision rules were fixed in "
-        "analysis/findings.py before any run (analysis/verdicts.py says what each rule means); effects are oriented "
-        "so that positive favours the claim's first arm (for BPC: its BPC is lower).", "",
-        "| id | claim | verdict | effect [95% interval] | seeds | runs | parameter spread |", "|---|---|---|---|---|---|---|",
+        "Corpora of the language-modelling runs, as the runs recorded them: "
+        + "; ".join(labels.get(c) or f"{c or 'the default'} (no run recorded it)" for c in corpora) + ". "
+        "Decision rules were fixed in analysis/findings.py before any run (analysis/verdicts.py says what each rule "
+        "means); effects are oriented so that positive favours the claim's first arm (for BPC: its BPC is lower). "
+        "A finding any of whose runs is missing says 'not run (k of n)', never a verdict"
+        + ("; 'robust' marks a decided verdict every corpus agrees on." if len(corpora) > 1 else "."), "",
+        f"| id | claim | {heading} |" + (" robust |" if len(corpora) > 1 else ""), "|---|---|" + "---|" * columns,
         *summary, "", f"What these verdicts do not show: {SCALE_LIMITS[scale]}", "", *sections])
     atomic_write_bytes(readme, text.encode())
     return [readme, *written]
+
+
+def _short(label: str | None, asked: str | None) -> str:
+    return (label or asked or "default corpus").split(" (")[0]
+
+
+def _section(finding: Finding, scale: str, table: pd.DataFrame, outcomes: list[Outcome], corpus: str, folder: Path) -> str:
+    completed = int((table["status"] == "completed").sum())
+    spread = parameter_spread(table)
+    commits = sorted({str(c)[:10] for c in table.get("provenance.commit", pd.Series(dtype=str)).dropna()})
+    dirty = bool(table.get("provenance.dirty", pd.Series(dtype=bool)).fillna(False).astype(bool).any())
+    hours = table.get("wall_time_s", pd.Series(dtype=float)).fillna(0).sum() / 3600
+    lines = [f"### {finding.id} — {finding.claim}", "", f"Source: {finding.source}. Scale: {scale}. Corpus: {corpus}. "
+             f"Runs completed: {completed} of {len(table)}; training compute {hours:.2f} h (sum of run wall times); "
+             f"parameter spread {_number(spread * 100 if spread is not None else None, 2)}%. "
+             f"Commits: {', '.join(commits) or '–'}{' (a dirty tree among them)' if dirty else ''}.", ""]
+    if finding.notes:
+        lines += [finding.notes, ""]
+    lines += _lr_lines(finding, table, scale)
+    lines += ["| rule | verdict | effect [95% interval] | seeds | per arm | detail |", "|---|---|---|---|---|---|"]
+    for outcome in outcomes:
+        per_arm = "; ".join(f"{k}: {_number(v, 4) if isinstance(v, float) else v}" for k, v in outcome.per_arm.items())
+        lines.append(f"| {outcome.rule} | **{verdict_text(table, outcome)}** | {_effect(outcome)} | {outcome.seeds or '–'} | "
+                     f"{per_arm} | {outcome.detail} |")
+    lines += ["", f"![{finding.id}]({folder.as_posix()}/plot.png)", ""]
+    return "\n".join(lines)

@@ -14,6 +14,9 @@ import torch
 from seqbench.models import cpp_build
 
 PACKAGES = ("torch", "numpy", "pandas", "submitit", "pydantic", "einops", "seqbench")
+# what a job's setup lines (module load, conda activate) and the scheduler leave in the environment
+ENVIRONMENT = ("LOADEDMODULES", "CONDA_DEFAULT_ENV", "VIRTUAL_ENV", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS",
+               "SLURM_JOB_PARTITION", "SLURM_CPUS_PER_TASK")
 SOURCE = Path(__file__).resolve().parent.parent
 
 
@@ -68,4 +71,5 @@ def provenance(device: torch.device | None) -> dict:
         "host": socket.gethostname(),
         "slurm_job_id": slurm_job_id(),
         "kernels": cpp_build.outcomes(),  # "built", or why a layer's backend fell back to PyTorch
+        "environment": {name: os.environ[name] for name in ENVIRONMENT if name in os.environ},
     }

@@ -21,7 +21,7 @@ from seqbench import models, tasks
 SCHEMA_VERSION = 2  # bump when a field's meaning changes; every run id changes with it
 # Fields and mixer options added after schema 2 enter the hash only when they differ from these
 # defaults, so adding an option never changes the id (and so never re-runs) a run that could not set it.
-HASHED_WHEN_SET = {("model", "norm"): "pre", ("grad_accumulation",): 1}
+HASHED_WHEN_SET = {("model", "norm"): "pre", ("grad_accumulation",): 1, ("task", "data"): None}
 MIXER_OPTIONS_HASHED_WHEN_SET = {"gateloop": {"real_transition_sign": False, "state_operator": "complex"},
                                  "retnet": {"backend": "torch"}, "linear_attention": {"backend": "torch"}}
 
@@ -112,13 +112,20 @@ class ModelConfig(Strict):
 class TaskConfig(Strict):
     name: str = "mqar"
     options: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] | None = Field(None, description="set from the data itself (a corpus's file, size and sha256): part of the run's identity")
 
     @model_validator(mode="after")
     def _fill_and_check(self) -> TaskConfig:
         tasks.TASKS.check_options(self.name, self.options)
         filled = {**tasks.options(self.name), **self.options}
-        tasks.TASKS.get_class(self.name).check_values(filled)
+        task_class = tasks.TASKS.get_class(self.name)
+        task_class.check_values(filled)
         object.__setattr__(self, "options", _jsonable(filled))
+        identity = task_class.content_identity(filled)
+        if self.data is not None and identity is not None and self.data != identity:
+            raise ValueError(f"task.data {self.data} does not describe the data these options read, {identity} "
+                             "(the file changed since the config was written)")
+        object.__setattr__(self, "data", identity)
         return self
 
 

@@ -177,7 +177,7 @@ def cmd_findings(args) -> None:
         from seqbench.slurm.executors import submit
 
         for finding in chosen:  # each finding's sweep on its own, so each finishes (and can be committed) in turn
-            sweep, _ = finding.sweep(args.scale)
+            sweep, _ = finding.sweep(args.scale, args.corpus[0] if args.corpus else None)
             measures = any(run.kind != "train" for run in sweep.runs)  # timings need the machine to themselves
             print(f"finding {finding.id} ({args.scale}):")
             submit(sweep, executor=args.executor, root=args.root, dry_run=args.dry_run, overrides=_overrides(args),
@@ -185,7 +185,7 @@ def cmd_findings(args) -> None:
         return
     from seqbench.analysis.findings_report import write_report
 
-    for path in write_report(chosen, args.scale, root=args.root, out=args.out):
+    for path in write_report(chosen, args.scale, root=args.root, out=args.out, corpora=args.corpus or [None]):
         print(f"wrote {path}")
 
 
@@ -214,32 +214,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqbench", description="Benchmark and ablation harness for sequence mixers.")
     parser.add_argument("--root", default=None, help="results root (default: $SEQBENCH_RESULTS or ./runs)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # --root is accepted after the subcommand too (`seqbench findings report --root DIR`)
+    rooted = argparse.ArgumentParser(add_help=False)
+    rooted.add_argument("--root", default=argparse.SUPPRESS, help="results root (default: $SEQBENCH_RESULTS or ./runs)")
 
-    commands.add_parser("models", help="list mixers with their modes and options").set_defaults(func=cmd_models)
-    commands.add_parser("tasks", help="list tasks with their options").set_defaults(func=cmd_tasks)
+    commands.add_parser("models", help="list mixers with their modes and options", parents=[rooted]).set_defaults(func=cmd_models)
+    commands.add_parser("tasks", help="list tasks with their options", parents=[rooted]).set_defaults(func=cmd_tasks)
 
-    build = commands.add_parser("build", help="build the compiled CPU kernels now (a login node, or an array's first step)")
+    build = commands.add_parser("build", help="build the compiled CPU kernels now (a login node, or an array's first step)",
+                                parents=[rooted])
     build.add_argument("--force", action="store_true", help="retry a build recorded as failed")
     build.set_defaults(func=cmd_build)
 
-    gpu = commands.add_parser("gpu-check", help="on a GPU node: numerics, fla, bf16, speed and throughput → results/gpu")
+    gpu = commands.add_parser("gpu-check", help="on a GPU node: numerics, fla, bf16, speed and throughput → results/gpu", parents=[rooted])
     gpu.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="cpu: the same code path, for CI")
     gpu.add_argument("--quick", action="store_true", help="tiny sizes (seconds, not minutes)")
     gpu.add_argument("--out", default="results/gpu", help="folder to write (default: results/gpu)")
     gpu.add_argument("--no-tests", action="store_true", help="skip the pytest run of the tests marked cuda")
     gpu.set_defaults(func=cmd_gpu_check)
 
-    check = commands.add_parser("check", help="the mixer contract on any mixer: a registered name or package.module:Class")
+    check = commands.add_parser("check", help="the mixer contract on any mixer: a registered name or package.module:Class", parents=[rooted])
     check.add_argument("mixer", help="e.g. gateloop, or my_package.my_module:MyMixer")
     check.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="a constructor option (TOML value)")
     check.set_defaults(func=cmd_check)
 
-    run = commands.add_parser("run", help="one run config (JSON or TOML) in the foreground")
+    run = commands.add_parser("run", help="one run config (JSON or TOML) in the foreground", parents=[rooted])
     run.add_argument("config")
     run.add_argument("--sweep", default="single", help="folder under the results root (default: single)")
     run.set_defaults(func=cmd_run)
 
-    sweep = commands.add_parser("sweep", help="expand a sweep file and run what is not finished")
+    sweep = commands.add_parser("sweep", help="expand a sweep file and run what is not finished", parents=[rooted])
     sweep.add_argument("file")
     _executor_arguments(sweep)
     sweep.add_argument("--dry-run", action="store_true", help="list the runs, submit nothing")
@@ -248,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--plot", action="store_true", help="local/debug: draw the plots when done")
     sweep.set_defaults(func=cmd_sweep)
 
-    speed = commands.add_parser("speed", help="run speed / gateloop_op sweep files one run at a time, then write the speed report")
+    speed = commands.add_parser("speed", help="run speed / gateloop_op sweep files one run at a time, then write the speed report", parents=[rooted])
     speed.add_argument("files", nargs="+", metavar="FILE")
     _executor_arguments(speed)
     speed.add_argument("--out", default=None, help="report folder (default: <root>/<sweep>/plots)")
@@ -258,16 +262,17 @@ def build_parser() -> argparse.ArgumentParser:
                              ("collect", cmd_collect, "build the runs/curves tables and save them as parquet"),
                              ("plot", cmd_plot, "seaborn plots of a sweep"),
                              ("cancel", cmd_cancel, "cancel every active Slurm job of a sweep")):
-        sub = commands.add_parser(name, help=text)
+        sub = commands.add_parser(name, help=text, parents=[rooted])
         sub.add_argument("sweep")
         sub.set_defaults(func=func)
-    data = commands.add_parser("data", help="fetch a corpus into the data directory ($SEQBENCH_DATA or ~/.cache/seqbench)")
+    data = commands.add_parser("data", help="fetch a corpus into the data directory ($SEQBENCH_DATA or ~/.cache/seqbench)",
+                                 parents=[rooted])
     data.add_argument("corpus", choices=["gcide", "wordnet"],
                       help="gcide: Debian's dict-gcide, wordnet: dict-wn (apt-get download): the CPU-scale text corpora")
     data.add_argument("--deb", default=None, help="the corpus's .deb downloaded by hand (no apt-get)")
     data.add_argument("--data-dir", default=None, help="where to put it (default: $SEQBENCH_DATA or ~/.cache/seqbench)")
     data.set_defaults(func=cmd_data)
-    findings = commands.add_parser("findings", help="published findings: list, run their sweeps, report verdicts")
+    findings = commands.add_parser("findings", help="published findings: list, run their sweeps, report verdicts", parents=[rooted])
     findings.add_argument("action", choices=["list", "run", "report"])
     findings.add_argument("ids", nargs="*", metavar="ID", help="finding ids (default: all), e.g. U3 P1")
     findings.add_argument("--scale", choices=["cpu", "cluster"], default="cpu")
@@ -275,8 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     findings.add_argument("--parallel", type=int, default=None, help="local: training runs at once (measurements run alone)")
     findings.add_argument("--dry-run", action="store_true", help="run: list the runs, submit nothing")
     findings.add_argument("--out", default="results/findings", help="report: folder to write (default: results/findings)")
+    findings.add_argument("--corpus", action="append", default=[], metavar="PATH",
+                          help="cpu scale: the language-modelling corpus (default: gcide.dict.dz in the data directory); "
+                               "report: give several for a verdict column each")
     findings.set_defaults(func=cmd_findings)
-    report = commands.add_parser("report", help="export a finished sweep for results/: runs.csv, best-over-lr, plots, provenance")
+    report = commands.add_parser("report", help="export a finished sweep for results/: runs.csv, best-over-lr, plots, provenance", parents=[rooted])
     report.add_argument("sweep")
     report.add_argument("--out", required=True, help="folder to write (e.g. results/<sweep>)")
     report.add_argument("--command-line", default=None, help="the command that produced the runs, recorded in README.md")
@@ -287,7 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     import shlex
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "findings" and not any(item.startswith("-") for item in extra):
+        args.ids = [*args.ids, *extra]  # ids after an option: `findings run --dry-run U3`
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.invocation = shlex.join(["seqbench", *(sys.argv[1:] if argv is None else argv)])
     try:
         args.func(args)

@@ -51,6 +51,12 @@ class Task(abc.ABC):
         return cls(**options).vocab_size
 
     @classmethod
+    def content_identity(cls, options: dict) -> dict | None:
+        """What identifies the data these options read, by content (a corpus's size and sha256), so
+        that two different files under one name never share a run id; None for generated data."""
+        return None
+
+    @classmethod
     def chance_accuracy(cls, options: dict) -> float | None:
         """The accuracy of guessing uniformly among the possible answers (plots draw it as a line);
         None where the task has no accuracy or no single chance level."""

@@ -11,6 +11,7 @@ byte = mean cross-entropy in nats / ln 2 over the scored bytes.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import math
@@ -137,6 +138,29 @@ class BitsPerByte(Evaluation):
         return {"bpc": self.nats / max(self.count, 1) / math.log(2), "scored_bytes": float(self.count)}
 
 
+@functools.lru_cache(maxsize=64)
+def file_identity(path: str, size: int, modified_ns: int) -> dict:
+    """A file's name, size and sha256 (cached per path, size and modification time)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        while chunk := source.read(1 << 22):
+            digest.update(chunk)
+    return {"file": Path(path).name, "bytes": size, "sha256": digest.hexdigest()}
+
+
+def find_corpus(path: str, data_dir: str | None) -> Path:
+    """The corpus file `path` names: itself, or a relative path under the data directory."""
+    directory, source = resolve_data_dir(data_dir)
+    given = Path(path).expanduser()
+    found = given if given.is_absolute() else directory / given
+    if not found.exists():
+        where = f"{found}" if given.is_absolute() else f"{found} (relative paths are looked up in the data directory, from {source})"
+        raise DataError(f"no such file: {where}")
+    if not found.is_file():
+        raise DataError(f"{found} is not a regular file")
+    return found
+
+
 @TASKS.register("bytes")
 class Bytes(ByteCorpus):
     """Character-level LM on any local file, split 90/5/5 in order; bits per byte.
@@ -150,6 +174,14 @@ class Bytes(ByteCorpus):
 
     def __init__(self, *, path: str, seq_len: int = 256, eval_bytes: int | None = None, data_dir: str | None = None):
         super().__init__(locate_corpus(path, data_dir), seq_len, eval_bytes)
+
+    @classmethod
+    def content_identity(cls, options):
+        """The corpus file as given (compressed or not): its content identifies the runs, so it must be
+        readable where a sweep is configured (a cluster's shared file system, on a login node)."""
+        found = find_corpus(options["path"], options.get("data_dir"))
+        stat = found.stat()
+        return file_identity(str(found.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 @TASKS.register("enwik8")
@@ -182,12 +214,8 @@ COMPRESSED_SUFFIXES = (".gz", ".dz")  # dictzip (.dz) is gzip with a seek table:
 def locate_corpus(path: str, data_dir: str | None) -> Path:
     """The file to map: `path` itself, relative paths under the data directory, compressed files
     unpacked (once, atomically) to `unpacked/<name>-<hash of its path, size and mtime>` there."""
-    directory, source = resolve_data_dir(data_dir)
-    given = Path(path).expanduser()
-    found = given if given.is_absolute() else directory / given
-    if not found.exists():
-        where = f"{found}" if given.is_absolute() else f"{found} (relative paths are looked up in the data directory, from {source})"
-        raise DataError(f"no such file: {where}")
+    directory, _ = resolve_data_dir(data_dir)
+    found = find_corpus(path, data_dir)
     if found.suffix not in COMPRESSED_SUFFIXES:
         return found
     stat = found.stat()

@@ -42,9 +42,10 @@ def test_list_shows_every_record_with_its_decision_rule(capsys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scale", findings.SCALES)
-def test_every_sweep_expands_validates_and_compares_at_equal_parameters(scale):
+def test_every_sweep_expands_validates_and_compares_at_equal_parameters(scale, tmp_path):
+    corpus = small_corpus(tmp_path) if scale == "cpu" else None
     for finding in FINDINGS:
-        sweep, rows = finding.sweep(scale)
+        sweep, rows = finding.sweep(scale, corpus)
         assert sweep.name == findings.STORE_FOLDER[scale]
         executor_parameters(sweep.executor, {})  # the executor section is valid for submitit
         by_id = {run.run_id(): run for run in sweep.runs}
@@ -69,8 +70,23 @@ def test_the_cluster_scale_is_the_reimplementation_setup():
     assert {row["lr"] for row in rows} == set(findings.LR_GRID["cluster"])
 
 
-def test_head_dim_arms_have_exactly_the_head_dimension_they_name():
-    sweep, rows = findings.BY_ID["U11"].sweep("cpu")
+def small_corpus(tmp_path):
+    """A stand-in for GCIDE (the cpu scale's corpus, absent on a fresh machine): any bytes do for configs."""
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(b"Abandon, v. t. To give up wholly. [1913 Webster]\n" * 500)
+    return str(path)
+
+
+def test_the_corpus_is_an_input_and_every_language_model_arm_is_tuned(tmp_path):
+    corpus = small_corpus(tmp_path)
+    sweep, rows = findings.BY_ID["U7a"].sweep("cpu", corpus)
+    assert {run.task.options["path"] for run in sweep.runs} == {corpus}
+    assert {run.task.data["bytes"] for run in sweep.runs} == {24_500}
+    assert {row["lr"] for row in rows} == set(findings.LR_GRID["cpu"])  # an ablation, tuned like every arm
+
+
+def test_head_dim_arms_have_exactly_the_head_dimension_they_name(tmp_path):
+    sweep, rows = findings.BY_ID["U11"].sweep("cpu", small_corpus(tmp_path))
     by_id = {run.run_id(): run for run in sweep.runs}
     for row in rows:
         options = by_id[row["run_id"]].model.options
@@ -80,7 +96,7 @@ def test_head_dim_arms_have_exactly_the_head_dimension_they_name():
 def test_cluster_run_is_one_command_that_submits_through_slurm(capsys):
     main(["findings", "run", "U8", "--scale", "cluster", "--executor", "slurm", "--dry-run"])
     listing = capsys.readouterr().out
-    assert "findings-cluster: 6 runs" in listing and "enwik8" in listing and listing.count("would submit") == 6
+    assert "findings-cluster: 18 runs" in listing and "enwik8" in listing and listing.count("would submit") == 18  # 2 arms × 3 lrs × 3 seeds
 
 
 TINY_BASE = {

@@ -59,3 +59,28 @@ def test_structural_sizes_are_bounded_before_any_model_is_built():
     with pytest.raises(ValueError, match="model.n_layers: Input should be less than or equal to 1024"):
         parse_run_config(tiny_run_config(model={"n_layers": 100_000}))
     assert time.perf_counter() - started < 1.0
+
+
+def test_two_different_files_under_one_name_are_two_runs_and_the_run_records_the_content(tmp_path):
+    first, second = tmp_path / "a" / "corpus.txt", tmp_path / "b" / "corpus.txt"
+    for path, text in ((first, b"the first corpus " * 100), (second, b"another corpus! " * 100)):
+        path.parent.mkdir()
+        path.write_bytes(text)
+
+    def config(data_dir):
+        return parse_run_config(tiny_run_config(task={"name": "bytes", "options": {"path": "corpus.txt", "data_dir": str(data_dir),
+                                                                                   "seq_len": 16}}))
+
+    one, other = config(first.parent), config(second.parent)
+    import hashlib
+
+    assert one.task.data == {"file": "corpus.txt", "bytes": 1700, "sha256": hashlib.sha256(first.read_bytes()).hexdigest()}
+    assert one.run_id() != other.run_id() and one.task.data["sha256"] != other.task.data["sha256"]
+    moved = second.parent / "same.txt"
+    moved.write_bytes(first.read_bytes())
+    assert parse_run_config(tiny_run_config(task={"name": "bytes", "options": {"path": str(moved), "seq_len": 16}})).task.data["sha256"] \
+        == one.task.data["sha256"]
+    with pytest.raises(ValueError, match="does not describe the data these options read"):
+        parse_run_config({**one.model_dump(mode="json"), "task": {**one.task.model_dump(mode="json"), "data": other.task.data}})
+    with pytest.raises(ValueError, match="no such file"):
+        parse_run_config(tiny_run_config(task={"name": "bytes", "options": {"path": str(tmp_path / "nowhere.txt")}}))

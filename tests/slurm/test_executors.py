@@ -21,8 +21,10 @@ def test_unknown_executor_parameters_fail_loudly():
 
 @pytest.mark.slow
 def test_local_sweep_isolates_a_failing_run_collects_and_skips_what_finished(tmp_path):
-    missing = str(tmp_path / "no-such-corpus.txt")
-    bytes_run = parse_run_config(tiny_run_config(task={"name": "bytes", "options": {"path": missing, "seq_len": 32}}))
+    corpus = tmp_path / "gone.txt"  # there when the sweep is configured, deleted before it runs
+    corpus.write_bytes(b"some bytes " * 100)
+    bytes_run = parse_run_config(tiny_run_config(task={"name": "bytes", "options": {"path": str(corpus), "seq_len": 32}}))
+    corpus.unlink()
     sweep = expand(sweep_spec(seeds=[0, 1]))
     sweep = type(sweep)(name="mixed", runs=[*sweep.runs, bytes_run])
     submission = submit(sweep, executor="local", root=tmp_path / "runs", parallel=2, echo=lambda _: None)

@@ -49,7 +49,10 @@ def test_job_array_completes_isolates_a_failure_collects_and_is_not_resubmitted(
     root = tmp_path / "runs"
     good = expand({"name": "array", "seeds": [0, 1], "base": tiny_run_config(),
                    "grid": {"model.name": ["retnet", "linear_attention"]}, "executor": SLURM})
-    failing = parse_run_config(tiny_run_config(task={"name": "bytes", "options": {"path": str(tmp_path / "missing")}}))
+    corpus = tmp_path / "gone.txt"  # there when the sweep is configured, deleted before the job runs
+    corpus.write_bytes(b"some bytes " * 100)
+    failing = parse_run_config(tiny_run_config(task={"name": "bytes", "options": {"path": str(corpus), "seq_len": 16}}))
+    corpus.unlink()
     sweep = Sweep(name="array", runs=[*good.runs, failing], executor=SLURM)
     submission = submit(sweep, executor="slurm", root=root, echo=lambda _: None)
     job_ids = set(submission.submitted.values())
@@ -133,22 +136,23 @@ def test_a_requeued_job_resumes_with_continuous_steps(tmp_path, how):
 
 
 def test_setup_lines_and_additional_sbatch_options_reach_the_job(tmp_path):
-    """A setup line's effect is what the job runs with (here: where the data is), and an additional
-    #SBATCH option is what Slurm holds for the job (scontrol show job)."""
-    root, data = tmp_path / "runs", tmp_path / "data"
-    data.mkdir()
-    (data / "corpus.txt").write_bytes(bytes(range(32, 127)) * 200)
-    executor = {**SLURM, "setup": [f"export SEQBENCH_DATA={data}"], "additional_parameters": {"nice": 7}}
-    sweep = expand({"name": "setup", "seeds": [0], "executor": executor,
-                    "base": tiny_run_config(steps=4, task={"name": "bytes", "options": {"path": "corpus.txt", "seq_len": 16}})})
+    """A setup line's effect is what the job runs with (here: a module environment it exports, which
+    the run's provenance records), and an additional #SBATCH option is what Slurm holds for the job
+    (scontrol show job)."""
+    assert "LOADEDMODULES" not in os.environ  # so the job can have it only from the setup line
+    root = tmp_path / "runs"
+    executor = {**SLURM, "setup": ["export LOADEDMODULES=cuda/12.4:seqbench-test"], "additional_parameters": {"nice": 7}}
+    sweep = expand({"name": "setup", "seeds": [0], "executor": executor, "base": tiny_run_config(steps=4)})
     submission = submit(sweep, executor="slurm", root=root, echo=lambda _: None)
     [job_id] = submission.submitted.values()
     shown = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
     assert "Nice=7" in shown, shown
     [row] = wait_for("setup", root, all_terminal)
-    assert row["state"] == "completed", row  # found corpus.txt only through the setup line's SEQBENCH_DATA
+    assert row["state"] == "completed", row
+    stored = Store(root).run("setup", sweep.runs[0].run_id()).read_config()
+    assert stored["provenance"]["environment"]["LOADEDMODULES"] == "cuda/12.4:seqbench-test"
     script = next((root / "setup" / ".submitit").rglob("*_submission.sh")).read_text()
-    assert f"export SEQBENCH_DATA={data}" in script and "#SBATCH --nice=7" in script
+    assert "export LOADEDMODULES=cuda/12.4:seqbench-test" in script and "#SBATCH --nice=7" in script
 
 def test_cluster_script_reports_and_stops_munged_by_its_real_pid():
     """Last in this module: it stops the cluster and starts it again."""

@@ -14,6 +14,7 @@ from seqbench.analysis.protocol import (
     LR,
     MIN_SEEDS_FOR_INTERVAL,
     best_over_lr,
+    choose_lr,
     configuration_columns,
     t_interval,
     validation_metric,
@@ -162,6 +163,39 @@ def plot_curves(runs: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+ZOOLOGY_CELL = ("task.options.seq_len", "task.options.num_pairs")
+
+
+def plot_accuracy_against_state_size(runs: pd.DataFrame, path: Path) -> Path:
+    grid = state_size_grid(runs)
+    atomic_save_figure(grid.figure, path, dpi=120)
+    plt.close(grid.figure)
+    return path
+
+
+def state_size_grid(runs: pd.DataFrame) -> sns.FacetGrid:
+    """Zoology's Figure 2: MQAR test accuracy against the recurrent state's size (log), a panel per
+    (sequence length, pairs), a line per mixer across its widths; each point at the lr chosen on
+    mean validation accuracy for that mixer, width and cell."""
+    done = runs[(runs["status"] == "completed") & runs["final_accuracy"].notna()]
+    groups = ["model.name", "model.d_model", *ZOOLOGY_CELL]
+    chosen = choose_lr(done, metric="final_accuracy", groups=groups) if LR in done.columns else done
+    points = chosen.groupby(groups, dropna=False).agg(accuracy=("final_accuracy", "mean"), state_size=("state_size", "first"))
+    points = points.reset_index().assign(cell=lambda t: "L=" + t[ZOOLOGY_CELL[0]].astype(str) + ", N=" + t[ZOOLOGY_CELL[1]].astype(str))
+    cells = points.sort_values(list(ZOOLOGY_CELL))["cell"].drop_duplicates().tolist()  # shortest first, as Zoology's panels
+    grid = sns.relplot(data=points.sort_values("state_size"), x="state_size", y="accuracy", hue="model.name", col="cell",
+                       col_order=cells, kind="line", marker="o", height=3.6, facet_kws={"sharex": False})
+    grid.set(xscale="log", ylim=(0, 1.02))
+    grid.set_axis_labels("state size (real scalars per sequence)", "MQAR test accuracy")
+    grid.figure.suptitle("MQAR accuracy against state size (Zoology, Figure 2); lr chosen on validation", fontsize=9)
+    grid.figure.tight_layout()
+    return grid
+
+
 def plot_sweep(runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [plot_final(runs, out_dir / "final.png"), plot_curves(runs, curves, out_dir / "curves.png")]
+    written = [plot_final(runs, out_dir / "final.png"), plot_curves(runs, curves, out_dir / "curves.png")]
+    zoology = set(ZOOLOGY_CELL) <= set(runs.columns) and "state_size" in runs.columns and runs.get("task.name").eq("mqar").all()
+    if zoology and runs[list(ZOOLOGY_CELL)].drop_duplicates().shape[0] > 1:
+        written.append(plot_accuracy_against_state_size(runs, out_dir / "accuracy_vs_state_size.png"))
+    return written

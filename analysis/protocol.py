@@ -42,10 +42,17 @@ def configuration_columns(runs: pd.DataFrame) -> list[str]:
     return [c for c in varying_columns(runs) if c != LR]
 
 
-def choose_lr(runs: pd.DataFrame, *, metric: str, groups: list[str], lr: str = LR, warn: bool = False) -> pd.DataFrame:
+def choose_lr(runs: pd.DataFrame, *, metric: str, groups: list[str], lr: str = LR, warn: bool = False,
+              also: tuple[str, ...] = ()) -> pd.DataFrame:
     """Per group (an arm): every run at the lr whose mean validation metric over seeds is best, with
     `chosen_lr` and `lr_at_edge` (the chosen lr is the smallest or largest of that group's grid).
-    Runs without an lr to choose (the column absent or empty) come back as they are."""
+    `also` names further hyperparameters chosen jointly with the lr (MAD's weight decay): the best
+    (lr, …) combination wins. Runs without an lr to choose (the column absent or empty) come back as
+    they are."""
+    if also:
+        combined = runs.assign(**{"__lr": list(zip(*(runs[c] for c in (lr, *also))))})
+        chosen = choose_lr(combined, metric=metric, groups=groups, lr="__lr", warn=False)
+        return chosen.drop(columns=["__lr", "lr_at_edge", "chosen_lr"]).assign(chosen_lr=chosen[lr])
     selector = validation_metric(metric)
     if runs.empty or lr not in runs.columns or runs[lr].isna().all() or selector not in runs.columns:
         return runs

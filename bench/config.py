@@ -68,6 +68,13 @@ class TrainConfig(RunSpec):
         return self
 
     @model_validator(mode="after")
+    def _backbone_fits_the_task(self) -> TrainConfig:
+        wanted = tasks.TASKS.get_class(self.task.name).backbone
+        if self.model.backbone != wanted:
+            raise ValueError(f"task {self.task.name!r} is scored with model.backbone = {wanted!r}, got {self.model.backbone!r}")
+        return self
+
+    @model_validator(mode="after")
     def _early_stop_metric_exists(self) -> TrainConfig:
         if self.early_stop is not None:
             reported = tasks.TASKS.get_class(self.task.name).metrics

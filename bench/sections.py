@@ -21,7 +21,7 @@ from seqbench import models, tasks
 SCHEMA_VERSION = 2  # bump when a field's meaning changes; every run id changes with it
 # Fields and mixer options added after schema 2 enter the hash only when they differ from these
 # defaults, so adding an option never changes the id (and so never re-runs) a run that could not set it.
-HASHED_WHEN_SET = {("model", "norm"): "pre", ("grad_accumulation",): 1, ("task", "data"): None}
+HASHED_WHEN_SET = {("model", "norm"): "pre", ("model", "backbone"): "lm", ("grad_accumulation",): 1, ("task", "data"): None}
 MIXER_OPTIONS_HASHED_WHEN_SET = {"gateloop": {"real_transition_sign": False, "state_operator": "complex"},
                                  "retnet": {"backend": "torch"}, "linear_attention": {"backend": "torch"}}
 
@@ -72,6 +72,8 @@ class ModelConfig(Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="mixer options; keyed by mixer for a hybrid")
     mode: str | dict[str, str] | None = Field(None, description="training mode; None is each mixer's default")
     norm: Literal["pre", "post"] = Field("pre", description="pre-norm blocks x + f(norm x), or post-norm norm(x + f(x))")
+    backbone: Literal["lm", "autoencoder"] = Field("lm", description="lm: causal next-token model; autoencoder: encode, "
+                                                                      "decode every token from the last position (MAD's compression)")
 
     @model_validator(mode="after")
     def _plan_and_check_values(self) -> ModelConfig:
@@ -93,8 +95,11 @@ class ModelConfig(Strict):
     def build(self, *, vocab_size: int, device=None) -> models.LanguageModel:
         import torch
 
+        from seqbench.models.autoencoder import AutoEncoder
+
+        backbone = AutoEncoder if self.backbone == "autoencoder" else models.LanguageModel
         with torch.device(device or "cpu"):
-            return models.LanguageModel(vocab_size=vocab_size, d_model=self.d_model, n_layers=self.n_layers,
+            return backbone(vocab_size=vocab_size, d_model=self.d_model, n_layers=self.n_layers,
                                         mixer=self.name, mixer_options=self.options, mlp_ratio=self.mlp_ratio,
                                         mlp_hidden=self.mlp_hidden, mode=self.mode, norm=self.norm)
 

@@ -44,6 +44,7 @@ class Task(abc.ABC):
     vocab_size: int
     seq_len: int
     metrics: tuple[str, ...] = ()  # what `result()` always reports: the names early stopping may use
+    backbone: str = "lm"  # the model.backbone it is scored with (MAD's compression: "autoencoder")
 
     @classmethod
     def vocab_size_of(cls, options: dict) -> int:

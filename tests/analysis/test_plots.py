@@ -67,3 +67,24 @@ def test_speed_plots(tmp_path):
     op = pd.DataFrame([{"implementation": name, "length": l, "status": "ok", "forward_ms": l * 1e-3, "forward_backward_ms": l * 3e-3,
                         "traffic_floor_ms": l * 5e-4} for name in ("x", "y") for l in (256, 1024)])
     assert_image(plot_gateloop_op(op, tmp_path))
+
+
+def test_accuracy_against_state_size_has_a_panel_per_cell_and_a_line_per_mixer(tmp_path):
+    from seqbench.analysis.plots import ZOOLOGY_CELL, state_size_grid
+
+    rows = [{"run_id": f"{m}{d}{l}{lr}", "model.name": m, "model.d_model": d, "optimizer.lr": lr, "seed": 0, "status": "completed",
+             "task.name": "mqar", ZOOLOGY_CELL[0]: l, ZOOLOGY_CELL[1]: l // 16, "state_size": d * (8 if m == "a" else 1),
+             "validation_accuracy": 0.5 + lr, "final_accuracy": (0.2 if lr == 0.1 else 0.9) + d / 1000}
+            for m in ("a", "b") for d in (64, 128) for l in (64, 128) for lr in (0.01, 0.1)]
+    runs = pd.DataFrame(rows)
+    grid = state_size_grid(runs)
+    axes = list(grid.axes.flat)
+    assert [axis.get_title() for axis in axes] == ["cell = L=64, N=4", "cell = L=128, N=8"]
+    for axis in axes:
+        lines = [line for line in axis.lines if len(line.get_xdata()) == 2]
+        assert len(lines) == 2  # one per mixer, through its two widths
+        # lr 0.1 wins on validation, so its (lower) test accuracy is what is drawn
+        assert sorted(round(y, 3) for line in lines for y in line.get_ydata()) == [0.264, 0.264, 0.328, 0.328]
+    plt.close(grid.figure)
+    written = plot_sweep(runs, pd.DataFrame(columns=["run_id", "step", "split", "metric", "value"]), tmp_path)
+    assert [p.name for p in written] == ["final.png", "curves.png", "accuracy_vs_state_size.png"]

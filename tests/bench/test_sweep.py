@@ -16,7 +16,7 @@ def test_sweep_expands_grid_zip_and_seeds():
 
 
 @pytest.mark.parametrize("change,message", [
-    ({"nam": "x"}, "unknown key\\(s\\) 'nam'; valid keys: name, seeds, base, grid, zip, executor"),
+    ({"nam": "x"}, "unknown key\\(s\\) 'nam'; valid keys: name, seeds, base, grid, zip, vary, executor"),
     ({"name": "a b"}, "'name' must be letters"),
     ({"seeds": []}, "'seeds' must be a non-empty list"),
     ({"zip": {"model.d_model": [16, 32], "seed": [1]}}, "\\[zip\\] lists must have one length"),
@@ -28,7 +28,7 @@ def test_bad_sweeps(change, message):
         expand(sweep_spec(**change))
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "sweeps").glob("*.toml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "sweeps").rglob("*.toml")), ids=lambda p: p.name)
 def test_every_shipped_sweep_file_expands_into_valid_runs(path):
     from seqbench.bench.sweep import load_sweep
 
@@ -89,3 +89,12 @@ def test_unreadable_sweep_files_fail_in_one_line(tmp_path):
     with pytest.raises(ValueError, match="a sweep file is at most 1,048,576"):
         load_sweep(huge)
 
+
+
+def test_vary_changes_one_axis_at_a_time_around_the_base():
+    sweep = expand(sweep_spec(seeds=[0], grid={"model.name": ["retnet"]},
+                              vary={"task.options.num_pairs": [3, 4], "task.options.seq_len": [48]}))
+    settings = sorted((r.task.options["num_pairs"], r.task.options["seq_len"]) for r in sweep.runs)
+    assert settings == [(2, 32), (2, 48), (3, 32), (4, 32)]  # the base (2 pairs, length 32) and each change alone
+    with pytest.raises(ValueError, match=r"appears in both \[grid\] and \[vary\]"):
+        expand(sweep_spec(grid={"task.options.num_pairs": [3]}, vary={"task.options.num_pairs": [4]}))

@@ -1,0 +1,21 @@
+"""The MAD score (analysis/mad.py) from a small table: hyperparameters chosen on validation per
+setting, test averaged over settings, then over tasks."""
+import pandas as pd
+import pytest
+
+from seqbench.analysis.mad import mad_scores
+
+
+def test_mad_score_is_the_mean_over_settings_of_test_at_the_validated_hyperparameters():
+    rows = []
+    for task, settings in (("mad_in_context_recall", (128, 256)), ("mad_selective_copying", (256,))):
+        for seq_len in settings:
+            for lr, wd, validation, test in ((1e-4, 0.0, 0.5, 0.55), (1e-3, 0.0, 0.9, 0.80), (1e-3, 0.1, 0.7, 0.99)):
+                rows.append({"model.name": "m", "task.name": task, "task.options.seq_len": seq_len, "optimizer.lr": lr,
+                             "optimizer.weight_decay": wd, "seed": 0, "status": "completed",
+                             "validation_macro_accuracy": validation - seq_len / 1e4, "final_macro_accuracy": test - seq_len / 1e4})
+    table = mad_scores(pd.DataFrame(rows)).set_index("model")
+    # (1e-3, 0.0) wins on validation everywhere (its test, 0.80, is not the best test: 0.99 is never chosen)
+    assert table.loc["m", "in_context_recall"] == pytest.approx(((0.80 - 0.0128) + (0.80 - 0.0256)) / 2)
+    assert table.loc["m", "selective_copying"] == pytest.approx(0.80 - 0.0256)
+    assert table.loc["m", "MAD score"] == pytest.approx((table.loc["m", "in_context_recall"] + table.loc["m", "selective_copying"]) / 2)

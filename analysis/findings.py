@@ -19,6 +19,10 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from seqbench.analysis.planning import GRID_STEP, MAX_EXTENSIONS, GridPlan, extended_grid
+from seqbench.analysis.protocol import higher_is_better, validation_metric
 from seqbench.analysis.verdicts import Better, Crossover, Monotone, Ratio, Rule, Similar
 from seqbench.bench.sweep import Sweep, expand, set_path
 
@@ -132,25 +136,64 @@ class Finding:
     notes: str = ""
     scales: tuple[str, ...] = field(default=SCALES)
 
-    def runs(self, scale: str, corpus: str | None = None) -> list[dict[str, Any]]:
+    def metric_of(self, probe: Probe) -> str | None:
+        """The metric the probe's first rule judges (what its lr is chosen on)."""
+        return next((getattr(r, "metric", None) for r in self.rules if (r.probe or self.probes[0].name) == probe.name), None)
+
+    def grid_plan(self, probe: Probe, arm: Arm, scale: str, corpus: str | None, results) -> GridPlan:
+        """The arm's lrs: the scale's grid, extended by analysis/planning.py's rule from the arm's
+        finished runs in `results` (the collected runs table; None: nothing has run)."""
+        base = list(LR_GRID[scale])
+        metric = self.metric_of(probe)
+        if results is None or metric is None or validation_metric(metric) not in results.columns:
+            return GridPlan(tuple(base), (), False)
+        candidates = sorted({*base, *(base[0] / GRID_STEP ** i for i in range(1, MAX_EXTENSIONS + 1)),
+                             *(base[-1] * GRID_STEP ** i for i in range(1, MAX_EXTENSIONS + 1))})
+        indexed, finished = results.set_index("run_id"), {}
+        for lr in candidates:
+            lr = float(f"{lr:.6g}")
+            ids = [_run_id(probe.config_data(arm, scale, lr, seed, corpus)) for seed in SEEDS]
+            done = [indexed.loc[i] for i in ids if i in indexed.index and indexed.loc[i].get("status") == "completed"]
+            if len(done) == len(ids):
+                finished[lr] = float(np.mean([row[validation_metric(metric)] for row in done]))
+        return extended_grid(base, finished, higher_is_better=higher_is_better(metric))
+
+    def planned_seeds(self, probe: Probe, arm: Arm, seed_plans: dict | None) -> dict[float, list[int]]:
+        """lr → the seeds beyond the pilot that a recorded seed plan asks for this arm (at its chosen lr)."""
+        extra: dict[float, list[int]] = {}
+        for index, plan in (seed_plans or {}).items():
+            rule = self.rules[index]
+            if (rule.probe or self.probes[0].name) == probe.name and arm.label in (rule.a, rule.b):
+                lr = plan["lrs"].get(arm.label)
+                extra.setdefault(lr, [])
+                extra[lr] = sorted({*extra[lr], *range(len(SEEDS), plan["seeds"])})
+        return extra
+
+    def runs(self, scale: str, corpus: str | None = None, results=None, seed_plans: dict | None = None) -> list[dict[str, Any]]:
         """Every run: probe, arm, lr (None: the base's), seed and its config data; `corpus` (a path)
-        for the language-modelling probes in place of the scale's own."""
+        for the language-modelling probes in place of the scale's own; `results` (the collected
+        runs) extend an arm's lr grid where its best lr sits at an edge, and `seed_plans` (rule index →
+        recorded plan) add the seeds an equivalence rule needs (analysis/planning.py)."""
         if scale not in SCALES:
             raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
         rows = []
         for probe in self.probes:
             seeds = [0] if probe.is_speed else SEEDS
             for arm in probe.arms:
-                for lr in probe.lrs(scale):
-                    for seed in seeds:
+                lrs = list(self.grid_plan(probe, arm, scale, corpus, results).grid) if probe.select_lr and not probe.is_speed \
+                    else probe.lrs(scale)
+                extra = self.planned_seeds(probe, arm, seed_plans)
+                for lr in lrs:
+                    for seed in [*seeds, *extra.get(lr, [])]:
                         rows.append({"probe": probe.name, "arm": arm.label, "lr": lr, "seed": seed,
                                      "config": probe.config_data(arm, scale, lr, seed, corpus)})
         return rows
 
-    def sweep(self, scale: str, corpus: str | None = None) -> tuple[Sweep, list[dict[str, Any]]]:
+    def sweep(self, scale: str, corpus: str | None = None, results=None, seed_plans: dict | None = None
+              ) -> tuple[Sweep, list[dict[str, Any]]]:
         """The finding's runs as one sweep in the scale's store folder, and each run's labels with its
         id. Runs on different corpora share the folder: a corpus's content is part of each run's id."""
-        rows = self.runs(scale, corpus)
+        rows = self.runs(scale, corpus, results, seed_plans)
         configs = []
         for row in rows:
             sweep = expand({"name": STORE_FOLDER[scale], "seeds": [row["seed"]], "base": row["config"]},
@@ -162,6 +205,12 @@ class Finding:
         executor = {"cpu": {"timeout_min": 60},
                     "cluster": {"timeout_min": 1440, "gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 32}}[scale]
         return Sweep(name=STORE_FOLDER[scale], runs=unique, executor=executor, axes=axes), rows
+
+
+def _run_id(config_data: dict[str, Any]) -> str:
+    from seqbench.bench.config import parse_run_config
+
+    return parse_run_config(config_data).run_id()
 
 
 def missing_corpus(scale: str, corpus: str | None) -> str | None:

@@ -7,19 +7,22 @@ compute and the commits the runs came from) and per finding `runs.csv` and `plot
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 import textwrap
+import time
 from pathlib import Path
 
 import pandas as pd
 
 from seqbench.analysis.collect import collect_all
 from seqbench.analysis.findings import SCALE_LIMITS, STORE_FOLDER, Finding
+from seqbench.analysis.planning import PILOT_SEEDS, plan_seeds
 from seqbench.analysis.protocol import MIN_SEEDS_FOR_INTERVAL, higher_is_better, t_interval, validation_metric, value_at_step
 from seqbench.analysis.verdicts import Crossover, Outcome, Ratio, Similar, at_chosen_lr
 from seqbench.bench.store import Store
-from seqbench.core import atomic_save_figure, atomic_write_bytes, atomic_write_csv
+from seqbench.core import atomic_save_figure, atomic_write_bytes, atomic_write_csv, atomic_write_json
 
 RUN_COLUMNS = ("status", "task.data.file", "task.data.sha256", "task.data.bytes",
                "parameters", "steps", "wall_time_s", "final_bpc", "validation_bpc", "final_accuracy",
@@ -43,10 +46,52 @@ def folder_name(finding_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "-", finding_id)
 
 
+def seed_plans(finding: Finding, scale: str, corpus: str | None, runs: pd.DataFrame, curves: pd.DataFrame, root,
+               *, write: bool) -> dict[int, dict]:
+    """Rule index → the seed plan of each equivalence (Similar) rule: read from its record, or — once
+    the pilot seeds of both arms have finished, with `write` (what `findings run` does) — computed by
+    analysis/planning.py and recorded, once; never recomputed, whatever later seeds show."""
+    plans = {}
+    for index, rule in enumerate(finding.rules):
+        if not isinstance(rule, Similar):
+            continue
+        path = plan_path(finding, index, scale, corpus, root)
+        if path.exists():
+            plans[index] = json.loads(path.read_text())
+            continue
+        if not write or runs.empty:
+            continue
+        table, wide, _ = finding_tables(finding, scale, runs, curves, pd.DataFrame(), corpus, {})
+        probe = rule.probe or finding.probes[0].name
+        pilot = table[(table["probe"] == probe) & table["arm"].isin([rule.a, rule.b])]
+        if pilot.empty or not (pilot["status"] == "completed").all():
+            continue  # the pilot is not complete: nothing is planned from part of it
+        differences = rule.differences(pilot, wide, scale)
+        if len(differences) < PILOT_SEEDS:
+            continue
+        plan = plan_seeds(differences.tolist(), rule.margin).as_record()
+        chosen = at_chosen_lr(pilot, rule.metric).groupby("arm")["lr"].first()
+        plans[index] = {**plan, "rule": rule.describe(), "lrs": {arm: float(lr) for arm, lr in chosen.items()},
+                        "pilot_differences": differences.tolist(), "written": time.time()}
+        atomic_write_json(path, plans[index])
+    return plans
+
+
+def plan_path(finding: Finding, index: int, scale: str, corpus: str | None, root) -> Path:
+    """Where a rule's seed plan is recorded: in the store, beside the runs it plans (one per corpus)."""
+    from seqbench.tasks.enwik8 import file_identity, find_corpus
+
+    tag = "default"
+    if corpus is not None:
+        found = find_corpus(str(corpus), None)
+        tag = file_identity(str(found.resolve()), found.stat().st_size, found.stat().st_mtime_ns)["sha256"][:12]
+    return Store(root).sweep(STORE_FOLDER[scale]).path / "plans" / f"{folder_name(finding.id)}-rule{index}-{tag}.json"
+
+
 def finding_tables(finding: Finding, scale: str, runs: pd.DataFrame, curves: pd.DataFrame, rows: pd.DataFrame,
-                   corpus: str | None = None):
+                   corpus: str | None = None, plans: dict | None = None):
     """(runs, curves, measurement rows) of one finding on `corpus`, each run labelled probe / arm / lr / seed."""
-    _, labels = finding.sweep(scale, corpus)
+    _, labels = finding.sweep(scale, corpus, runs if len(runs) else None, plans)
     labelled = pd.DataFrame([{key: row[key] for key in ("probe", "arm", "lr", "seed", "run_id")} for row in labels])
     present = runs.set_index("run_id")
     columns = [c for c in present.columns if c in RUN_COLUMNS or c.startswith(("final_accuracy/", "validation_accuracy/"))]
@@ -166,20 +211,37 @@ def _plot_speed(axis, rows, rule, sns):
              ylabel=f"{quantity.replace('_bytes', ' (MiB)').replace('median_ms', 'median ms')}, {measure}")
 
 
-def _lr_lines(finding: Finding, table: pd.DataFrame, scale: str) -> list[str]:
-    """Per probe that selects the lr: each arm's chosen lr, flagged where it sits at the grid's edge."""
-    from seqbench.analysis.findings import LR_GRID
+def _lr_lines(finding: Finding, table: pd.DataFrame, scale: str, corpus: str | None, runs: pd.DataFrame) -> list[str]:
+    """Per probe that selects the lr: each arm's grid (with every extension the rule made and why)
+    and its chosen lr, flagged where it is still at an edge the rule may not extend further."""
     lines = []
     for probe in finding.probes:
         done = table[(table["probe"] == probe.name) & (table["status"] == "completed")]
-        metric = next((getattr(r, "metric", None) for r in finding.rules if (r.probe or finding.probes[0].name) == probe.name), None)
+        metric = finding.metric_of(probe)
         if not probe.select_lr or done.empty or metric is None or validation_metric(metric) not in done.columns:
             continue
-        grid = LR_GRID[scale]
         chosen = at_chosen_lr(done, metric).groupby("arm")["lr"].first()
-        text = ", ".join(f"{arm} {lr:g}{' (edge)' if lr in (min(grid), max(grid)) else ''}" for arm, lr in chosen.items())
+        parts = []
+        for arm in probe.arms:
+            plan = finding.grid_plan(probe, arm, scale, corpus, runs)
+            lr = chosen.get(arm.label)
+            grid = ", ".join(f"{value:g}" for value in plan.grid)
+            extended = f"; extended: {'; '.join(plan.extensions)}" if plan.extensions else ""
+            flag = " (still at the grid's edge after two extensions)" if plan.at_edge else ""
+            parts.append(f"{arm.label}: {'–' if lr is None else f'{lr:g}'} of {grid}{flag}{extended}")
         lines += [f"Learning rate chosen on mean validation {validation_metric(metric).removeprefix('validation_')} over "
-                  f"seeds from {', '.join(f'{lr:g}' for lr in grid)}: {text}.", ""]
+                  f"seeds — " + " · ".join(parts) + ".", ""]
+    return lines
+
+
+def _plan_lines(finding: Finding, plans: dict[int, dict]) -> list[str]:
+    lines = []
+    for index, rule in enumerate(finding.rules):
+        if isinstance(rule, Similar):
+            plan = plans.get(index)
+            lines += [f"Seed plan for “{rule.describe()}”: " + (f"{plan['seeds']} seeds — {plan['reason']} (recorded from the "
+                      f"pilot's differences {', '.join(f'{d:+.4f}' for d in plan['pilot_differences'])})." if plan else
+                      "not yet made (its pilot seeds have not all finished)."), ""]
     return lines
 
 
@@ -231,7 +293,8 @@ def write_report(findings: list[Finding], scale: str, *, root=None, out="results
             if missing:  # the corpus is not here: its runs' ids cannot even be computed
                 cells.append((f"not run (corpus {Path(str(corpus or 'gcide.dict.dz')).name} not found here)", "–", "–"))
                 continue
-            table, wide, measured = finding_tables(finding, scale, runs, curves, rows, corpus)
+            plans = seed_plans(finding, scale, corpus, runs, curves, root, write=False)
+            table, wide, measured = finding_tables(finding, scale, runs, curves, rows, corpus, plans)
             outcomes = evaluate(finding, scale, table, wide, measured)
             if corpus not in labels and "task.data.sha256" in table.columns and table["task.data.sha256"].notna().any():
                 labels[corpus] = corpus_label(table, corpus)
@@ -244,7 +307,8 @@ def write_report(findings: list[Finding], scale: str, *, root=None, out="results
             first, verdict = outcomes[0], verdict_text(table, outcomes[0])
             decided = not verdict.startswith("not run")
             cells.append((verdict, _effect(first) if decided else "–", str(first.seeds or "–") if decided else "–"))
-            sections.append(_section(finding, scale, table, outcomes, corpus_label(table, corpus), folder.relative_to(out)))
+            lr_lines = _lr_lines(finding, table, scale, corpus, runs if len(runs) else None) + _plan_lines(finding, plans)
+            sections.append(_section(finding, scale, table, outcomes, corpus_label(table, corpus), folder.relative_to(out), lr_lines))
         verdicts = {cell[0] for cell in cells}
         robust = len(corpora) > 1 and len(verdicts) == 1 and verdicts <= {"reproduced", "contradicted"}
         summary.append(f"| {finding.id} | {finding.claim} | " + " | ".join(f"**{v}** | {e} | {s}" for v, e, s in cells)
@@ -271,7 +335,8 @@ def _short(label: str | None, asked: str | None) -> str:
     return (label or asked or "default corpus").split(" (")[0]
 
 
-def _section(finding: Finding, scale: str, table: pd.DataFrame, outcomes: list[Outcome], corpus: str, folder: Path) -> str:
+def _section(finding: Finding, scale: str, table: pd.DataFrame, outcomes: list[Outcome], corpus: str, folder: Path,
+             lr_lines: list[str]) -> str:
     completed = int((table["status"] == "completed").sum())
     spread = parameter_spread(table)
     commits = sorted({str(c)[:10] for c in table.get("provenance.commit", pd.Series(dtype=str)).dropna()})
@@ -283,7 +348,7 @@ def _section(finding: Finding, scale: str, table: pd.DataFrame, outcomes: list[O
              f"Commits: {', '.join(commits) or '–'}{' (a dirty tree among them)' if dirty else ''}.", ""]
     if finding.notes:
         lines += [finding.notes, ""]
-    lines += _lr_lines(finding, table, scale)
+    lines += lr_lines
     lines += ["| rule | verdict | effect [95% interval] | seeds | per arm | detail |", "|---|---|---|---|---|---|"]
     for outcome in outcomes:
         per_arm = "; ".join(f"{k}: {_number(v, 4) if isinstance(v, float) else v}" for k, v in outcome.per_arm.items())

@@ -30,6 +30,7 @@ from dataclasses import KW_ONLY, dataclass, field
 import numpy as np
 import pandas as pd
 
+from seqbench.analysis.planning import PILOT_SEEDS
 from seqbench.analysis.protocol import (
     MIN_SEEDS_FOR_INTERVAL,
     choose_lr,
@@ -57,8 +58,15 @@ def _inconclusive(rule: str, why: str) -> Outcome:
 
 
 def at_chosen_lr(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Each (probe, arm) at its chosen lr (protocol.choose_lr: the best mean validation metric over seeds)."""
-    return choose_lr(runs, metric=metric, groups=["probe", "arm"], lr="lr")
+    """Each (probe, arm) at its chosen lr (protocol.choose_lr: the best mean validation metric over
+    seeds), chosen on the pilot seeds alone, so that seeds a plan adds at that lr later
+    (analysis/planning.py) can never move the choice; every seed at the chosen lr comes back."""
+    pilot = runs[runs["seed"] < PILOT_SEEDS] if "seed" in runs.columns else runs
+    chosen = choose_lr(pilot, metric=metric, groups=["probe", "arm"], lr="lr")
+    if chosen is pilot or "chosen_lr" not in chosen.columns:
+        return runs
+    picked = chosen[["probe", "arm", "lr", "lr_at_edge", "chosen_lr"]].drop_duplicates(["probe", "arm"])
+    return runs.merge(picked, on=["probe", "arm", "lr"])
 
 
 def paired(runs: pd.DataFrame, a: str, b: str, value: str, metric: str | None = None) -> pd.Series:
@@ -125,9 +133,17 @@ class Similar(Rule):
         when = f" at step {self.at_step}" if self.at_step is not None else ""
         return f"similar: {self.a} and {self.b} within ±{self.margin:g} on {self.metric}{when} (whole 95% interval inside the margin)"
 
+    def values(self, runs, curves, scale) -> tuple[pd.DataFrame, str]:
+        """The runs at each arm's chosen lr, with the column the rule judges."""
+        return value_at_step(at_chosen_lr(runs, self.metric), curves, self.metric, self.step(scale))
+
+    def differences(self, runs, curves, scale) -> pd.Series:
+        """Per seed: a − b (signed so that positive favours a), what the interval and a seed plan read."""
+        table, column = self.values(runs, curves, scale)
+        return paired(table, self.a, self.b, column, self.metric)
+
     def evaluate(self, runs, curves, rows, scale) -> Outcome:
-        at_lr = at_chosen_lr(runs, self.metric)
-        table, column = value_at_step(at_lr, curves, self.metric, self.step(scale))
+        table, column = self.values(runs, curves, scale)
         differences = paired(table, self.a, self.b, column, self.metric)
         per_arm = _arm_means(table, column, [self.a, self.b])
         if len(differences) < MIN_SEEDS_FOR_INTERVAL:

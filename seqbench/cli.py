@@ -174,14 +174,30 @@ def cmd_findings(args) -> None:
         print(format_listing(chosen))
         return
     if args.action == "run":
+        from seqbench.analysis.collect import collect
+        from seqbench.analysis.findings_report import seed_plans
+        from seqbench.bench.store import Store
         from seqbench.slurm.executors import submit
 
+        corpus = args.corpus[0] if args.corpus else None
         for finding in chosen:  # each finding's sweep on its own, so each finishes (and can be committed) in turn
-            sweep, _ = finding.sweep(args.scale, args.corpus[0] if args.corpus else None)
-            measures = any(run.kind != "train" for run in sweep.runs)  # timings need the machine to themselves
-            print(f"finding {finding.id} ({args.scale}):")
-            submit(sweep, executor=args.executor, root=args.root, dry_run=args.dry_run, overrides=_overrides(args),
-                   parallel=1 if measures else args.parallel, command=args.invocation)
+            submitted = None
+            while True:  # a finished grid at an edge extends it, a finished pilot plans seeds (analysis/planning.py)
+                store = Store(args.root).sweep(findings.STORE_FOLDER[args.scale])
+                results, curves = collect(store.name, args.root, save=False) if store.exists() else (None, None)
+                plans = {} if results is None else seed_plans(finding, args.scale, corpus, results, curves, args.root,
+                                                              write=not args.dry_run)
+                sweep, _ = finding.sweep(args.scale, corpus, results, plans)
+                run_ids = {run.run_id() for run in sweep.runs}
+                if run_ids == submitted or args.dry_run and submitted is not None:
+                    break
+                measures = any(run.kind != "train" for run in sweep.runs)  # timings need the machine to themselves
+                print(f"finding {finding.id} ({args.scale}):")
+                submit(sweep, executor=args.executor, root=args.root, dry_run=args.dry_run, overrides=_overrides(args),
+                       parallel=1 if measures else args.parallel, command=args.invocation)
+                if args.executor == "slurm":  # nothing has finished yet: extensions come with a later `findings run`
+                    break
+                submitted = run_ids
         return
     from seqbench.analysis.findings_report import write_report
 

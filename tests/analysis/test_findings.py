@@ -126,3 +126,63 @@ def test_report_from_real_runs_writes_verdicts_tables_and_plots(tmp_path):
     assert {"parameters", "lr", "seed", "provenance.commit", "final_accuracy"} <= set(table.columns)
     assert (tmp_path / "out" / "cpu" / "T1" / "plot.png").stat().st_size > 10_000
     assert len(written) == 3
+
+
+def test_an_arm_best_at_the_top_of_its_grid_gets_the_next_lr_and_the_report_says_so(tmp_path):
+    """The base grid's runs written as the runner writes them (U8's two arms, 3 lrs × 3 seeds): the
+    joint-kv arm is best at 3e-2, the top, so its grid gains 9e-2 (3 more runs); gateloop's is interior."""
+    from seqbench.analysis.collect import collect
+    from seqbench.analysis.findings_report import write_report
+    from seqbench.bench.store import Store
+
+    corpus, finding = small_corpus(tmp_path), findings.BY_ID["U8"]
+    sweep, rows = finding.sweep("cpu", corpus)
+    by_id = {run.run_id(): run for run in sweep.runs}
+    bpc = {"gateloop": {3e-3: 2.0, 1e-2: 1.8, 3e-2: 1.9}, "joint kv": {3e-3: 2.1, 1e-2: 1.95, 3e-2: 1.85}}
+    for row in rows:
+        run_dir = Store(tmp_path / "runs").run("findings-cpu", row["run_id"])
+        run_dir.write_config(by_id[row["run_id"]].model_dump(mode="json"), {"commit": "0" * 40, "dirty": False})
+        value = bpc[row["arm"]][row["lr"]] + row["seed"] / 100
+        run_dir.write_summary({"status": "completed", "steps": 1000, "validation_bpc": value, "final_bpc": value,
+                               "parameters": 120_000})
+    results = collect("findings-cpu", tmp_path / "runs", save=False)[0]
+    _, extended = finding.sweep("cpu", corpus, results)
+    lrs = {arm: sorted({row["lr"] for row in extended if row["arm"] == arm}) for arm in bpc}
+    assert lrs["gateloop"] == [3e-3, 1e-2, 3e-2] and lrs["joint kv"] == [3e-3, 1e-2, 3e-2, 0.09]
+    write_report([finding], "cpu", root=tmp_path / "runs", out=tmp_path / "report", corpora=[corpus])
+    readme = (tmp_path / "report" / "README.md").read_text()
+    assert "joint kv: 0.03 of 0.003, 0.01, 0.03, 0.09; extended: 0.09 added: 0.03 was best at the top of 0.003…0.03" in readme
+    assert "**not run (18 of 21)**" in readme  # the extension's three runs are part of the finding now
+
+
+def test_an_equivalence_rule_plans_its_seeds_from_the_pilot_once_and_runs_them_at_the_chosen_lr(tmp_path):
+    """U8 (similar within ±0.02): pilot differences with sd 0.012 need 9 seeds for an expected
+    half-width of 0.01; the plan is recorded once and the extra seeds run at each arm's chosen lr."""
+    from seqbench.analysis.collect import collect
+    from seqbench.analysis.findings_report import plan_path, seed_plans, write_report
+    from seqbench.bench.store import Store
+
+    corpus, finding = small_corpus(tmp_path), findings.BY_ID["U8"]
+    sweep, rows = finding.sweep("cpu", corpus)
+    by_id = {run.run_id(): run for run in sweep.runs}
+    offset = {0: 0.0, 1: 0.012, 2: 0.024}  # joint kv − gateloop per seed: mean 0.012, sd 0.012
+    for row in rows:
+        run_dir = Store(tmp_path / "runs").run("findings-cpu", row["run_id"])
+        run_dir.write_config(by_id[row["run_id"]].model_dump(mode="json"), {"commit": "0" * 40, "dirty": False})
+        value = {3e-3: 2.0, 1e-2: 1.8, 3e-2: 1.9}[row["lr"]] + (offset[row["seed"]] if row["arm"] == "joint kv" else 0.0)
+        run_dir.write_summary({"status": "completed", "steps": 1000, "validation_bpc": value, "final_bpc": value, "parameters": 1})
+    runs, curves = collect("findings-cpu", tmp_path / "runs", save=False)
+    assert seed_plans(finding, "cpu", corpus, runs, curves, tmp_path / "runs", write=False) == {}  # reading never plans
+    plans = seed_plans(finding, "cpu", corpus, runs, curves, tmp_path / "runs", write=True)
+    assert plans[0]["seeds"] == 9 and plans[0]["lrs"] == {"gateloop": 1e-2, "joint kv": 1e-2} and not plans[0]["capped"]
+    _, planned = finding.sweep("cpu", corpus, runs, plans)
+    extra = [row for row in planned if row["seed"] >= 3]
+    assert sorted({row["seed"] for row in extra}) == list(range(3, 9)) and {row["lr"] for row in extra} == {1e-2}
+    assert len(extra) == 2 * 6
+    record = plan_path(finding, 0, "cpu", corpus, tmp_path / "runs")
+    before = record.read_text()
+    seed_plans(finding, "cpu", corpus, runs.assign(final_bpc=runs["final_bpc"] * 2), curves, tmp_path / "runs", write=True)
+    assert record.read_text() == before  # recorded once: later numbers never re-plan
+    write_report([finding], "cpu", root=tmp_path / "runs", out=tmp_path / "report", corpora=[corpus])
+    readme = (tmp_path / "report" / "README.md").read_text()
+    assert "9 seeds — pilot sd 0.012: 9 seeds give an expected half-width" in readme and "**not run (18 of 30)**" in readme

@@ -5,4 +5,4 @@ The repository's top-level folders are the subpackages: `models/` is `seqbench.m
 `seqbench.analysis` (pyproject.toml maps them). Imports flow one way:
 models ← tasks ← bench ← slurm | analysis ← cli.
 """
-__version__ = "0.3.1"
+__version__ = "0.4.0"

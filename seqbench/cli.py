@@ -58,6 +58,16 @@ def cmd_check(args) -> None:
         sys.exit(f"seqbench check: {args.mixer} fails {len(failed)} check(s): {', '.join(failed)}")
 
 
+def cmd_compare(args) -> None:
+    from seqbench.compare import SUITES, compare
+
+    suites = list(SUITES) if args.suite == "all" else args.suite.split(",")
+    baselines = args.baselines.split(",") if args.baselines else None
+    readme = compare(args.mixer, suites=suites, budget=args.budget, executor=args.executor, root=args.root, out=args.out,
+                     baselines=baselines, corpus=args.corpus)
+    print(f"wrote {readme}")
+
+
 def cmd_run(args) -> None:
     from seqbench.bench.config import load_run_config
     from seqbench.bench.runner import run_in_foreground
@@ -253,6 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("mixer", help="e.g. gateloop, or my_package.my_module:MyMixer")
     check.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="a constructor option (TOML value)")
     check.set_defaults(func=cmd_check)
+
+    compare = commands.add_parser("compare", help="a mixer against the baselines through the standard suites, one report",
+                                  parents=[rooted])
+    compare.add_argument("mixer", help="a registered name or package.module:Class")
+    compare.add_argument("--suite", default="all", help="mqar, mad, lm, speed (comma-separated) or all")
+    compare.add_argument("--budget", default="cpu", choices=["quick", "cpu", "cluster"])
+    compare.add_argument("--executor", default="local", choices=["local", "slurm", "debug"])
+    compare.add_argument("--baselines", default=None, help="comma-separated mixers (default: every registered one)")
+    compare.add_argument("--corpus", default=None, help="lm suite: the corpus file (default: gcide.dict.dz)")
+    compare.add_argument("--out", default=None, help="report folder (default: results/compare/compare-<mixer>-report)")
+    compare.set_defaults(func=cmd_compare)
 
     run = commands.add_parser("run", help="one run config (JSON or TOML) in the foreground", parents=[rooted])
     run.add_argument("config")

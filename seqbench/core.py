@@ -32,7 +32,8 @@ class Registry:
     def __init__(self, kind: str, *, reserved: tuple[str, ...] = (), base: type | None = None, entry_points: str | None = None):
         self.kind, self.reserved = kind, reserved  # reserved: keyword arguments that are not options
         self.base, self.entry_point_group = base, entry_points
-        self._classes: dict[str, type] = {}
+        self._classes: dict[str, type] = {}  # listed: the package's own and entry points
+        self._by_path: dict[str, type] = {}  # named by import path: resolved on use, never listed
         self.origins: dict[str, str] = {}
         self._entry_points_loaded = False
 
@@ -54,7 +55,11 @@ class Registry:
         if name not in self._classes:
             self._load_entry_points()
         if name not in self._classes and isinstance(name, str) and ":" in name:
-            self.register(name, origin=f"import path {name}")(self._import(name, origin=f"{self.kind} {name!r}"))
+            if name not in self._by_path:
+                cls = self._import(name, origin=f"{self.kind} {name!r}")
+                cls.registry_name = cls.__dict__.get("registry_name") or name
+                self._by_path[name], self.origins[name] = cls, f"import path {name}"
+            return self._by_path[name]
         if name not in self._classes:
             raise ValueError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.available())} "
                              f"(or an importable class as 'package.module:Class')")

@@ -16,10 +16,13 @@ DAY = 86_400
 
 
 def foreign_lease(path, *, beat=0, clock_offset_s=0.0):
-    """A lease as a trainer on another host writes it, its timestamps from a clock `clock_offset_s` off."""
+    """A lease as a trainer on another host writes it (atomically, as Lease.refresh does), its
+    timestamps from a clock `clock_offset_s` off."""
     record = {"host": "node-elsewhere", "pid": 4242, "token": "theirs", "beat": beat, "written": time.time() + clock_offset_s}
-    path.write_text(json.dumps(record))
-    os.utime(path, (time.time() + clock_offset_s, time.time() + clock_offset_s))
+    temporary = path.with_name(f".{path.name}.{beat}.tmp")
+    temporary.write_text(json.dumps(record))
+    os.utime(temporary, (time.time() + clock_offset_s, time.time() + clock_offset_s))
+    os.replace(temporary, path)
 
 
 def test_a_dead_holder_whose_clock_ran_a_day_ahead_is_taken_over_after_the_stale_window(tmp_path, monkeypatch):

@@ -135,14 +135,35 @@ def test_a_requeued_job_resumes_with_continuous_steps(tmp_path, how):
     assert [row["step"] for row in run_dir.read_metrics() if row["split"] == "train"] == list(range(1, 2501))
 
 
+SETUP_SWEEP = """
+name = "setup"
+seeds = [0]
+
+[base]
+steps = 4
+batch_size = 4
+eval_every = 4
+threads = 1
+model = { name = "retnet", d_model = 16, n_layers = 1, mlp_ratio = 0, options = { heads = 2 } }
+task = { name = "mqar", options = { vocab_size = 64, seq_len = 32, num_pairs = 2, validation_examples = 16, test_examples = 16 } }
+
+[executor]
+timeout_min = 10
+setup = ["export LOADEDMODULES=cuda/12.4:seqbench-test"]
+additional_parameters = { nice = 7 }
+"""
+
+
 def test_setup_lines_and_additional_sbatch_options_reach_the_job(tmp_path):
     """A setup line's effect is what the job runs with (here: a module environment it exports, which
     the run's provenance records), and an additional #SBATCH option is what Slurm holds for the job
     (scontrol show job)."""
+    from seqbench.bench.sweep import load_sweep
+
     assert "LOADEDMODULES" not in os.environ  # so the job can have it only from the setup line
-    root = tmp_path / "runs"
-    executor = {**SLURM, "setup": ["export LOADEDMODULES=cuda/12.4:seqbench-test"], "additional_parameters": {"nice": 7}}
-    sweep = expand({"name": "setup", "seeds": [0], "executor": executor, "base": tiny_run_config(steps=4)})
+    root, path = tmp_path / "runs", tmp_path / "setup.toml"
+    path.write_text(SETUP_SWEEP)
+    sweep = load_sweep(path)
     submission = submit(sweep, executor="slurm", root=root, echo=lambda _: None)
     [job_id] = submission.submitted.values()
     shown = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout

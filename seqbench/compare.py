@@ -1,0 +1,133 @@
+"""`seqbench compare MIXER`: a mixer (built-in, or any `package.module:Class`) against the built-in
+baselines through the standard suites, with the fair protocol — every model at one parameter count
+(±2%), each arm's lr chosen on validation (analysis/protocol.py), paired seeds — and one report.
+
+    mqar    Zoology's MQAR at two (length, pairs) cells and two widths: accuracy against state size
+    mad     MAD's six tasks at their baseline settings, lr × weight decay: accuracy per task, MAD score
+    lm      a byte corpus (GCIDE by default, any file with --corpus): bits per byte over seeds
+    speed   forward+backward time and memory of each mixer's default mode against length
+
+Each suite is a sweep under the results root (`compare-<mixer>-<suite>`), resumable like every
+sweep: run again, it skips what finished. Budgets: `quick` (minutes, to see it work), `cpu` (a
+2-core machine's evening), `cluster` (the suites' published scale, for --executor slurm).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from seqbench import models
+from seqbench.analysis.collect import collect
+from seqbench.analysis.mad import mad_scores
+from seqbench.analysis.plots import final_table, plot_accuracy_against_state_size, plot_final
+from seqbench.analysis.report import speed_report
+from seqbench.bench.store import Store
+from seqbench.bench.sweep import expand
+from seqbench.core import atomic_write_text
+from seqbench.slurm.executors import submit
+
+SUITES = ("mqar", "mad", "lm", "speed")
+BUDGETS = {  # steps of training, lr grid, seeds, widths, lengths
+    "quick": {"steps": 30, "lrs": [3e-3, 1e-2], "seeds": [0], "parameters": 20_000, "speed_lengths": [64, 256], "examples": 256,
+              "widths": [64], "weight_decays": [0.0]},
+    "cpu": {"steps": 1500, "lrs": [1e-3, 3e-3, 1e-2], "seeds": [0, 1, 2], "parameters": 120_000,
+            "speed_lengths": [256, 1024, 4096], "examples": 12_800, "widths": [64, 128], "weight_decays": [0.0, 0.1]},
+    "cluster": {"steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2], "seeds": [0, 1, 2], "parameters": 1_000_000,
+                "speed_lengths": [1024, 4096, 16384], "examples": 12_800, "widths": [64, 128, 256, 512], "weight_decays": [0.0, 0.1]},
+}
+MAD_TASKS = ("in_context_recall", "fuzzy_in_context_recall", "noisy_in_context_recall", "selective_copying",
+             "compression", "memorization")
+
+
+def sweep_name(mixer: str, suite: str) -> str:
+    return f"compare-{re.sub(r'[^A-Za-z0-9_.-]', '-', mixer)[:80]}-{suite}"
+
+
+def suite_specs(mixer: str, suite: str, budget: str, *, baselines: list[str], corpus: str | None) -> list[dict[str, Any]]:
+    """The sweep specs (as data) of one suite for `mixer` and the baselines."""
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; valid: {', '.join(SUITES)}, all")
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown budget {budget!r}; valid: {', '.join(BUDGETS)}")
+    b, names = BUDGETS[budget], list(dict.fromkeys([mixer, *baselines]))
+    train = {"steps": b["steps"], "eval_every": max(b["steps"] // 5, 10), "checkpoint_every": max(b["steps"] // 5, 10),
+             "batch_size": 32, "threads": 1}
+    grid = {"model.name": names, "optimizer.lr": b["lrs"]}
+    if suite == "mqar":
+        return [{"name": sweep_name(mixer, suite), "seeds": b["seeds"], "grid": {**grid, "model.d_model": b["widths"]},
+                 "zip": {"task.options.seq_len": [64, 128], "task.options.num_pairs": [4, 8]},
+                 "base": {**train, "early_stop": {"metric": "accuracy", "threshold": 0.99},
+                          "model": {"n_layers": 2, "mlp_ratio": 0},
+                          "task": {"name": "mqar", "options": {"vocab_size": 512 if budget == "quick" else 8192,
+                                                               "validation_examples": 256, "test_examples": 512}}}}]
+    if suite == "mad":
+        return [{"name": f"{sweep_name(mixer, suite)}-{task.replace('_', '-')}", "seeds": b["seeds"][:1],
+                 "grid": {**grid, "optimizer.weight_decay": b["weight_decays"]},
+                 "base": {**train, "batch_size": 64, "early_stop": {"metric": "accuracy", "threshold": 0.99},
+                          "model": {"d_model": 64 if budget == "quick" else 128, "n_layers": 2, "mlp_ratio": 4,
+                                    **({"backbone": "autoencoder"} if task == "compression" else {})},
+                          "task": {"name": f"mad_{task}", "options": {"num_train_examples": b["examples"],
+                                                                      "num_test_examples": 256 if budget == "quick" else 1280}}}}
+                for task in MAD_TASKS]
+    if suite == "lm":
+        return [{"name": sweep_name(mixer, suite), "seeds": b["seeds"], "grid": grid,
+                 "base": {**train, "batch_size": 16, "model": {"n_layers": 2, "mlp_ratio": 2, "target_parameters": b["parameters"]},
+                          "task": {"name": "bytes", "options": {"path": corpus or "gcide.dict.dz", "seq_len": 128,
+                                                                "eval_bytes": 20_000 if budget == "quick" else 200_000}}}}]
+    return [{"name": sweep_name(mixer, suite), "grid": {"model.name": names},
+             "base": {"kind": "speed", "model": {"d_model": 128},
+                      "speed": {"lengths": b["speed_lengths"], "batch_size": 4, "repeats": 3, "threads": 1,
+                                "measures": ["forward_backward"], "memory_budget_gb": 6.0, "time_budget_s": 30.0}}}]
+
+
+def compare(mixer: str, *, suites: list[str], budget: str = "cpu", executor: str = "local", root=None,
+            out: str | Path | None = None, baselines: list[str] | None = None, corpus: str | None = None,
+            echo=print) -> Path:
+    """Run (or resume) every suite's sweeps and write the report; returns README.md's path."""
+    models.registry.get_class(mixer)  # a bad mixer name or path fails here, before anything runs
+    baselines = [name for name in (baselines or models.available()) if name != mixer]
+    out = Path(out or Path("results") / "compare" / sweep_name(mixer, "report"))
+    sections = [f"# {mixer} against {', '.join(baselines)}", "",
+                f"`seqbench compare {mixer} --suite {','.join(suites)} --budget {budget}`. Every model of a suite at one "
+                "parameter count (±2%) or width, each arm's lr chosen on mean validation over seeds, test reported.", ""]
+    for suite in suites:
+        specs = suite_specs(mixer, suite, budget, baselines=baselines, corpus=corpus)
+        for spec in specs:
+            submit(expand(spec), executor=executor, root=root, echo=echo, parallel=1 if suite == "speed" else None)
+        if executor == "slurm":
+            continue  # the jobs run later: `seqbench compare` again writes the report from what finished
+        sections += _section(suite, specs, root, out / suite)
+    atomic_write_text(out / "README.md", "\n".join(sections))
+    return out / "README.md"
+
+
+def _section(suite: str, specs: list[dict], root, folder: Path) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    if suite == "speed":
+        summary, written = speed_report(specs[0]["name"], root, folder)
+        return ["## speed", "", _markdown(summary), "", *[f"![{p.name}]({folder.name}/{p.name})" for p in written if p.suffix == ".png"], ""]
+    tables = [collect(spec["name"], root)[0] for spec in specs if Store(root).sweep(spec["name"]).exists()]
+    runs = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    if runs.empty:
+        return [f"## {suite}", "", "no finished runs yet", ""]
+    if suite == "mad":
+        return ["## MAD (baseline settings; macro accuracy, lr and weight decay chosen on validation)", "", _markdown(mad_scores(runs)), ""]
+    lines = [f"## {suite}", ""]
+    if suite == "mqar":
+        lines.append(f"![accuracy against state size]({folder.name}/{plot_accuracy_against_state_size(runs, folder / 'state_size.png').name})")
+    table, metric, _, protocol = final_table(runs)
+    means = table.groupby("model.name")[metric].agg(["mean", "count"]).reset_index()
+    lines += ["", f"{metric} ({protocol}):", "", _markdown(means), "",
+              f"![final]({folder.name}/{plot_final(runs, folder / 'final.png').name})", ""]
+    return lines
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    if table.empty:
+        return "(none)"
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    rows = ["| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, "|" + "---|" * len(table.columns), *rows])

@@ -1,0 +1,38 @@
+"""`seqbench compare` (seqbench/compare.py) end to end at the quick budget on a user's own mixer
+(tests/fixtures/third_party) against two baselines: every suite runs, resumes, and lands in one report."""
+from pathlib import Path
+
+import pytest
+
+from seqbench.cli import main
+from seqbench.compare import suite_specs
+
+THIRD_PARTY = Path(__file__).resolve().parent / "fixtures" / "third_party"
+MIXER = "seqbench_example_mixers.decay:DecayMixer"
+
+
+def test_suites_compare_at_one_protocol_and_refuse_unknown_names():
+    [lm] = suite_specs("gateloop", "lm", "cpu", baselines=["retnet"], corpus="/data/x.txt")
+    assert lm["grid"]["model.name"] == ["gateloop", "retnet"] and lm["base"]["model"]["target_parameters"] == 120_000
+    assert len(suite_specs("gateloop", "mad", "cpu", baselines=[], corpus=None)) == 6
+    with pytest.raises(ValueError, match="unknown suite 'zoo'; valid: mqar, mad, lm, speed, all"):
+        suite_specs("gateloop", "zoo", "cpu", baselines=[], corpus=None)
+
+
+@pytest.mark.slow
+def test_a_users_mixer_is_compared_through_every_suite_into_one_report(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(THIRD_PARTY))
+    monkeypatch.setenv("PYTHONPATH", str(THIRD_PARTY))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(b"Abandon, v. t. To give up wholly. [1913 Webster]\n" * 2000)
+    argv = ["--root", str(tmp_path / "runs"), "compare", MIXER, "--budget", "quick", "--baselines", "retnet",
+            "--corpus", str(corpus), "--out", str(tmp_path / "report"), "--executor", "debug"]
+    main(argv)
+    readme = (tmp_path / "report" / "README.md").read_text()
+    for heading in ("## mqar", "## MAD", "## lm", "## speed"):
+        assert heading in readme, readme
+    assert MIXER in readme and "MAD score" in readme and "final_bpc" in readme
+    assert (tmp_path / "report" / "mqar" / "state_size.png").exists() and (tmp_path / "report" / "speed" / "speed.png").exists()
+    capsys.readouterr()
+    main(argv)  # resumable: nothing runs again
+    assert "0 to run" in capsys.readouterr().out

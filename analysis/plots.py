@@ -92,11 +92,14 @@ def chance_level(runs: pd.DataFrame, metric: str) -> float | None:
     return tasks.TASKS.get_class(runs["task.name"].iloc[0]).chance_accuracy(options)
 
 
-def plot_final(runs: pd.DataFrame, path: Path) -> Path:
-    grid = final_grid(runs)
+def _save(grid: sns.FacetGrid, path: Path) -> Path:
     atomic_save_figure(grid.figure, path, dpi=120)
     plt.close(grid.figure)
     return path
+
+
+def plot_final(runs: pd.DataFrame, path: Path) -> Path:
+    return _save(final_grid(runs), path)
 
 
 def final_grid(runs: pd.DataFrame) -> sns.FacetGrid:
@@ -167,10 +170,7 @@ ZOOLOGY_CELL = ("task.options.seq_len", "task.options.num_pairs")
 
 
 def plot_accuracy_against_state_size(runs: pd.DataFrame, path: Path) -> Path:
-    grid = state_size_grid(runs)
-    atomic_save_figure(grid.figure, path, dpi=120)
-    plt.close(grid.figure)
-    return path
+    return _save(state_size_grid(runs), path)
 
 
 def state_size_grid(runs: pd.DataFrame) -> sns.FacetGrid:

@@ -18,6 +18,7 @@ repository's generic tests run on every registered mixer — one code path for b
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -51,8 +52,13 @@ class Result:
 
 
 def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """‖actual − expected‖ / ‖expected‖; infinite where either holds a non-finite number (a NaN
+    gradient must fail a check, and NaN compares false with every tolerance)."""
     expected = expected.detach().to(torch.complex128 if expected.is_complex() else torch.float64)
-    return float((actual.detach().to(expected.dtype) - expected).norm() / expected.norm().clamp_min(1e-30))
+    actual = actual.detach().to(expected.dtype)
+    if not (torch.isfinite(actual).all() and torch.isfinite(expected).all()):
+        return math.inf
+    return float((actual - expected).norm() / expected.norm().clamp_min(1e-30))
 
 
 def checks(name: str, options: dict | None = None) -> list[Check]:

@@ -59,8 +59,10 @@ def test_wheel_installs_the_namespace_with_its_compiled_path(tmp_path):
 
 
     # a mixer package outside the repository, installed next to the wheel, registers by entry point
-    subprocess.run([*pip, "-q", "--no-deps", "--no-build-isolation", str(ROOT / "tests" / "fixtures" / "third_party")], check=True,
-                   cwd=tmp_path)
+    import shutil
+
+    package = shutil.copytree(ROOT / "tests" / "fixtures" / "third_party", tmp_path / "third_party")  # builds leave files
+    subprocess.run([*pip, "-q", "--no-deps", "--no-build-isolation", str(package)], check=True, cwd=tmp_path)
     seqbench_cli = str(venv / "bin" / "seqbench")
     listed = subprocess.run([seqbench_cli, "models"], capture_output=True, text=True, cwd=tmp_path).stdout
     assert "decay  modes: recurrent*, parallel  [entry point of seqbench-example-mixers" in listed, listed

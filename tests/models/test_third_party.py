@@ -61,3 +61,12 @@ def test_tasks_come_by_path_too_and_must_be_tasks():
     assert tasks.TASKS.get_class("seqbench.tasks.mqar:MQAR").metrics == ("accuracy",)
     with pytest.raises(ValueError, match="is a class GateLoop, not a subclass of seqbench.tasks.base.Task"):
         tasks.TASKS.get_class("seqbench.models.gateloop:GateLoop")
+
+
+def test_a_nan_gradient_fails_the_reference_check(on_path):
+    """NaN compares false with every tolerance: the check must not read it as a pass."""
+    import torch
+
+    from seqbench.models.conformance import relative_error
+
+    assert relative_error(torch.tensor([float("nan"), 1.0]), torch.tensor([1.0, 1.0])) == float("inf")

@@ -3,6 +3,7 @@ lr is swept; t-intervals over seeds, none with fewer than 3) and learning curves
 axis is a visual channel; nothing is pooled."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -130,7 +131,8 @@ def final_grid(runs: pd.DataFrame) -> sns.FacetGrid:
     label = metric_label(metric, runs)
     seed_text = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
     shown = f"mean and 95% t-interval over {seed_text} seeds" if interval else f"{seed_text} seed(s): points only, no interval"
-    grid.figure.suptitle(f"{label} ({'higher' if higher else 'lower'} is better) — {protocol}\n{shown}; dots: seeds", fontsize=9)
+    title = f"{label} ({'higher' if higher else 'lower'} is better) — {protocol}; {shown}; dots: seeds"
+    grid.figure.suptitle(textwrap.fill(title, width=max(60, int(70 * grid.figure.get_figwidth() / 5))), fontsize=9)
     grid.set_axis_labels(_label(layout["x"]), label)
     grid.figure.tight_layout()
     return grid

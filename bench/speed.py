@@ -10,6 +10,7 @@ case boundary with the run left unfinished, so a re-launch measures it again.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import multiprocessing
 import os
@@ -121,10 +122,8 @@ def _die_with_parent(parent: int) -> None:
     worker was still importing (before the request) is seen as a changed parent pid."""
     import ctypes
 
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the parent's stop handling still ends its workers
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: the parent's stop handling still ends its workers
     if os.getppid() != parent:
         os._exit(1)
 

@@ -178,11 +178,9 @@ def _build_lock(path: Path):
     deadline, watched, since = time.monotonic() + BUILD_WAIT_S, None, time.monotonic()
     record = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()})
     while True:
-        try:
+        with contextlib.suppress(FileExistsError):  # held: look at who holds it below
             handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             break
-        except FileExistsError:
-            pass
         try:
             text = path.read_text()
         except FileNotFoundError:

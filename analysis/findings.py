@@ -51,6 +51,8 @@ class Probe:
     base: dict[str, Any] | None  # None: the scale's LM base
     arms: tuple[Arm, ...]
     select_lr: bool = False
+    changes: dict[str, Any] = field(default_factory=dict)  # dotted field → value (or per scale) for every arm
+    lr_from: str | None = None  # another probe of the finding: each arm runs at the lr that probe chose for it
 
     @property
     def is_speed(self) -> bool:
@@ -64,7 +66,7 @@ class Probe:
             if data["task"]["name"] != "bytes":
                 raise ValueError(f"the {scale} scale models {data['task']['name']}, a fixed corpus; --corpus applies to the cpu scale")
             data["task"]["options"]["path"] = str(corpus)
-        for dotted, value in arm.overrides.items():
+        for dotted, value in [*self.changes.items(), *arm.overrides.items()]:
             set_path(data, dotted, value[scale] if isinstance(value, dict) and set(value) == set(SCALES) else value)
         if lr is not None:
             set_path(data, "optimizer.lr", lr)
@@ -90,23 +92,37 @@ class Finding:
         """The metric the probe's first rule judges (what its lr is chosen on)."""
         return next((getattr(r, "metric", None) for r in self.rules if (r.probe or self.probes[0].name) == probe.name), None)
 
-    def grid_plan(self, probe: Probe, arm: Arm, scale: str, corpus: str | None, results) -> GridPlan:
-        """The arm's lrs: the scale's grid, extended by analysis/planning.py's rule from the arm's
-        finished runs in `results` (the collected runs table; None: nothing has run)."""
-        base = list(LR_GRID[scale])
+    def finished_means(self, probe: Probe, arm: Arm, scale: str, corpus: str | None, results, lrs) -> dict[float, float]:
+        """lr → the arm's mean validation metric over the pilot seeds, for each of `lrs` whose pilot
+        runs have all completed in `results` (the collected runs table; None: nothing has run)."""
         metric = self.metric_of(probe)
         if results is None or metric is None or validation_metric(metric) not in results.columns:
-            return GridPlan(tuple(base), (), False)
-        candidates = sorted({*base, *(base[0] / GRID_STEP ** i for i in range(1, MAX_EXTENSIONS + 1)),
-                             *(base[-1] * GRID_STEP ** i for i in range(1, MAX_EXTENSIONS + 1))})
+            return {}
         indexed, finished = results.set_index("run_id"), {}
-        for lr in candidates:
-            lr = float(f"{lr:.6g}")
+        for lr in lrs:
             ids = [_run_id(probe.config_data(arm, scale, lr, seed, corpus)) for seed in SEEDS]
             done = [indexed.loc[i] for i in ids if i in indexed.index and indexed.loc[i].get("status") == "completed"]
             if len(done) == len(ids):
                 finished[lr] = float(np.mean([row[validation_metric(metric)] for row in done]))
-        return extended_grid(base, finished, higher_is_better=higher_is_better(metric))
+        return finished
+
+    def grid_plan(self, probe: Probe, arm: Arm, scale: str, corpus: str | None, results) -> GridPlan:
+        """The arm's lrs: the scale's grid, extended by analysis/planning.py's rule from the arm's
+        finished runs in `results`."""
+        base = list(LR_GRID[scale])
+        candidates = sorted(float(f"{lr:.6g}") for lr in {*base, *(base[0] / GRID_STEP ** i for i in range(1, MAX_EXTENSIONS + 1)),
+                                                             *(base[-1] * GRID_STEP ** i for i in range(1, MAX_EXTENSIONS + 1))})
+        finished = self.finished_means(probe, arm, scale, corpus, results, candidates)
+        return extended_grid(base, finished, higher_is_better=higher_is_better(self.metric_of(probe) or "loss"))
+
+    def chosen_lr(self, probe: Probe, arm: Arm, scale: str, corpus: str | None, results) -> float | None:
+        """The arm's lr once its (possibly extended) grid has all finished (the best mean validation
+        metric over the pilot seeds); None while any lr the grid needs is outstanding."""
+        grid = self.grid_plan(probe, arm, scale, corpus, results).grid
+        finished = self.finished_means(probe, arm, scale, corpus, results, grid)
+        if not grid or len(finished) < len(grid):
+            return None
+        return (max if higher_is_better(self.metric_of(probe)) else min)(finished, key=finished.get)
 
     def planned_seeds(self, probe: Probe, arm: Arm, seed_plans: dict | None) -> dict[float, list[int]]:
         """lr → the seeds beyond the pilot that a recorded seed plan asks for this arm (at its chosen lr)."""
@@ -119,19 +135,37 @@ class Finding:
                 extra[lr] = sorted({*extra[lr], *range(len(SEEDS), plan["seeds"])})
         return extra
 
-    def runs(self, scale: str, corpus: str | None = None, results=None, seed_plans: dict | None = None) -> list[dict[str, Any]]:
+    def probe(self, name: str) -> Probe:
+        return next(probe for probe in self.probes if probe.name == name)
+
+    def runs(self, scale: str, corpus: str | None = None, results=None, seed_plans: dict | None = None,
+             replication_of: str | None = None) -> list[dict[str, Any]]:
         """Every run: probe, arm, lr (None: the base's), seed and its config data; `corpus` (a path)
         for the language-modelling probes in place of the scale's own; `results` (the collected
         runs) extend an arm's lr grid where its best lr sits at an edge, and `seed_plans` (rule index →
-        recorded plan) add the seeds an equivalence rule needs (analysis/planning.py)."""
+        recorded plan) add the seeds an equivalence rule needs (analysis/planning.py).
+
+        `replication_of` (a corpus): this corpus replicates that one — every tuned arm runs at the lr
+        chosen for it there, no grid. A probe with `lr_from` runs each arm at the lr its source probe
+        chose (on the tuning corpus). An lr not yet decided gives the arm's rows with config None: they
+        count as runs the finding needs, so its report says "not run" until they exist."""
         if scale not in SCALES:
             raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
+        tuning = corpus if replication_of is None else replication_of
         rows = []
         for probe in self.probes:
             seeds = [0] if probe.is_speed else SEEDS
             for arm in probe.arms:
-                lrs = list(self.grid_plan(probe, arm, scale, corpus, results).grid) if probe.select_lr and not probe.is_speed \
-                    else probe.lrs(scale)
+                if probe.lr_from is not None or (probe.select_lr and replication_of is not None):
+                    source = self.probe(probe.lr_from) if probe.lr_from is not None else probe
+                    lr = self.chosen_lr(source, arm, scale, tuning, results)
+                    lrs = [lr] if lr is not None else []
+                    if lr is None:
+                        rows += [{"probe": probe.name, "arm": arm.label, "lr": None, "seed": seed, "config": None} for seed in seeds]
+                elif probe.select_lr and not probe.is_speed:
+                    lrs = list(self.grid_plan(probe, arm, scale, corpus, results).grid)
+                else:
+                    lrs = probe.lrs(scale)
                 extra = self.planned_seeds(probe, arm, seed_plans)
                 for lr in lrs:
                     for seed in [*seeds, *extra.get(lr, [])]:
@@ -139,19 +173,23 @@ class Finding:
                                      "config": probe.config_data(arm, scale, lr, seed, corpus)})
         return rows
 
-    def sweep(self, scale: str, corpus: str | None = None, results=None, seed_plans: dict | None = None
-              ) -> tuple[Sweep, list[dict[str, Any]]]:
+    def sweep(self, scale: str, corpus: str | None = None, results=None, seed_plans: dict | None = None,
+              replication_of: str | None = None) -> tuple[Sweep, list[dict[str, Any]]]:
         """The finding's runs as one sweep in the scale's store folder, and each run's labels with its
-        id. Runs on different corpora share the folder: a corpus's content is part of each run's id."""
-        rows = self.runs(scale, corpus, results, seed_plans)
+        id (None for a run whose lr is not decided yet). Runs on different corpora share the folder: a
+        corpus's content is part of each run's id."""
+        rows = self.runs(scale, corpus, results, seed_plans, replication_of)
         configs = []
         for row in rows:
+            row["run_id"] = None
+            if row["config"] is None:
+                continue
             sweep = expand({"name": STORE_FOLDER[scale], "seeds": [row["seed"]], "base": row["config"]},
                            source=f"finding {self.id} ({scale}), {row['probe']}/{row['arm']}")
             row["run_id"] = sweep.runs[0].run_id()
             configs.append(sweep.runs[0])
         unique = list({run.run_id(): run for run in configs}.values())
-        axes = {row["run_id"]: {"finding.arm": row["arm"], "finding.probe": row["probe"]} for row in rows}
+        axes = {row["run_id"]: {"finding.arm": row["arm"], "finding.probe": row["probe"]} for row in rows if row["run_id"]}
         executor = {"cpu": {"timeout_min": 60},
                     "cluster": {"timeout_min": 1440, "gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 32}}[scale]
         return Sweep(name=STORE_FOLDER[scale], runs=unique, executor=executor, axes=axes), rows
@@ -181,6 +219,15 @@ def _lm(name: str, *arms: Arm, select_lr: bool = True) -> Probe:
     """A language-modelling probe: every arm tuned on the scale's lr grid (ablations included: a
     different architecture has a different optimal lr)."""
     return Probe(name=name, base=None, arms=arms, select_lr=select_lr)
+
+
+def _long_run(name: str, lr_from: str, *arms: Arm) -> Probe:
+    """A language-modelling probe trained 10× longer at cpu scale (the cluster scale is long already),
+    each arm at the lr `lr_from` chose for it: a claim about late training tested where it is made."""
+    return Probe(name=name, base=None, arms=arms, lr_from=lr_from, changes={
+        "steps": {"cpu": 10 * LM_BASE["cpu"]["steps"], "cluster": LM_BASE["cluster"]["steps"]},
+        "eval_every": {"cpu": 500, "cluster": LM_BASE["cluster"]["eval_every"]},
+        "checkpoint_every": {"cpu": 1000, "cluster": LM_BASE["cluster"]["checkpoint_every"]}})
 
 
 def _horizon(rule: str, *arms: Arm) -> Probe:
@@ -258,10 +305,13 @@ FINDINGS: tuple[Finding, ...] = (
     ),
     Finding(
         "U9/U10", "head to head over a long run, attention overtakes GateLoop", "re-implementation, updates 9 and 10",
-        (_lm("lm/mixers", Arm("gateloop", GATELOOP), Arm("softmax_attention", ATTENTION)),),
-        (Crossover("softmax_attention", "gateloop", metric="validation_bpc"),),
-        notes="Validation curves at each arm's best lr; the crossover is the first evaluation after which attention's "
-              "mean stays ahead.",
+        (_lm("lm/mixers", Arm("gateloop", GATELOOP), Arm("softmax_attention", ATTENTION)),
+         _long_run("lm/long", "lm/mixers", Arm("gateloop", GATELOOP), Arm("softmax_attention", ATTENTION))),
+        (Crossover("softmax_attention", "gateloop", metric="validation_bpc", probe="lm/long"),
+         Crossover("softmax_attention", "gateloop", metric="validation_bpc")),
+        notes="Decided on the long run: 10× the cpu scale's steps (10,000), each arm at the lr it chose in the 1,000-step "
+              "grid (lm/mixers); at cluster scale the long run is the scale's own 100k steps. The crossover is the first "
+              "evaluation after which attention's mean stays ahead; the 1,000-step curves are reported beside it.",
     ),
     Finding(
         "U11", "increasing the head dimension steadily improves results; max heads is not optimal", "re-implementation, update 11",

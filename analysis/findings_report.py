@@ -35,10 +35,12 @@ def format_listing(findings: list[Finding]) -> str:
         lines.append(f"{finding.id:<7} {finding.claim}")
         lines.append(f"        source: {finding.source}")
         for probe in finding.probes:
-            how = "measured" if probe.is_speed else "best lr on validation" if probe.select_lr else "one lr"
+            how = ("measured" if probe.is_speed else f"each arm at the lr {probe.lr_from} chose" if probe.lr_from
+                   else "best lr on validation" if probe.select_lr else "one lr")
             lines.append(f"        runs:   {probe.name}: {', '.join(arm.label for arm in probe.arms)} ({how})")
         for number, rule in enumerate(finding.rules):
-            lines.append(f"        {'decides' if number == 0 else 'also':<7} {rule.describe()}")
+            on = f"  [{rule.probe}]" if rule.probe and len(finding.probes) > 1 else ""
+            lines.append(f"        {'decides' if number == 0 else 'also':<7} {rule.describe()}{on}")
     return "\n".join(lines)
 
 
@@ -47,7 +49,7 @@ def folder_name(finding_id: str) -> str:
 
 
 def seed_plans(finding: Finding, scale: str, corpus: str | None, runs: pd.DataFrame, curves: pd.DataFrame, root,
-               *, write: bool) -> dict[int, dict]:
+               *, write: bool, replication_of: str | None = None) -> dict[int, dict]:
     """Rule index → the seed plan of each equivalence (Similar) rule: read from its record, or — once
     the pilot seeds of both arms have finished, with `write` (what `findings run` does) — computed by
     analysis/planning.py and recorded, once; never recomputed, whatever later seeds show."""
@@ -61,7 +63,7 @@ def seed_plans(finding: Finding, scale: str, corpus: str | None, runs: pd.DataFr
             continue
         if not write or runs.empty:
             continue
-        table, wide, _ = finding_tables(finding, scale, runs, curves, pd.DataFrame(), corpus, {})
+        table, wide, _ = finding_tables(finding, scale, runs, curves, pd.DataFrame(), corpus, {}, replication_of)
         probe = rule.probe or finding.probes[0].name
         pilot = table[(table["probe"] == probe) & table["arm"].isin([rule.a, rule.b])]
         if pilot.empty or not (pilot["status"] == "completed").all():
@@ -89,9 +91,10 @@ def plan_path(finding: Finding, index: int, scale: str, corpus: str | None, root
 
 
 def finding_tables(finding: Finding, scale: str, runs: pd.DataFrame, curves: pd.DataFrame, rows: pd.DataFrame,
-                   corpus: str | None = None, plans: dict | None = None):
-    """(runs, curves, measurement rows) of one finding on `corpus`, each run labelled probe / arm / lr / seed."""
-    _, labels = finding.sweep(scale, corpus, runs if len(runs) else None, plans)
+                   corpus: str | None = None, plans: dict | None = None, replication_of: str | None = None):
+    """(runs, curves, measurement rows) of one finding on `corpus`, each run labelled probe / arm / lr / seed
+    (a run whose lr is not decided yet is a pending row without a run id)."""
+    _, labels = finding.sweep(scale, corpus, runs if len(runs) else None, plans, replication_of)
     labelled = pd.DataFrame([{key: row[key] for key in ("probe", "arm", "lr", "seed", "run_id")} for row in labels])
     present = runs.set_index("run_id")
     columns = [c for c in present.columns if c in RUN_COLUMNS or c.startswith(("final_accuracy/", "validation_accuracy/"))]
@@ -127,11 +130,21 @@ def parameter_spread(table: pd.DataFrame) -> float | None:
     return float(spread.max())
 
 
-def _lr_lines(finding: Finding, table: pd.DataFrame, scale: str, corpus: str | None, runs: pd.DataFrame) -> list[str]:
+def _lr_lines(finding: Finding, table: pd.DataFrame, scale: str, corpus: str | None, runs: pd.DataFrame,
+              replication_of: str | None = None) -> list[str]:
     """Per probe that selects the lr: each arm's grid (with every extension the rule made and why)
-    and its chosen lr, flagged where it is still at an edge the rule may not extend further."""
+    and its chosen lr, flagged where it is still at an edge the rule may not extend further; on a
+    replication corpus, and for a probe that takes another's lrs, where each arm's lr came from."""
     lines = []
     for probe in finding.probes:
+        if probe.lr_from is not None or (probe.select_lr and replication_of is not None):
+            lrs = table[table["probe"] == probe.name].groupby("arm")["lr"].first()
+            where = " ".join([*([f"in {probe.lr_from}"] if probe.lr_from else []),
+                              *([f"on {Path(replication_of).name}"] if replication_of else [])])
+            lines += [f"{probe.name}: each arm at the lr chosen {where} — " + " · ".join(
+                f"{arm.label}: {'not decided yet' if pd.isna(lrs.get(arm.label)) else f'{lrs[arm.label]:g}'}"
+                for arm in probe.arms) + ".", ""]
+            continue
         done = table[(table["probe"] == probe.name) & (table["status"] == "completed")]
         metric = finding.metric_of(probe)
         if not probe.select_lr or done.empty or metric is None or validation_metric(metric) not in done.columns:
@@ -203,14 +216,15 @@ def write_report(findings: list[Finding], scale: str, *, root=None, out="results
     summary, sections, written, labels = [], [], [], {}
     for finding in findings:
         cells = []
-        for corpus in corpora:
+        for number, corpus in enumerate(corpora):
             tag = "" if len(corpora) == 1 else folder_name(Path(corpus or "default").name)
             missing = missing_corpus(scale, corpus) if any(probe.base is None for probe in finding.probes) else None
             if missing:  # the corpus is not here: its runs' ids cannot even be computed
                 cells.append((f"not run (corpus {Path(str(corpus or 'gcide.dict.dz')).name} not found here)", "–", "–"))
                 continue
-            plans = seed_plans(finding, scale, corpus, runs, curves, root, write=False)
-            table, wide, measured = finding_tables(finding, scale, runs, curves, rows, corpus, plans)
+            replication_of = corpora[0] if number > 0 else None  # the first corpus tunes, the others replicate at its lrs
+            plans = seed_plans(finding, scale, corpus, runs, curves, root, write=False, replication_of=replication_of)
+            table, wide, measured = finding_tables(finding, scale, runs, curves, rows, corpus, plans, replication_of)
             outcomes = evaluate(finding, scale, table, wide, measured)
             if corpus not in labels and "task.data.sha256" in table.columns and table["task.data.sha256"].notna().any():
                 labels[corpus] = corpus_label(table, corpus)
@@ -223,7 +237,8 @@ def write_report(findings: list[Finding], scale: str, *, root=None, out="results
             first, verdict = outcomes[0], verdict_text(table, outcomes[0])
             decided = not verdict.startswith("not run")
             cells.append((verdict, _effect(first) if decided else "–", str(first.seeds or "–") if decided else "–"))
-            lr_lines = _lr_lines(finding, table, scale, corpus, runs if len(runs) else None) + _plan_lines(finding, plans)
+            lr_lines = _lr_lines(finding, table, scale, corpus, runs if len(runs) else None, replication_of) \
+                + _plan_lines(finding, plans)
             sections.append(_section(finding, scale, table, outcomes, corpus_label(table, corpus), folder.relative_to(out), lr_lines))
         verdicts = {cell[0] for cell in cells}
         robust = len(corpora) > 1 and len(verdicts) == 1 and verdicts <= {"reproduced", "contradicted"}

@@ -189,25 +189,29 @@ def cmd_findings(args) -> None:
         from seqbench.bench.store import Store
         from seqbench.slurm.executors import submit
 
-        corpus = args.corpus[0] if args.corpus else None
+        corpora = args.corpus or [None]
         for finding in chosen:  # each finding's sweep on its own, so each finishes (and can be committed) in turn
-            submitted = None
-            while True:  # a finished grid at an edge extends it, a finished pilot plans seeds (analysis/planning.py)
-                store = Store(args.root).sweep(findings.STORE_FOLDER[args.scale])
-                results, curves = collect(store.name, args.root, save=False) if store.exists() else (None, None)
-                plans = {} if results is None else seed_plans(finding, args.scale, corpus, results, curves, args.root,
-                                                              write=not args.dry_run)
-                sweep, _ = finding.sweep(args.scale, corpus, results, plans)
-                run_ids = {run.run_id() for run in sweep.runs}
-                if run_ids == submitted or args.dry_run and submitted is not None:
-                    break
-                measures = any(run.kind != "train" for run in sweep.runs)  # timings need the machine to themselves
-                print(f"finding {finding.id} ({args.scale}):")
-                submit(sweep, executor=args.executor, root=args.root, dry_run=args.dry_run, overrides=_overrides(args),
-                       parallel=1 if measures else args.parallel, command=args.invocation)
-                if args.executor == "slurm":  # nothing has finished yet: extensions come with a later `findings run`
-                    break
-                submitted = run_ids
+            for number, corpus in enumerate(corpora):  # the first corpus tunes; the others replicate at its lrs
+                replication_of = corpora[0] if number > 0 else None
+                submitted = None
+                while True:  # a finished grid at an edge extends it, a finished pilot plans seeds (analysis/planning.py)
+                    store = Store(args.root).sweep(findings.STORE_FOLDER[args.scale])
+                    results, curves = collect(store.name, args.root, save=False) if store.exists() else (None, None)
+                    plans = {} if results is None else seed_plans(finding, args.scale, corpus, results, curves, args.root,
+                                                                  write=not args.dry_run, replication_of=replication_of)
+                    sweep, rows = finding.sweep(args.scale, corpus, results, plans, replication_of)
+                    run_ids = {run.run_id() for run in sweep.runs}
+                    if run_ids == submitted or args.dry_run and submitted is not None:
+                        break
+                    measures = any(run.kind != "train" for run in sweep.runs)  # timings need the machine to themselves
+                    undecided = sum(row["run_id"] is None for row in rows)
+                    print(f"finding {finding.id} ({args.scale}{f', {corpus}' if corpus else ''}):"
+                          + (f" {undecided} run(s) wait for an lr not decided yet" if undecided else ""))
+                    submit(sweep, executor=args.executor, root=args.root, dry_run=args.dry_run, overrides=_overrides(args),
+                           parallel=1 if measures else args.parallel, command=args.invocation)
+                    if args.executor == "slurm":  # nothing has finished yet: extensions come with a later `findings run`
+                        break
+                    submitted = run_ids
         return
     from seqbench.analysis.findings_report import write_report
 
@@ -319,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     findings.add_argument("--out", default="results/findings", help="report: folder to write (default: results/findings)")
     findings.add_argument("--corpus", action="append", default=[], metavar="PATH",
                           help="cpu scale: the language-modelling corpus (default: gcide.dict.dz in the data directory); "
-                               "report: give several for a verdict column each")
+                               "repeat it for replications: the first corpus tunes each arm's lr, every further one runs "
+                               "the arms at those lrs, and the report gives each corpus a verdict column")
     findings.set_defaults(func=cmd_findings)
     report = commands.add_parser("report", help="export a finished sweep for results/: runs.csv, best-over-lr, plots, provenance", parents=[rooted])
     report.add_argument("sweep")

@@ -50,7 +50,10 @@ def test_every_sweep_expands_validates_and_compares_at_equal_parameters(scale, t
         executor_parameters(sweep.executor, {})  # the executor section is valid for submitit
         by_id = {run.run_id(): run for run in sweep.runs}
         for probe in finding.probes:
-            runs = [by_id[row["run_id"]] for row in rows if row["probe"] == probe.name]
+            runs = [by_id[row["run_id"]] for row in rows if row["probe"] == probe.name and row["run_id"] is not None]
+            if probe.lr_from is not None:  # its lrs are another probe's choice: nothing to run before that has run
+                assert not runs and {row["lr"] for row in rows if row["probe"] == probe.name} == {None}
+                continue
             if runs[0].kind != "train":
                 continue
             seeds = {run.seed for run in runs}
@@ -186,3 +189,69 @@ def test_an_equivalence_rule_plans_its_seeds_from_the_pilot_once_and_runs_them_a
     write_report([finding], "cpu", root=tmp_path / "runs", out=tmp_path / "report", corpora=[corpus])
     readme = (tmp_path / "report" / "README.md").read_text()
     assert "9 seeds — pilot sd 0.012: 9 seeds give an expected half-width" in readme and "**not run (18 of 30)**" in readme
+
+
+def write_finished(root, sweep, rows, value):
+    """The rows' runs written as the runner writes a finished run, with `value(row)` as their
+    validation and test BPC (and a two-point validation curve ending at it)."""
+    from seqbench.bench.store import Store
+
+    by_id = {run.run_id(): run for run in sweep.runs}
+    for row in rows:
+        if row["run_id"] is None:
+            continue
+        run_dir = Store(root).run("findings-cpu", row["run_id"])
+        run_dir.write_config(by_id[row["run_id"]].model_dump(mode="json"), {"commit": "0" * 40, "dirty": False})
+        run_dir.write_summary({"status": "completed", "steps": by_id[row["run_id"]].steps, "validation_bpc": value(row),
+                               "final_bpc": value(row), "parameters": 120_000})
+
+
+def test_the_long_run_waits_for_the_short_grid_then_runs_each_arm_ten_times_longer_at_its_chosen_lr(tmp_path):
+    """U9/U10: lm/long has no runs while lm/mixers' grid is unfinished (the report says "not run");
+    once it has finished, each arm runs 10,000 steps at the lr it chose (gateloop 3e-2, attention 1e-2)."""
+    from seqbench.analysis.collect import collect
+
+    corpus, finding = small_corpus(tmp_path), findings.BY_ID["U9/U10"]
+    sweep, rows = finding.sweep("cpu", corpus)
+    assert {row["probe"] for row in rows if row["run_id"] is None} == {"lm/long"} and len(sweep.runs) == 18
+    best = {"gateloop": 3e-2, "softmax_attention": 1e-2}
+    write_finished(tmp_path / "runs", sweep, rows, lambda row: 2.0 + abs(row["lr"] - best[row["arm"]]) + row["seed"] / 100)
+    results = collect("findings-cpu", tmp_path / "runs", save=False)[0]
+    interior = findings.Arm("gateloop", findings.GATELOOP)
+    assert finding.chosen_lr(finding.probe("lm/mixers"), interior, "cpu", corpus, results) is None  # 3e-2: the edge, extended
+    extension = [row for row in finding.sweep("cpu", corpus, results)[1] if row["lr"] == 0.09]
+    write_finished(tmp_path / "runs", finding.sweep("cpu", corpus, results)[0], extension, lambda row: 2.5)
+    results = collect("findings-cpu", tmp_path / "runs", save=False)[0]
+    sweep, rows = finding.sweep("cpu", corpus, results)
+    long = [row for row in rows if row["probe"] == "lm/long"]
+    assert {(row["arm"], row["lr"]) for row in long} == set(best.items()) and len(long) == 6
+    by_id = {run.run_id(): run for run in sweep.runs}
+    assert {(by_id[row["run_id"]].steps, by_id[row["run_id"]].eval_every) for row in long} == {(10_000, 500)}
+    write_report([finding], "cpu", root=tmp_path / "runs", out=tmp_path / "report", corpora=[corpus])
+    readme = (tmp_path / "report" / "README.md").read_text()
+    assert "**not run (21 of 27)**" in readme  # the long runs are part of the finding before they exist
+    assert "lm/long: each arm at the lr chosen in lm/mixers — gateloop: 0.03 · softmax_attention: 0.01." in readme
+
+
+def test_a_second_corpus_replicates_at_the_lrs_the_first_chose(tmp_path):
+    """U8 on two corpora: the first tunes (3 lrs × 3 seeds per arm), the second runs each arm once per
+    seed at the first's choice; its runs have their own ids (the corpus's content is in them)."""
+    from seqbench.analysis.collect import collect
+
+    first, finding = small_corpus(tmp_path), findings.BY_ID["U8"]
+    second = tmp_path / "other.txt"
+    second.write_bytes(b"Entity, n. That which has reality and distinctness of being. [WordNet]\n" * 400)
+    _, waiting = finding.sweep("cpu", str(second), None, None, replication_of=first)
+    assert len(waiting) == 6 and {row["run_id"] for row in waiting} == {None}
+    sweep, rows = finding.sweep("cpu", first)
+    write_finished(tmp_path / "runs", sweep, rows, lambda row: {3e-3: 2.0, 1e-2: 1.8, 3e-2: 1.9}[row["lr"]] + row["seed"] / 100)
+    results = collect("findings-cpu", tmp_path / "runs", save=False)[0]
+    replication, replicated = finding.sweep("cpu", str(second), results, None, replication_of=first)
+    assert {(row["arm"], row["lr"]) for row in replicated} == {("gateloop", 1e-2), ("joint kv", 1e-2)} and len(replicated) == 6
+    assert not {run.run_id() for run in replication.runs} & {row["run_id"] for row in rows}
+    assert {run.task.data["sha256"] for run in replication.runs} != {run.task.data["sha256"] for run in sweep.runs}
+    write_report([finding], "cpu", root=tmp_path / "runs", out=tmp_path / "report", corpora=[first, str(second)])
+    readme = (tmp_path / "report" / "README.md").read_text()
+    assert "lm/kv: each arm at the lr chosen on corpus.txt — gateloop: 0.01 · joint kv: 0.01." in readme
+    assert "| U8 | one joint kv projection (max heads) gives similar results to separate k and v | **" in readme
+    assert "**not run (0 of 6)**" in readme

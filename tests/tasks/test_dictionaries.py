@@ -76,7 +76,7 @@ def test_wordnet_comes_out_of_its_package_whatever_compresses_the_data(tmp_path,
     assert 'path = "wn.dict.dz"' in capsys.readouterr().out
     assert gzip.decompress(path.read_bytes()) == text
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644  # readable in a shared data directory
-    assert tasks.build("bytes", path=str(path), seq_len=16).vocab_size == 256
+    assert tasks.build("bytes", path=str(path), data_dir=str(tmp_path / "data"), seq_len=16).vocab_size == 256  # unpacked there, not in ~/.cache
 
 
 def test_a_damaged_package_is_one_line_saying_what(tmp_path):

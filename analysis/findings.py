@@ -66,7 +66,7 @@ class Probe:
             if data["task"]["name"] != "bytes":
                 raise ValueError(f"the {scale} scale models {data['task']['name']}, a fixed corpus; --corpus applies to the cpu scale")
             data["task"]["options"]["path"] = str(corpus)
-        for dotted, value in [*self.changes.items(), *arm.overrides.items()]:
+        for dotted, value in [*arm.overrides.items(), *self.changes.items()]:  # a change holds for every arm
             set_path(data, dotted, value[scale] if isinstance(value, dict) and set(value) == set(SCALES) else value)
         if lr is not None:
             set_path(data, "optimizer.lr", lr)
@@ -230,9 +230,10 @@ def _long_run(name: str, lr_from: str, *arms: Arm) -> Probe:
         "checkpoint_every": {"cpu": 1000, "cluster": LM_BASE["cluster"]["checkpoint_every"]}})
 
 
-def _horizon(rule: str, *arms: Arm) -> Probe:
+def _horizon(rule: str, *arms: Arm, options: dict[str, Any] | None = None) -> Probe:
+    """A memory-horizon probe at the scale-free base (analysis/scales.py), `options` changing its task."""
     base = copy.deepcopy(HORIZON_BASE)
-    base["task"]["options"]["rule"] = rule
+    base["task"]["options"].update(rule=rule, **(options or {}))
     return Probe(name=f"memory_horizon/{rule}", base=base, arms=arms)
 
 

@@ -251,6 +251,7 @@ class SweepDir:
         self.path = root / name
         self.listing_path = self.path / "sweep.json"
         self.jobs_path = self.path / "jobs.json"
+        self.cancel_path = self.path / "cancelled.json"
         self.submitit_folder = self.path / ".submitit" / "%j"
         self.plots_path = self.path / "plots"
 
@@ -318,6 +319,16 @@ class SweepDir:
             known.setdefault(check_run_id(run_id), []).append(
                 {"executor": executor, "job_id": str(job_id), "submitted": time.time()})
         atomic_write_json(self.jobs_path, known)
+
+    def request_cancel(self) -> None:
+        """Record that `seqbench cancel` ran: a local launcher running since before it starts no more runs."""
+        atomic_write_json(self.cancel_path, {"requested": time.time()})
+
+    def cancelled_since(self, started: float) -> bool:
+        """Whether a cancel was requested after `started` (a launch's start, on this clock)."""
+        record = read_json(self.cancel_path) or {}
+        requested = record.get("requested")
+        return isinstance(requested, int | float) and not isinstance(requested, bool) and requested >= started
 
     def write_table(self, table: str, frame) -> Path:
         import io

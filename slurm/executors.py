@@ -63,6 +63,7 @@ class Submission:
     submitted: dict[str, str]  # run id → job id
     failed: dict[str, str]  # local/debug: run id → last error line
     busy: dict[str, str] = field(default_factory=dict)  # run id → why it was not submitted again
+    cancelled: list[str] = field(default_factory=list)  # local: runs not started because `seqbench cancel` ran
 
 
 def submit(sweep: Sweep, *, executor: str = "local", root=None, dry_run: bool = False,
@@ -155,9 +156,14 @@ def _run_here(sweep, todo, sweep_dir: SweepDir, parameters, executor, parallel, 
     queue = list(todo)
     running: dict[str, Any] = {}
     submitter = _auto_executor(sweep_dir, executor, parameters)
+    started = time.time()
     try:
         with tqdm(total=len(todo), desc=f"sweep {sweep.name}", unit="run") as bar:
             while queue or running:
+                if queue and sweep_dir.cancelled_since(started):  # `seqbench cancel` stopped the running ones
+                    bar.write(f"cancelled: {len(queue)} run(s) not started: {', '.join(run.run_id() for run in queue)}")
+                    submission.cancelled += [run.run_id() for run in queue]
+                    queue.clear()
                 while queue and len(running) < parallel:
                     run = queue.pop(0)
                     if run.kind == "train":  # each local process gets its share of the cores

@@ -8,7 +8,10 @@ status` stays quick on a login node.
 """
 from __future__ import annotations
 
+import os
+import signal
 from collections import Counter
+from pathlib import Path
 
 import submitit
 
@@ -62,12 +65,33 @@ def format_status(sweep: str, rows: list[dict]) -> str:
 
 
 def cancel(sweep: str, root=None) -> list[str]:
-    """scancel every still-active Slurm job ever submitted for the sweep's runs; returns the job ids."""
+    """Stop every still-active job ever submitted for the sweep's runs — scancel for Slurm jobs,
+    SIGTERM for local ones running here — and return their ids. A stopped run keeps its last
+    checkpoint: running the sweep again resumes it."""
     sweep_dir = Store(root).sweep(sweep).require()
+    sweep_dir.request_cancel()  # first, so a local launcher starts nothing in place of what is stopped below
     cancelled = []
     for entries in sweep_dir.read_jobs().values():
         for job in entries:
             if job["executor"] == "slurm" and slurm_job_active(sweep_dir, job):
                 submitit.SlurmJob(folder=sweep_dir.submitit_folder, job_id=job["job_id"]).cancel(check=False)
                 cancelled.append(job["job_id"])
+            elif job["executor"] == "local" and (pid := local_job_process(sweep_dir.path, job)) is not None:
+                os.kill(pid, signal.SIGTERM)  # submitit's controller forwards it; the run stops at a step boundary
+                cancelled.append(job["job_id"])
     return cancelled
+
+
+def local_job_process(sweep_path: Path, job: dict) -> int | None:
+    """The pid of a local job's submitit controller while it runs on this machine. Its command line
+    must name this sweep's submitit folder, so a pid the system has since given to another process is
+    never signalled (read from /proc: elsewhere nothing is found, and nothing is signalled)."""
+    try:
+        pid = int(job["job_id"])
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except (ValueError, OSError):
+        return None
+    folder = str(sweep_path / ".submitit")
+    if "submitit.local._local" in arguments and any(argument.startswith(folder) for argument in arguments):
+        return pid
+    return None

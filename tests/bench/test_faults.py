@@ -125,6 +125,32 @@ def test_interrupting_a_local_sweep_stops_its_workers(tmp_path):
     assert states == {"preempted"}  # each worker checkpointed at a step boundary and left
 
 
+
+def test_cancel_stops_a_local_sweeps_runs_at_a_step_boundary_and_never_signals_a_reused_pid(tmp_path):
+    from seqbench.slurm.status import cancel, local_job_process
+
+    sweep_file, root = write_tiny_sweep(tmp_path), tmp_path / "runs"
+    process = subprocess.Popen([sys.executable, "-m", "seqbench.cli", "--root", str(root), "sweep", str(sweep_file),
+                                "--set", "steps=100000", "--set", "checkpoint_every=20", "--parallel", "2"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and sum((row["step"] or 0) > 0 for row in (
+            sweep_status("tiny", root) if (root / "tiny").exists() else [])) < 2:
+        time.sleep(0.2)
+    workers = [Store(root).run("tiny", row["run_id"]).lease_holder()["pid"] for row in sweep_status("tiny", root) if row["step"]]
+    assert len(workers) == 2
+    assert local_job_process(root / "tiny", {"job_id": str(os.getpid())}) is None  # a live pid, not this sweep's job
+    assert len(cancel("tiny", root)) == 2
+    process.wait(timeout=120)
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    stopped = [row for row in sweep_status("tiny", root) if row["step"]]
+    assert {row["state"] for row in stopped} == {"preempted"}  # checkpointed: the next `seqbench sweep` resumes them
+    assert all(Store(root).run("tiny", row["run_id"]).checkpoint_path.exists() for row in stopped)
+    assert len(sweep_status("tiny", root)) == 4 and len(stopped) == 2  # the launcher started nothing in their place
+    assert cancel("tiny", root) == []
+
 # --- preemption and kills at random times: the result never depends on them ------------------------
 def interrupted_until_done(tmp_path, sig, seed):
     config = tiny_run_config(steps=STEPS, checkpoint_every=7, eval_every=100, seed=seed)

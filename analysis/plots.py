@@ -28,7 +28,32 @@ CURVE_POINTS = 200  # per training curve; the 20-step running mean makes more po
 def _label(column: str) -> str:
     if column == "model.name":
         return "model"
-    return column.removeprefix("model.options.").removeprefix("model.").removeprefix("optimizer.")
+    return column.removeprefix("model.options.").removeprefix("model.").removeprefix("optimizer.").removeprefix("task.options.")
+
+
+def merge_linked_axes(table: pd.DataFrame, axes: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Axes that only ever change together (a sweep's [zip]: each value of one names one value of the
+    other) as one axis, "seq_len · max_horizon", so a zip of several fields takes one visual channel."""
+    groups: list[list[str]] = []
+    for axis in axes:
+        for group in groups:
+            first = group[0]
+            together = table[[first, axis]].astype(str).drop_duplicates()
+            if len(together) == table[first].astype(str).nunique() == table[axis].astype(str).nunique():
+                group.append(axis)
+                break
+        else:
+            groups.append([axis])
+    merged = table.copy()
+    names = []
+    for group in groups:
+        if len(group) == 1:
+            names.append(group[0])
+            continue
+        name = " · ".join(_label(column) for column in group)
+        merged[name] = merged[group].astype(str).agg(" · ".join, axis=1)
+        names.append(name)
+    return merged, names
 
 
 def _layout(axes: list[str]) -> dict[str, str | None]:
@@ -109,7 +134,10 @@ def final_grid(runs: pd.DataFrame) -> sns.FacetGrid:
     colour of its own), every seed a dot, the task's chance level as a line."""
     table, metric, higher, protocol = final_table(runs)
     per_configuration = "chosen_lr" in table.columns or protocol == "one lr per configuration, set in the sweep"
-    layout = _layout(configuration_columns(table) if per_configuration else varying_columns(table))
+    axes = configuration_columns(table) if per_configuration else varying_columns(table)
+    if len(axes) > 4:
+        table, axes = merge_linked_axes(table, axes)
+    layout = _layout(axes)
     for column in layout.values():
         if column:
             table[column] = table[column].astype(str)

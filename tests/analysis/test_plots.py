@@ -88,3 +88,18 @@ def test_accuracy_against_state_size_has_a_panel_per_cell_and_a_line_per_mixer(t
     plt.close(grid.figure)
     written = plot_sweep(runs, pd.DataFrame(columns=["run_id", "step", "split", "metric", "value"]), tmp_path)
     assert [p.name for p in written] == ["final.png", "curves.png", "accuracy_vs_state_size.png"]
+
+
+def test_a_zip_of_several_fields_is_one_axis_of_the_final_plot():
+    """The P2 pilot's shape: an arm axis × three settings zipped over four task fields (five varying
+    columns): the zipped fields share one channel, so the plot is drawn, a point per arm and setting."""
+    settings = [(256, 64, 16, "[1, 8]"), (512, 128, 16, "[1, 16]"), (512, 128, 64, "[1, 16]")]
+    runs = pd.DataFrame([{"run_id": f"{arm}{i}", "model.name": "gateloop", "model.options.state_transition": arm,
+                          "task.options.seq_len": L, "task.options.max_horizon": h, "task.options.num_symbols": n,
+                          "task.options.bucket_edges": edges, "seed": 100, "status": "completed", "final_accuracy": 0.5 + i / 10}
+                         for arm in ("data", "fixed") for i, (L, h, n, edges) in enumerate(settings)])
+    grid = final_grid(runs)
+    legend = grid.legend.get_title().get_text()
+    assert legend == "seq_len · max_horizon · bucket_edges"  # the three fields that only change together
+    assert len(grid.axes.flat) == 2  # num_symbols (16, 64) is not one-to-one with seq_len: its own channel
+    plt.close(grid.figure)

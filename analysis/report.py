@@ -129,7 +129,7 @@ def export_results(sweep: str, root=None, out: str | Path | None = None, *, comm
              + (f" with {sorted(set(runs['task.options.path'].dropna()))}" if "task.options.path" in runs.columns else ""),
              f"- runs: {len(runs)} ({', '.join(f'{n} {s}' for s, n in runs['status'].value_counts().items())}); protocol: {protocol}",
              f"- missing: {len(missing)} run(s) not finished, left out: {', '.join(missing['run_id'])}" if len(missing) else None,
-             f"- parameters: {runs['parameters'].min():,}–{runs['parameters'].max():,}" if "parameters" in runs.columns else "",
+             f"- parameters: {runs['parameters'].min():,.0f}–{runs['parameters'].max():,.0f}" if "parameters" in runs.columns else "",
              f"- device: {', '.join(sorted(set(runs['provenance.device_name'].dropna())))}", ""]
     path = out / "README.md"
     atomic_write_bytes(path, "\n".join(line for line in lines if line is not None).encode())

@@ -250,7 +250,8 @@ class SweepDir:
         self.root = root
         self.path = root / name
         self.listing_path = self.path / "sweep.json"
-        self.jobs_path = self.path / "jobs.json"
+        self.jobs_path = self.path / "jobs.json"  # written by earlier versions: still read
+        self.jobs_folder = self.path / "jobs"  # one file per submitted job: launches never overwrite each other
         self.cancel_path = self.path / "cancelled.json"
         self.submitit_folder = self.path / ".submitit" / "%j"
         self.plots_path = self.path / "plots"
@@ -303,22 +304,30 @@ class SweepDir:
 
     def read_jobs(self) -> dict[str, list[dict]]:
         """run id → every job submitted for it, oldest first (malformed entries dropped)."""
-        jobs = read_json(self.jobs_path) or {}
-        clean = {}
-        for run_id, entries in jobs.items():
+        entries: list[tuple[str, Any]] = []
+        for run_id, recorded in (read_json(self.jobs_path) or {}).items():
+            entries += [(run_id, entry) for entry in (recorded if isinstance(recorded, list) else [recorded])]
+        if self.jobs_folder.is_dir():
+            for path in sorted(self.jobs_folder.glob("*.json")):
+                record = read_json(path) or {}
+                entries.append((record.get("run_id"), {k: v for k, v in record.items() if k != "run_id"}))
+        clean: dict[str, list[dict]] = {}
+        for run_id, entry in entries:
             if not RUN_ID_PATTERN.fullmatch(str(run_id)):
                 continue
-            entries = entries if isinstance(entries, list) else [entries]
-            clean[run_id] = [e for e in entries if isinstance(e, dict) and isinstance(e.get("job_id"), str)
-                             and isinstance(e.get("executor"), str)]
+            if isinstance(entry, dict) and isinstance(entry.get("job_id"), str) and isinstance(entry.get("executor"), str):
+                clean.setdefault(run_id, []).append(entry)
+        for known in clean.values():
+            known.sort(key=lambda entry: entry.get("submitted") if isinstance(entry.get("submitted"), int | float) else 0.0)
         return clean
 
     def record_jobs(self, executor: str, jobs: dict[str, str]) -> None:
-        known = self.read_jobs()
+        """Each job in a file of its own, created atomically: two launchers of one sweep (two
+        `findings run` sharing a store folder) both keep every record, with no lock to hold."""
         for run_id, job_id in jobs.items():
-            known.setdefault(check_run_id(run_id), []).append(
-                {"executor": executor, "job_id": str(job_id), "submitted": time.time()})
-        atomic_write_json(self.jobs_path, known)
+            record = {"run_id": check_run_id(run_id), "executor": executor, "job_id": str(job_id), "submitted": time.time()}
+            name = f"{run_id}-{re.sub(r'[^A-Za-z0-9_.-]', '_', str(job_id))[:64]}-{os.getpid()}-{time.time_ns()}.json"
+            atomic_write_json(self.jobs_folder / name, record)
 
     def request_cancel(self) -> None:
         """Record that `seqbench cancel` ran: a local launcher running since before it starts no more runs."""

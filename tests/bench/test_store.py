@@ -75,3 +75,27 @@ def test_a_corrupt_file_in_a_read_only_store_is_reported_and_the_rest_is_read(tm
         assert any("could not save the collected tables" in str(w.message) for w in caught)
         assert set(runs["run_id"]) == {c.run_id() for c in configs}
         assert bad.summary_path.exists()  # left where it was: nothing could be moved
+
+
+RECORD_JOBS = """
+import sys
+from seqbench.bench.store import Store
+sweep = Store(sys.argv[1]).sweep("shared")
+for n in range(25):
+    sweep.record_jobs("local", {f"{int(sys.argv[2]):04x}{n:012x}": f"{sys.argv[2]}-{n}"})
+"""
+
+
+def test_launchers_recording_jobs_at_once_keep_every_record(tmp_path):
+    """Four processes (two `findings run` sharing a store folder, and more) each record 25 jobs at
+    once: every record is read back, none overwritten by another's write."""
+    launchers = [subprocess.Popen([os.sys.executable, "-c", RECORD_JOBS, str(tmp_path), str(k)]) for k in range(4)]
+    assert [p.wait(timeout=120) for p in launchers] == [0] * 4
+    jobs = Store(tmp_path).sweep("shared").read_jobs()
+    assert len(jobs) == 100 and {entry["job_id"] for entries in jobs.values() for entry in entries} == \
+        {f"{k}-{n}" for k in range(4) for n in range(25)}
+    legacy = Store(tmp_path).sweep("old")
+    legacy.path.mkdir()
+    legacy.jobs_path.write_text(json.dumps({"00000000000000aa": [{"executor": "slurm", "job_id": "7", "submitted": 1.0}]}))
+    legacy.record_jobs("slurm", {"00000000000000aa": "8"})
+    assert [entry["job_id"] for entry in legacy.read_jobs()["00000000000000aa"]] == ["7", "8"]  # a store of an earlier version

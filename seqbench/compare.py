@@ -30,13 +30,20 @@ from seqbench.core import atomic_write_text
 from seqbench.slurm.executors import submit
 
 SUITES = ("mqar", "mad", "lm", "speed")
-BUDGETS = {  # steps of training, lr grid, seeds, widths, lengths
+# steps of training, lr grid, seeds, widths, lengths; `mad`: MAD's model width, batch and steps.
+# MAD itself trains width 128 at batch 128 for 200 epochs (20,000 steps); the cpu budget trains
+# width 64 at batch 32 for 1,000 steps (2.5 epochs of 12,800 examples), a sixteenth of the work per
+# step, so that six tasks × six mixers × lr × weight decay fit a 2-core machine. Its numbers are a
+# reduced protocol, not MAD's; the cluster budget is MAD's own.
+BUDGETS = {
     "quick": {"steps": 30, "lrs": [3e-3, 1e-2], "seeds": [0], "parameters": 20_000, "speed_lengths": [64, 256], "examples": 256,
-              "widths": [64], "weight_decays": [0.0]},
+              "widths": [64], "weight_decays": [0.0], "mad": {"d_model": 64, "batch_size": 32, "steps": 30}},
     "cpu": {"steps": 1500, "lrs": [1e-3, 3e-3, 1e-2], "seeds": [0, 1, 2], "parameters": 120_000,
-            "speed_lengths": [256, 1024, 4096], "examples": 12_800, "widths": [64, 128], "weight_decays": [0.0, 0.1]},
+            "speed_lengths": [256, 1024, 4096], "examples": 12_800, "widths": [64, 128], "weight_decays": [0.0, 0.1],
+            "mad": {"d_model": 64, "batch_size": 32, "steps": 1000}},
     "cluster": {"steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2], "seeds": [0, 1, 2], "parameters": 1_000_000,
-                "speed_lengths": [1024, 4096, 16384], "examples": 12_800, "widths": [64, 128, 256, 512], "weight_decays": [0.0, 0.1]},
+                "speed_lengths": [1024, 4096, 16384], "examples": 12_800, "widths": [64, 128, 256, 512], "weight_decays": [0.0, 0.1],
+                "mad": {"d_model": 128, "batch_size": 128, "steps": 20_000}},
 }
 MAD_TASKS = ("in_context_recall", "fuzzy_in_context_recall", "noisy_in_context_recall", "selective_copying",
              "compression", "memorization")
@@ -66,8 +73,10 @@ def suite_specs(mixer: str, suite: str, budget: str, *, baselines: list[str], co
     if suite == "mad":
         return [{"name": f"{sweep_name(mixer, suite)}-{task.replace('_', '-')}", "seeds": b["seeds"][:1],
                  "grid": {**grid, "optimizer.weight_decay": b["weight_decays"]},
-                 "base": {**train, "batch_size": 64, "early_stop": {"metric": "accuracy", "threshold": 0.99},
-                          "model": {"d_model": 64 if budget == "quick" else 128, "n_layers": 2, "mlp_ratio": 4,
+                 "base": {**train, "steps": b["mad"]["steps"], "eval_every": max(b["mad"]["steps"] // 5, 10),
+                          "checkpoint_every": max(b["mad"]["steps"] // 5, 10), "batch_size": b["mad"]["batch_size"],
+                          "early_stop": {"metric": "accuracy", "threshold": 0.99},
+                          "model": {"d_model": b["mad"]["d_model"], "n_layers": 2, "mlp_ratio": 4,
                                     **({"backbone": "autoencoder"} if task == "compression" else {})},
                           "task": {"name": f"mad_{task}", "options": {"num_train_examples": b["examples"],
                                                                       "num_test_examples": 256 if budget == "quick" else 1280}}}}

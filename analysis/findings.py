@@ -246,6 +246,10 @@ def _head_dim(head_dim: int) -> Arm:
         "cpu": {"d_inner": 64, "heads": 64 // head_dim}, "cluster": {"d_inner": 512, "heads": 512 // head_dim}}})
 
 
+# U11's MQAR probe, at the setting its pilot chose before its decisive runs (sweeps/findings/u11-pilot.toml)
+U11_MQAR = {**copy.deepcopy(MQAR_BASE), "steps": 2000}
+U11_MQAR["task"]["options"]["num_pairs"] = 4
+
 # P2's memory-horizon setting, chosen by its pilot's rule before its decisive runs (sweeps/findings/p2-pilot.toml)
 P2_SETTING = {"seq_len": 256, "max_horizon": 64, "bucket_edges": [1, 8, 16, 32, 48]}
 
@@ -320,11 +324,14 @@ FINDINGS: tuple[Finding, ...] = (
     Finding(
         "U11", "increasing the head dimension steadily improves results; max heads is not optimal", "re-implementation, update 11",
         (_lm("lm/head_dim", *(_head_dim(d) for d in (1, 4, 16, 64))),
-         Probe("mqar/head_dim", MQAR_BASE, tuple(_head_dim(d) for d in (1, 4, 16, 64)))),
+         Probe("mqar/head_dim", U11_MQAR, tuple(_head_dim(d) for d in (1, 4, 16, 64)), changes={"model.options.short_conv": 4})),
         (Monotone(("head_dim 1", "head_dim 4", "head_dim 16", "head_dim 64"), metric="final_bpc"),
          Monotone(("head_dim 1", "head_dim 4", "head_dim 16", "head_dim 64"), metric="final_accuracy", probe="mqar/head_dim")),
         notes="d_inner fixed (64 at cpu, 512 at cluster) so head_dim = d_inner / heads exactly; d_model and the MLP are solved. "
-              "MQAR (16 pairs) is the capacity probe: a head of dimension d stores a d × d matrix.",
+              "MQAR is the capacity probe: a head of dimension d stores a d × d matrix. At the first pass's setting (16 pairs, "
+              "no short convolution, 1,500 steps) every arm stayed at chance; its setting now (4 pairs, a short convolution "
+              "of 4 on q, k, v in every arm, 2,000 steps) is the first candidate of a pilot run before these runs "
+              "(sweeps/findings/u11-pilot.toml, results/findings/pilots/u11) at which an arm reaches 0.5 test accuracy.",
     ),
     Finding(
         "U13", "after the complex-kv fix GateLoop is still clearly worse than attention", "re-implementation, update 13",

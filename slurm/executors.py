@@ -180,6 +180,11 @@ def _run_here(sweep, todo, sweep_dir: SweepDir, parameters, executor, parallel, 
                     try:
                         result = job.result()
                     except Exception as error:  # noqa: BLE001 — one failed run never stops the sweep
+                        if sweep_dir.cancelled_since(started) and not sweep_dir.run(run_id).is_finished():
+                            submission.cancelled.append(run_id)  # stopped by `seqbench cancel`, not broken
+                            bar.write(f"run {run_id} cancelled at step {(sweep_dir.run(run_id).read_status() or {}).get('step')}: "
+                                      "the next launch resumes it from its checkpoint")
+                            continue
                         submission.failed[run_id] = _last_line(error, sweep_dir.run(run_id).read_error())
                         bar.write(f"run {run_id} failed: {submission.failed[run_id]}")
                         continue

@@ -132,7 +132,7 @@ def test_cancel_stops_a_local_sweeps_runs_at_a_step_boundary_and_never_signals_a
     sweep_file, root = write_tiny_sweep(tmp_path), tmp_path / "runs"
     process = subprocess.Popen([sys.executable, "-m", "seqbench.cli", "--root", str(root), "sweep", str(sweep_file),
                                 "--set", "steps=100000", "--set", "checkpoint_every=20", "--parallel", "2"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and sum((row["step"] or 0) > 0 for row in (
             sweep_status("tiny", root) if (root / "tiny").exists() else [])) < 2:
@@ -141,7 +141,8 @@ def test_cancel_stops_a_local_sweeps_runs_at_a_step_boundary_and_never_signals_a
     assert len(workers) == 2
     assert local_job_process(root / "tiny", {"job_id": str(os.getpid())}) is None  # a live pid, not this sweep's job
     assert len(cancel("tiny", root)) == 2
-    process.wait(timeout=120)
+    output = process.communicate(timeout=120)[0]
+    assert output.count("cancelled at step") == 2 and "failed" not in output and "2 run(s) not started" in output
     for pid in workers:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

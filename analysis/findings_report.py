@@ -216,9 +216,10 @@ def write_report(findings: list[Finding], scale: str, *, root=None, out="results
     summary, sections, written, labels = [], [], [], {}
     for finding in findings:
         cells = []
-        for number, corpus in enumerate(corpora):
-            tag = "" if len(corpora) == 1 else folder_name(Path(corpus or "default").name)
-            missing = missing_corpus(scale, corpus) if any(probe.base is None for probe in finding.probes) else None
+        models_corpus = any(probe.base is None for probe in finding.probes)
+        for number, corpus in enumerate(corpora if models_corpus else corpora[:1]):  # a synthetic or measured finding: one column
+            tag = "" if len(corpora) == 1 or not models_corpus else folder_name(Path(corpus or "default").name)
+            missing = missing_corpus(scale, corpus) if models_corpus else None
             if missing:  # the corpus is not here: its runs' ids cannot even be computed
                 cells.append((f"not run (corpus {Path(str(corpus or 'gcide.dict.dz')).name} not found here)", "–", "–"))
                 continue
@@ -239,9 +240,11 @@ def write_report(findings: list[Finding], scale: str, *, root=None, out="results
             cells.append((verdict, _effect(first) if decided else "–", str(first.seeds or "–") if decided else "–"))
             lr_lines = _lr_lines(finding, table, scale, corpus, runs if len(runs) else None, replication_of) \
                 + _plan_lines(finding, plans)
-            sections.append(_section(finding, scale, table, outcomes, corpus_label(table, corpus), folder.relative_to(out), lr_lines))
+            label = corpus_label(table, corpus) if models_corpus else "none (no language-model probe: the same runs for every corpus)"
+            sections.append(_section(finding, scale, table, outcomes, label, folder.relative_to(out), lr_lines))
         verdicts = {cell[0] for cell in cells}
-        robust = len(corpora) > 1 and len(verdicts) == 1 and verdicts <= {"reproduced", "contradicted"}
+        robust = models_corpus and len(corpora) > 1 and len(verdicts) == 1 and verdicts <= {"reproduced", "contradicted"}
+        cells += [("n/a (no corpus)", "–", "–")] * (len(corpora) - len(cells))
         summary.append(f"| {finding.id} | {finding.claim} | " + " | ".join(f"**{v}** | {e} | {s}" for v, e, s in cells)
                        + (f" | {'robust' if robust else ''}" if len(corpora) > 1 else "") + " |")
     heading = " | ".join(f"{_short(labels.get(c), c)}: verdict | effect [95% interval] | seeds" for c in corpora)

@@ -255,3 +255,15 @@ def test_a_second_corpus_replicates_at_the_lrs_the_first_chose(tmp_path):
     assert "lm/kv: each arm at the lr chosen on corpus.txt — gateloop: 0.01 · joint kv: 0.01." in readme
     assert "| U8 | one joint kv projection (max heads) gives similar results to separate k and v | **" in readme
     assert "**not run (0 of 6)**" in readme
+
+
+def test_a_finding_without_a_language_model_probe_has_one_column_whatever_the_corpora(tmp_path):
+    first, second = small_corpus(tmp_path), tmp_path / "other.txt"
+    second.write_bytes(b"entity, n.\n" * 2000)
+    write_report([findings.BY_ID["P2"], findings.BY_ID["U8"]], "cpu", root=tmp_path / "empty", out=tmp_path / "report",
+                 corpora=[first, str(second)])
+    readme = (tmp_path / "report" / "README.md").read_text()
+    assert "| P2 | data-controlled transitions beat fixed decay on the memory-horizon task | **not run (0 of 12)** | – | – | " \
+           "**n/a (no corpus)** | – | – |  |" in readme
+    assert readme.count("### P2") == 1 and readme.count("### U8") == 2
+    assert "Corpus: none (no language-model probe: the same runs for every corpus)" in readme

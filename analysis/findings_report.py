@@ -250,9 +250,13 @@ def write_report(findings: list[Finding], scale: str, *, root=None, out="results
     heading = " | ".join(f"{_short(labels.get(c), c)}: verdict | effect [95% interval] | seeds" for c in corpora)
     columns = 3 * len(corpora) + (1 if len(corpora) > 1 else 0)
     readme = out / "README.md"
+    store = Store(root).sweep(STORE_FOLDER[scale])
+    launched = store.commands() if store.exists() else []
     text = "\n".join([
         f"# Findings at {scale} scale: verdicts", "",
-        f"Written by `seqbench findings report --scale {scale}` from the store folder `{STORE_FOLDER[scale]}`. "
+        f"Written by `seqbench findings report --scale {scale}"
+        + "".join(f" --corpus {Path(c).name}" for c in corpora if c) + f"` from the store folder `{STORE_FOLDER[scale]}`"
+        + (f", whose runs were launched by: {'; '.join(f'`{c}`' for c in launched)}. " if launched else ". ") +
         "Corpora of the language-modelling runs, as the runs recorded them: "
         + "; ".join(labels.get(c) or f"{c or 'the default'} (no run recorded it)" for c in corpora) + ". "
         "Decision rules were fixed in analysis/findings.py before any run (analysis/verdicts.py says what each rule "

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 
 def cmd_models(args) -> None:
@@ -189,7 +190,7 @@ def cmd_findings(args) -> None:
         from seqbench.bench.store import Store
         from seqbench.slurm.executors import submit
 
-        corpora = args.corpus or [None]
+        corpora, started = args.corpus or [None], time.time()
         for finding in chosen:  # each finding's sweep on its own, so each finishes (and can be committed) in turn
             for number, corpus in enumerate(corpora):  # the first corpus tunes; the others replicate at its lrs
                 replication_of = corpora[0] if number > 0 else None
@@ -209,6 +210,9 @@ def cmd_findings(args) -> None:
                           + (f" {undecided} run(s) wait for an lr not decided yet" if undecided else ""))
                     submit(sweep, executor=args.executor, root=args.root, dry_run=args.dry_run, overrides=_overrides(args),
                            parallel=1 if measures else args.parallel, command=args.invocation)
+                    if store.cancelled_since(started):  # `seqbench cancel` ran: plan nothing more
+                        print(f"cancelled: {findings.STORE_FOLDER[args.scale]} was cancelled; nothing more is submitted")
+                        return
                     if args.executor == "slurm":  # nothing has finished yet: extensions come with a later `findings run`
                         break
                     submitted = run_ids

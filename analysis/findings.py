@@ -109,20 +109,22 @@ class Finding:
     def grid_plan(self, probe: Probe, arm: Arm, scale: str, corpus: str | None, results) -> GridPlan:
         """The arm's lrs: the scale's grid, extended by analysis/planning.py's rule from the arm's
         finished runs in `results`."""
-        base = list(LR_GRID[scale])
-        candidates = sorted(float(f"{lr:.6g}") for lr in {*base, *(base[0] / GRID_STEP ** i for i in range(1, MAX_EXTENSIONS + 1)),
-                                                             *(base[-1] * GRID_STEP ** i for i in range(1, MAX_EXTENSIONS + 1))})
-        finished = self.finished_means(probe, arm, scale, corpus, results, candidates)
-        return extended_grid(base, finished, higher_is_better=higher_is_better(self.metric_of(probe) or "loss"))
+        return self._plan(probe, arm, scale, corpus, results)[0]
 
     def chosen_lr(self, probe: Probe, arm: Arm, scale: str, corpus: str | None, results) -> float | None:
         """The arm's lr once its (possibly extended) grid has all finished (the best mean validation
         metric over the pilot seeds); None while any lr the grid needs is outstanding."""
-        grid = self.grid_plan(probe, arm, scale, corpus, results).grid
-        finished = self.finished_means(probe, arm, scale, corpus, results, grid)
-        if not grid or len(finished) < len(grid):
+        plan, finished = self._plan(probe, arm, scale, corpus, results)
+        if not all(lr in finished for lr in plan.grid):
             return None
-        return (max if higher_is_better(self.metric_of(probe)) else min)(finished, key=finished.get)
+        return (max if higher_is_better(self.metric_of(probe)) else min)(plan.grid, key=finished.get)
+
+    def _plan(self, probe: Probe, arm: Arm, scale: str, corpus: str | None, results) -> tuple[GridPlan, dict[float, float]]:
+        base = list(LR_GRID[scale])
+        candidates = sorted(float(f"{lr:.6g}") for lr in {*base, *(base[0] / GRID_STEP ** i for i in range(1, MAX_EXTENSIONS + 1)),
+                                                             *(base[-1] * GRID_STEP ** i for i in range(1, MAX_EXTENSIONS + 1))})
+        finished = self.finished_means(probe, arm, scale, corpus, results, candidates)
+        return extended_grid(base, finished, higher_is_better=higher_is_better(self.metric_of(probe) or "loss")), finished
 
     def planned_seeds(self, probe: Probe, arm: Arm, seed_plans: dict | None) -> dict[float, list[int]]:
         """lr → the seeds beyond the pilot that a recorded seed plan asks for this arm (at its chosen lr)."""

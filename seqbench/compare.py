@@ -30,20 +30,27 @@ from seqbench.core import atomic_write_text
 from seqbench.slurm.executors import submit
 
 SUITES = ("mqar", "mad", "lm", "speed")
-# steps of training, lr grid, seeds, widths, lengths; `mad`: MAD's model width, batch and steps.
-# MAD itself trains width 128 at batch 128 for 200 epochs (20,000 steps); the cpu budget trains
-# width 64 at batch 32 for 1,000 steps (2.5 epochs of 12,800 examples), a sixteenth of the work per
-# step, so that six tasks × six mixers × lr × weight decay fit a 2-core machine. Its numbers are a
-# reduced protocol, not MAD's; the cluster budget is MAD's own.
+# The lm suite's steps, lr grid, seeds and parameter count sit at the top of a budget; `mqar` and `mad`
+# carry their own. MAD itself trains width 128 at batch 128 for 200 epochs (20,000 steps) over lr ×
+# weight decay; the cpu budget trains width 64 at batch 32 for 1,000 steps (2.5 epochs of 12,800
+# examples, a sixteenth of the work per step) over three lrs at weight decay 0, so that six tasks × six
+# mixers (108 runs) fit one 2-core session. The cpu mqar suite is Zoology's Figure 2 grid cut to the two
+# shortest (L, N) cells, the two narrowest widths, two lrs and 500 steps (48 runs; sweeps/mqar-zoology-cpu.toml
+# is the same grid). Both are reduced protocols, not MAD's or Zoology's; the cluster budget is theirs.
 BUDGETS = {
     "quick": {"steps": 30, "lrs": [3e-3, 1e-2], "seeds": [0], "parameters": 20_000, "speed_lengths": [64, 256], "examples": 256,
-              "widths": [64], "weight_decays": [0.0], "mad": {"d_model": 64, "batch_size": 32, "steps": 30}},
+              "mqar": {"steps": 30, "lrs": [3e-3, 1e-2], "seeds": [0], "widths": [64], "vocab_size": 512},
+              "mad": {"d_model": 64, "batch_size": 32, "steps": 30, "lrs": [3e-3, 1e-2], "weight_decays": [0.0]}},
     "cpu": {"steps": 1500, "lrs": [1e-3, 3e-3, 1e-2], "seeds": [0, 1, 2], "parameters": 120_000,
-            "speed_lengths": [256, 1024, 4096], "examples": 12_800, "widths": [64, 128], "weight_decays": [0.0, 0.1],
-            "mad": {"d_model": 64, "batch_size": 32, "steps": 1000}},
+            "speed_lengths": [256, 1024, 4096], "examples": 12_800,
+            "mqar": {"steps": 500, "lrs": [3e-3, 1e-2], "seeds": [0], "widths": [64, 128], "vocab_size": 8192},
+            "mad": {"d_model": 64, "batch_size": 32, "steps": 1000, "lrs": [1e-3, 3e-3, 1e-2], "weight_decays": [0.0]}},
     "cluster": {"steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2], "seeds": [0, 1, 2], "parameters": 1_000_000,
-                "speed_lengths": [1024, 4096, 16384], "examples": 12_800, "widths": [64, 128, 256, 512], "weight_decays": [0.0, 0.1],
-                "mad": {"d_model": 128, "batch_size": 128, "steps": 20_000}},
+                "speed_lengths": [1024, 4096, 16384], "examples": 12_800,
+                "mqar": {"steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2], "seeds": [0], "widths": [64, 128, 256, 512],
+                         "vocab_size": 8192},
+                "mad": {"d_model": 128, "batch_size": 128, "steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2],
+                        "weight_decays": [0.0, 0.1]}},
 }
 MAD_TASKS = ("in_context_recall", "fuzzy_in_context_recall", "noisy_in_context_recall", "selective_copying",
              "compression", "memorization")
@@ -60,30 +67,35 @@ def suite_specs(mixer: str, suite: str, budget: str, *, baselines: list[str], co
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; valid: {', '.join(BUDGETS)}")
     b, names = BUDGETS[budget], list(dict.fromkeys([mixer, *baselines]))
-    train = {"steps": b["steps"], "eval_every": max(b["steps"] // 5, 10), "checkpoint_every": max(b["steps"] // 5, 10),
-             "batch_size": 32, "threads": 1}
-    grid = {"model.name": names, "optimizer.lr": b["lrs"]}
+
+    def training(steps: int, batch_size: int) -> dict[str, Any]:
+        every = max(steps // 5, 10)
+        return {"steps": steps, "eval_every": every, "checkpoint_every": every, "batch_size": batch_size, "threads": 1}
+
     if suite == "mqar":
-        return [{"name": sweep_name(mixer, suite), "seeds": b["seeds"], "grid": {**grid, "model.d_model": b["widths"]},
+        q = b["mqar"]
+        return [{"name": sweep_name(mixer, suite), "seeds": q["seeds"],
+                 "grid": {"model.name": names, "model.d_model": q["widths"], "optimizer.lr": q["lrs"]},
                  "zip": {"task.options.seq_len": [64, 128], "task.options.num_pairs": [4, 8]},
-                 "base": {**train, "early_stop": {"metric": "accuracy", "threshold": 0.99},
+                 "base": {**training(q["steps"], 64), "early_stop": {"metric": "accuracy", "threshold": 0.99},
+                          "optimizer": {"weight_decay": 0.1, "schedule": "cosine"},
                           "model": {"n_layers": 2, "mlp_ratio": 0},
-                          "task": {"name": "mqar", "options": {"vocab_size": 512 if budget == "quick" else 8192,
-                                                               "validation_examples": 256, "test_examples": 512}}}}]
+                          "task": {"name": "mqar", "options": {"vocab_size": q["vocab_size"],
+                                                               "validation_examples": 500, "test_examples": 1000}}}}]
     if suite == "mad":
-        return [{"name": f"{sweep_name(mixer, suite)}-{task.replace('_', '-')}", "seeds": b["seeds"][:1],
-                 "grid": {**grid, "optimizer.weight_decay": b["weight_decays"]},
-                 "base": {**train, "steps": b["mad"]["steps"], "eval_every": max(b["mad"]["steps"] // 5, 10),
-                          "checkpoint_every": max(b["mad"]["steps"] // 5, 10), "batch_size": b["mad"]["batch_size"],
-                          "early_stop": {"metric": "accuracy", "threshold": 0.99},
-                          "model": {"d_model": b["mad"]["d_model"], "n_layers": 2, "mlp_ratio": 4,
+        m = b["mad"]
+        return [{"name": f"{sweep_name(mixer, suite)}-{task.replace('_', '-')}", "seeds": [0],
+                 "grid": {"model.name": names, "optimizer.lr": m["lrs"], "optimizer.weight_decay": m["weight_decays"]},
+                 "base": {**training(m["steps"], m["batch_size"]), "early_stop": {"metric": "accuracy", "threshold": 0.99},
+                          "model": {"d_model": m["d_model"], "n_layers": 2, "mlp_ratio": 4,
                                     **({"backbone": "autoencoder"} if task == "compression" else {})},
                           "task": {"name": f"mad_{task}", "options": {"num_train_examples": b["examples"],
                                                                       "num_test_examples": 256 if budget == "quick" else 1280}}}}
                 for task in MAD_TASKS]
+    grid = {"model.name": names, "optimizer.lr": b["lrs"]}
     if suite == "lm":
         return [{"name": sweep_name(mixer, suite), "seeds": b["seeds"], "grid": grid,
-                 "base": {**train, "batch_size": 16, "model": {"n_layers": 2, "mlp_ratio": 2, "target_parameters": b["parameters"]},
+                 "base": {**training(b["steps"], 16), "model": {"n_layers": 2, "mlp_ratio": 2, "target_parameters": b["parameters"]},
                           "task": {"name": "bytes", "options": {"path": corpus or "gcide.dict.dz", "seq_len": 128,
                                                                 "eval_bytes": 20_000 if budget == "quick" else 200_000}}}}]
     return [{"name": sweep_name(mixer, suite), "grid": {"model.name": names},

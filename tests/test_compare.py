@@ -4,8 +4,11 @@ from pathlib import Path
 
 import pytest
 
+from seqbench.bench.sweep import expand, load_sweep
 from seqbench.cli import main
 from seqbench.compare import suite_specs
+
+REPO = Path(__file__).resolve().parents[1]
 
 THIRD_PARTY = Path(__file__).resolve().parent / "fixtures" / "third_party"
 MIXER = "seqbench_example_mixers.decay:DecayMixer"
@@ -17,6 +20,15 @@ def test_suites_compare_at_one_protocol_and_refuse_unknown_names():
     assert len(suite_specs("gateloop", "mad", "cpu", baselines=[], corpus=None)) == 6
     with pytest.raises(ValueError, match="unknown suite 'zoo'; valid: mqar, mad, lm, speed, all"):
         suite_specs("gateloop", "zoo", "cpu", baselines=[], corpus=None)
+
+
+def test_the_cpu_mqar_suite_is_the_committed_zoology_cpu_subset():
+    """One grid, two entry points: runs of either command are the same run ids, so neither repeats the other."""
+    baselines = ["retnet", "linear_attention", "softmax_attention", "s5", "mamba"]
+    [spec] = suite_specs("gateloop", "mqar", "cpu", baselines=baselines, corpus=None)
+    compared = {run.run_id() for run in expand(spec).runs}
+    subset = {run.run_id() for run in load_sweep(REPO / "sweeps" / "mqar-zoology-cpu.toml").runs}
+    assert len(compared) == 48 and compared == subset
 
 
 @pytest.mark.slow

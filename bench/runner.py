@@ -134,8 +134,8 @@ class Trainer:
         for inputs, targets in batches:
             inputs, targets = inputs.to(self.device), targets.to(self.device)
             with self._autocast():
-                logits = self.model(inputs)
-                loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=tasks.IGNORE)
+                scored = targets != tasks.IGNORE
+                loss = F.cross_entropy(self.model(inputs, scored=scored).float(), targets[scored])
             (loss / accumulation).backward()
             total += loss.item() / accumulation
             tokens += inputs.numel()

@@ -32,14 +32,11 @@ class AutoEncoder(LanguageModel):
         d = self.d_model
         self.decoder = nn.Sequential(nn.RMSNorm(d), nn.Linear(d, d), nn.GELU(), nn.RMSNorm(d), nn.Linear(d, d), nn.GELU())
 
-    def prefill(self, tokens: torch.Tensor, mode=None):
-        self._check_tokens(tokens, ndim=2)
-        x = self.embedding(tokens)
-        for layer_mode, block in zip(self._modes(mode), self.blocks):
-            x, _ = block(x, layer_mode)
+    def features(self, tokens: torch.Tensor, mode=None):
+        x, _ = super().features(tokens, mode)
         code = x[:, -1:]  # (B, 1, d): everything the decoder gets
         positions = sinusoidal_positions(tokens.shape[1], self.d_model, device=x.device, dtype=x.dtype)
-        return self.head(self.norm(self.decoder(code + positions[None]))), None
+        return self.decoder(code + positions[None]), None
 
     def step(self, token, states):
         raise ValueError("an autoencoder reconstructs a whole sequence from its code; it does not decode token by token")

@@ -149,18 +149,27 @@ class LanguageModel(nn.Module):
             got = f"{tokens.dtype} {tuple(tokens.shape)}" if isinstance(tokens, torch.Tensor) else type(tokens).__name__
             raise ValueError(f"expected integer tokens of shape {shape}, got {got}")
 
-    def prefill(self, tokens: torch.Tensor, mode=None):
-        """(logits, per-layer states) for a prompt; decoding continues from the states with `step`."""
+    def features(self, tokens: torch.Tensor, mode=None):
+        """(what the final norm and head read, per-layer states)."""
         self._check_tokens(tokens, ndim=2)
         x = self.embedding(tokens)
         states = []
         for layer_mode, block in zip(self._modes(mode), self.blocks):
             x, state = block(x, layer_mode)
             states.append(state)
+        return x, states
+
+    def prefill(self, tokens: torch.Tensor, mode=None):
+        """(logits, per-layer states) for a prompt; decoding continues from the states with `step`."""
+        x, states = self.features(tokens, mode)
         return self.head(self.norm(x)), states
 
-    def forward(self, tokens: torch.Tensor, mode=None) -> torch.Tensor:
-        return self.prefill(tokens, mode)[0]
+    def forward(self, tokens: torch.Tensor, mode=None, *, scored: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (batch, length, vocab); with `scored`, a boolean (batch, length) mask, only the scored
+        positions' logits, (n, vocab). Training on a task that scores few positions then skips the head
+        on the rest: MQAR scores 1 position in 16 at vocab 8,192, where the head is most of a step."""
+        x, _ = self.features(tokens, mode)
+        return self.head(self.norm(x if scored is None else x[scored]))
 
     def init_state(self, batch_size: int, device=None, dtype=None) -> list:
         return [block.mixer.init_state(batch_size, device=device, dtype=dtype) for block in self.blocks]

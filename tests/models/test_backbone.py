@@ -108,3 +108,27 @@ def test_post_norm_blocks_normalise_after_the_residual_and_keep_the_parameters()
     assert relative_error(decode(post, toks, 5), expected) < 1e-10
     with pytest.raises(ValueError, match="unknown norm position 'middle'; valid: pre, post"):
         lm(norm="middle")
+
+
+@pytest.mark.parametrize("backbone", ["lm", "autoencoder"])
+def test_loss_on_the_scored_positions_only_equals_the_loss_with_ignored_targets(backbone):
+    """Training computes logits at scored positions only; loss and every gradient match the full-logits
+    loss with −100 targets, in float64."""
+    from seqbench.models.autoencoder import AutoEncoder
+    from seqbench.tasks import IGNORE
+
+    model = lm() if backbone == "lm" else AutoEncoder(vocab_size=40, d_model=16, n_layers=2,
+                                                        mixer_options={"heads": 4, "chunk_size": 8}).double()
+    toks = tokens()
+    targets = torch.roll(toks, -1, 1).masked_fill(torch.rand(toks.shape, generator=torch.Generator().manual_seed(3)) < 0.8, IGNORE)
+    scored = targets != IGNORE
+    assert 0 < int(scored.sum()) < toks.numel()
+    full = torch.nn.functional.cross_entropy(model(toks).flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+    full_grads = torch.autograd.grad(full, list(model.parameters()), allow_unused=True)
+    logits = model(toks, scored=scored)
+    assert logits.shape == (int(scored.sum()), 40)
+    sparse = torch.nn.functional.cross_entropy(logits, targets[scored])
+    sparse_grads = torch.autograd.grad(sparse, list(model.parameters()), allow_unused=True)
+    assert relative_error(sparse, full) < 1e-12
+    for a, b in zip(sparse_grads, full_grads):
+        assert (a is None) == (b is None) and (a is None or relative_error(a, b) < 1e-10)

@@ -229,3 +229,19 @@ def plot_sweep(runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path) -> list[
     if zoology and runs[list(ZOOLOGY_CELL)].drop_duplicates().shape[0] > 1:
         written.append(plot_accuracy_against_state_size(runs, out_dir / "accuracy_vs_state_size.png"))
     return written
+
+
+def plot_mad_scores(scores: pd.DataFrame, path: Path) -> Path:
+    """MAD's table as a heatmap: a row per model, a column per task and the MAD score last."""
+    table = scores.set_index("model")
+    tasks = [c for c in table.columns if c != "MAD score"] + ["MAD score"]
+    figure, axes = plt.subplots(figsize=(1.2 * len(tasks) + 2, 0.45 * len(table) + 1.6))
+    sns.heatmap(table[tasks].astype(float), annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", ax=axes,
+                cbar_kws={"label": "test accuracy (macro)"})
+    axes.set_xticklabels([textwrap.fill(t.replace("_", " "), 12) for t in tasks], rotation=0, fontsize=7)
+    axes.set(xlabel="", ylabel="")
+    axes.set_title("MAD: test accuracy at the lr chosen on validation, per task; MAD score = their mean", fontsize=9)
+    figure.tight_layout()
+    atomic_save_figure(figure, path, dpi=120)
+    plt.close(figure)
+    return path

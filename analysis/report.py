@@ -86,7 +86,8 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
 
 
 RESULT_COLUMNS = ["run_id", "model.name", "model.d_model", "model.mlp_hidden", "model.target_parameters", "optimizer.lr",
-                  "seed", "status", "summary.steps", "validation_accuracy", "final_accuracy", "validation_bpc", "final_bpc",
+                  "seed", "status", "summary.steps", "validation_accuracy", "final_accuracy", "validation_macro_accuracy",
+                  "final_macro_accuracy", "validation_bpc", "final_bpc",
                   "parameters", "state_size", "tokens_per_s", "provenance.commit", "provenance.dirty"]
 
 

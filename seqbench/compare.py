@@ -21,8 +21,8 @@ import pandas as pd
 
 from seqbench import models
 from seqbench.analysis.collect import collect
-from seqbench.analysis.mad import mad_scores
-from seqbench.analysis.plots import final_table, plot_accuracy_against_state_size, plot_final
+from seqbench.analysis.mad import mad_scores, published_agreement
+from seqbench.analysis.plots import final_table, plot_accuracy_against_state_size, plot_final, plot_mad_scores
 from seqbench.analysis.report import speed_report
 from seqbench.bench.store import Store
 from seqbench.bench.sweep import expand
@@ -134,9 +134,15 @@ def _section(suite: str, specs: list[dict], root, folder: Path) -> list[str]:
     runs = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     if runs.empty:
         return [f"## {suite}", "", "no finished runs yet", ""]
+    finished = f"{int((runs['status'] == 'completed').sum())} of {len(runs)} runs completed"
     if suite == "mad":
-        return ["## MAD (baseline settings; macro accuracy, lr and weight decay chosen on validation)", "", _markdown(mad_scores(runs)), ""]
-    lines = [f"## {suite}", ""]
+        scores = mad_scores(runs)
+        plot = plot_mad_scores(scores, folder / "mad_scores.png") if len(scores) else None
+        return ["## MAD (baseline settings; macro accuracy, lr and weight decay chosen on validation)", "", finished, "",
+                _markdown(scores), "", *([f"![MAD scores]({folder.name}/{plot.name})", ""] if plot else []),
+                "Published ranges (Poli et al. 2024, MAD's own protocol; docs/sources.md) against this budget's scores:", "",
+                _markdown(published_agreement(scores)), ""]
+    lines = [f"## {suite}", "", finished, ""]
     if suite == "mqar":
         lines.append(f"![accuracy against state size]({folder.name}/{plot_accuracy_against_state_size(runs, folder / 'state_size.png').name})")
     table, metric, _, protocol = final_table(runs)

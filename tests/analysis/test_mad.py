@@ -3,7 +3,7 @@ setting, test averaged over settings, then over tasks."""
 import pandas as pd
 import pytest
 
-from seqbench.analysis.mad import mad_scores
+from seqbench.analysis.mad import mad_scores, published_agreement
 
 
 def test_mad_score_is_the_mean_over_settings_of_test_at_the_validated_hyperparameters():
@@ -19,3 +19,15 @@ def test_mad_score_is_the_mean_over_settings_of_test_at_the_validated_hyperparam
     assert table.loc["m", "in_context_recall"] == pytest.approx(((0.80 - 0.0128) + (0.80 - 0.0256)) / 2)
     assert table.loc["m", "selective_copying"] == pytest.approx(0.80 - 0.0256)
     assert table.loc["m", "MAD score"] == pytest.approx((table.loc["m", "in_context_recall"] + table.loc["m", "selective_copying"]) / 2)
+
+
+def test_published_ranges_are_judged_on_the_measured_score_and_missing_ones_are_not_run():
+    scores = pd.DataFrame({"model": ["softmax_attention", "mamba"], "in_context_recall": [0.93, 0.4],
+                           "noisy_in_context_recall": [0.85, 0.3], "selective_copying": [float("nan"), 0.2],
+                           "fuzzy_in_context_recall": [0.3, 0.62]})
+    verdicts = published_agreement(scores).set_index(["model", "task"])["reduced protocol"]
+    assert verdicts[("softmax_attention", "in_context_recall")] == "agrees"
+    assert verdicts[("softmax_attention", "noisy_in_context_recall")] == "disagrees"
+    assert verdicts[("softmax_attention", "selective_copying")] == "not run"
+    assert verdicts[("mamba", "fuzzy_in_context_recall")] == "disagrees"
+    assert set(published_agreement(scores.iloc[:0])["reduced protocol"]) == {"not run"}

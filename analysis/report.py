@@ -91,6 +91,12 @@ RESULT_COLUMNS = ["run_id", "model.name", "model.d_model", "model.mlp_hidden", "
                   "parameters", "state_size", "tokens_per_s", "provenance.commit", "provenance.dirty"]
 
 
+def results_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The committed columns of a runs table: identity, the axes that vary, metrics, commit."""
+    axes = [c for c in varying_columns(runs) if c not in RESULT_COLUMNS]
+    return runs[[c for c in RESULT_COLUMNS[:2] + axes + RESULT_COLUMNS[2:] if c in runs.columns]]
+
+
 def export_results(sweep: str, root=None, out: str | Path | None = None, *, command: str = "") -> list[Path]:
     """What goes under results/: runs.csv (parameters, lr, seed and commit of every run), the
     best-over-lr table when the lr was swept, the plots, and README.md naming the commit, the data
@@ -112,8 +118,7 @@ def export_results(sweep: str, root=None, out: str | Path | None = None, *, comm
                          f"(e.g. {dirty['run_id'].iloc[0]}); re-run them from a clean checkout before exporting")
     out = Path(out) if out else Store(root).sweep(sweep).plots_path
     axes = [c for c in varying_columns(runs) if c not in RESULT_COLUMNS]
-    table = runs[[c for c in RESULT_COLUMNS[:2] + axes + RESULT_COLUMNS[2:] if c in runs.columns]]
-    written = [_write_csv(table, out / "runs.csv")]
+    written = [_write_csv(results_table(runs), out / "runs.csv")]
     chosen, metric, _, protocol = final_table(runs)
     if "chosen_lr" in chosen.columns:
         keep = [c for c in ["model.name", *axes, "seed", "chosen_lr", "lr_at_edge", metric.replace("final_", "validation_"),

@@ -23,10 +23,10 @@ from seqbench import models
 from seqbench.analysis.collect import collect
 from seqbench.analysis.mad import mad_scores, published_agreement
 from seqbench.analysis.plots import final_table, plot_accuracy_against_state_size, plot_final, plot_mad_scores
-from seqbench.analysis.report import speed_report
+from seqbench.analysis.report import results_table, speed_report
 from seqbench.bench.store import Store
 from seqbench.bench.sweep import expand
-from seqbench.core import atomic_write_text
+from seqbench.core import atomic_write_csv, atomic_write_text
 from seqbench.slurm.executors import submit
 
 SUITES = ("mqar", "mad", "lm", "speed")
@@ -134,7 +134,11 @@ def _section(suite: str, specs: list[dict], root, folder: Path) -> list[str]:
     runs = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     if runs.empty:
         return [f"## {suite}", "", "no finished runs yet", ""]
-    finished = f"{int((runs['status'] == 'completed').sum())} of {len(runs)} runs completed"
+    atomic_write_csv(folder / "runs.csv", results_table(runs))
+    commits = ", ".join(sorted(set(runs["provenance.commit"].dropna()))) if "provenance.commit" in runs.columns else "not recorded"
+    dirty = "provenance.dirty" in runs.columns and runs["provenance.dirty"].fillna(True).astype(bool).any()
+    finished = (f"{int((runs['status'] == 'completed').sum())} of {len(runs)} runs completed ([runs.csv]({folder.name}/runs.csv));"
+                f" code: {commits}{' — some runs from a dirty tree' if dirty else ' (clean tree)'}")
     if suite == "mad":
         scores = mad_scores(runs)
         plot = plot_mad_scores(scores, folder / "mad_scores.png") if len(scores) else None

@@ -168,6 +168,21 @@ def cmd_cancel(args) -> None:
     print(f"cancelled jobs: {', '.join(cancel(args.sweep, args.root)) or '(none)'}")
 
 
+def cmd_archive(args) -> None:
+    from seqbench.bench.archive import archive
+
+    manifest = archive(args.sweeps, args.out, args.root)
+    counts = ", ".join(f"{sweep}: {len(runs)}" for sweep, runs in manifest["sweeps"].items())
+    print(f"wrote {args.out} ({len(manifest['files'])} files; finished runs per sweep: {counts})")
+
+
+def cmd_restore(args) -> None:
+    from seqbench.bench.archive import restore
+
+    added = restore(args.archive, args.root)
+    print("restored " + ", ".join(f"{sweep}: {n} run(s) added" for sweep, n in added.items()))
+
+
 def cmd_data(args) -> None:
     from seqbench.tasks.dictionaries import fetch_dictionary
 
@@ -310,6 +325,15 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, parents=[rooted])
         sub.add_argument("sweep")
         sub.set_defaults(func=func)
+    packed = commands.add_parser("archive", help="pack the finished runs of sweeps (no checkpoints) into one .tar.gz "
+                                 "that a results root elsewhere can restore", parents=[rooted])
+    packed.add_argument("sweeps", nargs="+", metavar="SWEEP")
+    packed.add_argument("--out", required=True, help="the archive to write, e.g. results/findings/runs.tar.gz")
+    packed.set_defaults(func=cmd_archive)
+    unpacked = commands.add_parser("restore", help="unpack a `seqbench archive` into the results root; never overwrites "
+                                   "a different run", parents=[rooted])
+    unpacked.add_argument("archive")
+    unpacked.set_defaults(func=cmd_restore)
     data = commands.add_parser("data", help="fetch a corpus into the data directory ($SEQBENCH_DATA or ~/.cache/seqbench)",
                                  parents=[rooted])
     data.add_argument("corpus", choices=["gcide", "wordnet"],

@@ -66,7 +66,8 @@ def cmd_compare(args) -> None:
     baselines = args.baselines.split(",") if args.baselines else None
     readme = compare(args.mixer, suites=suites, budget=args.budget, executor=args.executor, root=args.root, out=args.out,
                      baselines=baselines, corpus=args.corpus)
-    print(f"wrote {readme}")
+    if readme is not None:
+        print(f"wrote {readme}")
 
 
 def cmd_run(args) -> None:

@@ -14,6 +14,7 @@ sweep: run again, it skips what finished. Budgets: `quick` (minutes, to see it w
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +109,9 @@ def suite_specs(mixer: str, suite: str, budget: str, *, baselines: list[str], co
 
 def compare(mixer: str, *, suites: list[str], budget: str = "cpu", executor: str = "local", root=None,
             out: str | Path | None = None, baselines: list[str] | None = None, corpus: str | None = None,
-            echo=print) -> Path:
-    """Run (or resume) every suite's sweeps and write the report; returns README.md's path."""
+            echo=print) -> Path | None:
+    """Run (or resume) every suite's sweeps and write the report; returns README.md's path, or None
+    when `seqbench cancel` stopped one of its sweeps (nothing more is submitted; run again to resume)."""
     models.registry.get_class(mixer)  # a bad mixer name or path fails here, before anything runs
     baselines = [name for name in (baselines or models.available()) if name != mixer]
     out = Path(out or Path("results") / "compare" / sweep_name(mixer, "report"))
@@ -119,7 +121,11 @@ def compare(mixer: str, *, suites: list[str], budget: str = "cpu", executor: str
     for suite in suites:
         specs = suite_specs(mixer, suite, budget, baselines=baselines, corpus=corpus)
         for spec in specs:
+            started = time.time()
             submit(expand(spec), executor=executor, root=root, echo=echo, parallel=1 if suite == "speed" else None)
+            if Store(root).sweep(spec["name"]).cancelled_since(started):
+                echo(f"cancelled: {spec['name']} was cancelled; compare submits nothing more (run it again to resume)")
+                return None
         if executor == "slurm":
             continue  # the jobs run later: `seqbench compare` again writes the report from what finished
         sections += _section(suite, specs, root, out / suite)

@@ -42,16 +42,17 @@ SUITES = ("mqar", "mad", "lm", "speed")
 # reduced protocols, not MAD's or Zoology's; the cluster budget is theirs.
 BUDGETS = {
     "quick": {"steps": 30, "lrs": [3e-3, 1e-2], "seeds": [0], "parameters": 20_000, "speed_lengths": [64, 256], "examples": 256,
-              "mqar": {"steps": 30, "lrs": [3e-3, 1e-2], "seeds": [0], "widths": [64], "vocab_size": 512},
+              "mqar": {"steps": 30, "lrs": [3e-3, 1e-2], "seeds": [0], "widths": [64], "vocab_size": 512, "cells": [(64, 4), (128, 8)]},
               "mad": {"d_model": 64, "batch_size": 32, "steps": 30, "lrs": [3e-3, 1e-2], "weight_decays": [0.0]}},
     "cpu": {"steps": 1500, "lrs": [1e-3, 3e-3, 1e-2], "seeds": [0, 1, 2], "parameters": 120_000,
             "speed_lengths": [256, 1024, 4096], "examples": 12_800,
-            "mqar": {"steps": 500, "lrs": [2.2e-3, 1e-2], "seeds": [0], "widths": [64, 128], "vocab_size": 512},
+            "mqar": {"steps": 500, "lrs": [2.2e-3, 1e-2], "seeds": [0], "widths": [64, 128], "vocab_size": 512,
+                     "cells": [(64, 4), (128, 8)]},
             "mad": {"d_model": 64, "batch_size": 32, "steps": 1000, "lrs": [3e-3, 1e-2], "weight_decays": [0.0]}},
     "cluster": {"steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2], "seeds": [0, 1, 2], "parameters": 1_000_000,
                 "speed_lengths": [1024, 4096, 16384], "examples": 12_800,
                 "mqar": {"steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2], "seeds": [0], "widths": [64, 128, 256, 512],
-                         "vocab_size": 8192},
+                         "vocab_size": 8192, "cells": [(64, 4), (128, 8), (256, 16), (512, 64)]},
                 "mad": {"d_model": 128, "batch_size": 128, "steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2],
                         "weight_decays": [0.0, 0.1]}},
 }
@@ -79,7 +80,8 @@ def suite_specs(mixer: str, suite: str, budget: str, *, baselines: list[str], co
         q = b["mqar"]
         return [{"name": sweep_name(mixer, suite), "seeds": q["seeds"],
                  "grid": {"model.name": names, "model.d_model": q["widths"], "optimizer.lr": q["lrs"]},
-                 "zip": {"task.options.seq_len": [64, 128], "task.options.num_pairs": [4, 8]},
+                 "zip": {"task.options.seq_len": [length for length, _ in q["cells"]],
+                         "task.options.num_pairs": [pairs for _, pairs in q["cells"]]},
                  "base": {**training(q["steps"], 64), "early_stop": {"metric": "accuracy", "threshold": 0.99},
                           "optimizer": {"weight_decay": 0.1, "schedule": "cosine"},
                           "model": {"n_layers": 2, "mlp_ratio": 0},

@@ -65,7 +65,7 @@ def cmd_compare(args) -> None:
     suites = list(SUITES) if args.suite == "all" else args.suite.split(",")
     baselines = args.baselines.split(",") if args.baselines else None
     readme = compare(args.mixer, suites=suites, budget=args.budget, executor=args.executor, root=args.root, out=args.out,
-                     baselines=baselines, corpus=args.corpus)
+                     baselines=baselines, corpus=args.corpus, run=not args.report_only)
     if readme is not None:
         print(f"wrote {readme}")
 
@@ -297,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--baselines", default=None, help="comma-separated mixers (default: every registered one)")
     compare.add_argument("--corpus", default=None, help="lm suite: the corpus file (default: gcide.dict.dz)")
     compare.add_argument("--out", default=None, help="report folder (default: results/compare/compare-<mixer>-report)")
+    compare.add_argument("--report-only", action="store_true",
+                         help="write the report from the runs that finished (the rest shown as missing); submit nothing")
     compare.set_defaults(func=cmd_compare)
 
     run = commands.add_parser("run", help="one run config (JSON or TOML) in the foreground", parents=[rooted])

@@ -25,7 +25,7 @@ from seqbench.analysis.collect import collect
 from seqbench.analysis.mad import mad_scores, published_agreement
 from seqbench.analysis.plots import final_table, plot_accuracy_against_state_size, plot_final, plot_mad_scores
 from seqbench.analysis.report import results_table, speed_report
-from seqbench.bench.store import Store
+from seqbench.bench.store import FINISHED, Store
 from seqbench.bench.sweep import expand
 from seqbench.core import atomic_write_csv, atomic_write_text
 from seqbench.slurm.executors import submit
@@ -111,9 +111,10 @@ def suite_specs(mixer: str, suite: str, budget: str, *, baselines: list[str], co
 
 def compare(mixer: str, *, suites: list[str], budget: str = "cpu", executor: str = "local", root=None,
             out: str | Path | None = None, baselines: list[str] | None = None, corpus: str | None = None,
-            echo=print) -> Path | None:
+            echo=print, run: bool = True) -> Path | None:
     """Run (or resume) every suite's sweeps and write the report; returns README.md's path, or None
-    when `seqbench cancel` stopped one of its sweeps (nothing more is submitted; run again to resume)."""
+    when `seqbench cancel` stopped one of its sweeps (nothing more is submitted; run again to resume).
+    `run=False` writes the report from what has finished and submits nothing."""
     models.registry.get_class(mixer)  # a bad mixer name or path fails here, before anything runs
     baselines = [name for name in (baselines or models.available()) if name != mixer]
     out = Path(out or Path("results") / "compare" / sweep_name(mixer, "report"))
@@ -122,13 +123,13 @@ def compare(mixer: str, *, suites: list[str], budget: str = "cpu", executor: str
                 "parameter count (±2%) or width, each arm's lr chosen on mean validation over seeds, test reported.", ""]
     for suite in suites:
         specs = suite_specs(mixer, suite, budget, baselines=baselines, corpus=corpus)
-        for spec in specs:
+        for spec in specs if run else ():
             started = time.time()
             submit(expand(spec), executor=executor, root=root, echo=echo, parallel=1 if suite == "speed" else None)
             if Store(root).sweep(spec["name"]).cancelled_since(started):
                 echo(f"cancelled: {spec['name']} was cancelled; compare submits nothing more (run it again to resume)")
                 return None
-        if executor == "slurm":
+        if run and executor == "slurm":
             continue  # the jobs run later: `seqbench compare` again writes the report from what finished
         sections += _section(suite, specs, root, out / suite)
     atomic_write_text(out / "README.md", "\n".join(sections))
@@ -140,20 +141,27 @@ def _section(suite: str, specs: list[dict], root, folder: Path) -> list[str]:
     if suite == "speed":
         summary, written = speed_report(specs[0]["name"], root, folder)
         return ["## speed", "", _markdown(summary), "", *[f"![{p.name}]({folder.name}/{p.name})" for p in written if p.suffix == ".png"], ""]
-    tables = [collect(spec["name"], root)[0] for spec in specs if Store(root).sweep(spec["name"]).exists()]
-    runs = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    if runs.empty:
-        return [f"## {suite}", "", "no finished runs yet", ""]
+    expected = {spec["name"]: {run.run_id() for run in expand(spec).runs} for spec in specs}
+    tables = [collect(name, root)[0] for name in expected if Store(root).sweep(name).exists()]
+    runs = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["run_id", "status"])
+    runs = runs[runs["run_id"].isin(set().union(*expected.values()))]  # a run of an earlier grid is not this suite's
+    done = set(runs.loc[runs["status"].isin(FINISHED), "run_id"])
+    labels = {spec["name"]: spec["base"]["task"]["name"].removeprefix("mad_") if suite == "mad" else suite for spec in specs}
+    progress = ", ".join(f"{labels[name]} {len(ids & done)} of {len(ids)}" for name, ids in expected.items())
+    if runs.empty or not done:
+        return [f"## {suite}", "", f"no finished runs yet (finished: {progress})", ""]
     atomic_write_csv(folder / "runs.csv", results_table(runs))
     commits = ", ".join(sorted(set(runs["provenance.commit"].dropna()))) if "provenance.commit" in runs.columns else "not recorded"
-    dirty = "provenance.dirty" in runs.columns and runs["provenance.dirty"].fillna(True).astype(bool).any()
-    finished = (f"{int((runs['status'] == 'completed').sum())} of {len(runs)} runs completed ([runs.csv]({folder.name}/runs.csv));"
+    dirty = "provenance.dirty" in runs.columns and runs.loc[runs["run_id"].isin(done), "provenance.dirty"].fillna(True).astype(bool).any()
+    total = sum(map(len, expected.values()))
+    finished = (f"{len(done)} of {total} runs finished ({progress}; [runs.csv]({folder.name}/runs.csv));"
                 f" code: {commits}{' — some runs from a dirty tree' if dirty else ' (clean tree)'}")
     if suite == "mad":
-        scores = mad_scores(runs)
+        scores = mad_scores(runs, tasks=MAD_TASKS)
         plot = plot_mad_scores(scores, folder / "mad_scores.png") if len(scores) else None
         return ["## MAD (baseline settings; macro accuracy, lr and weight decay chosen on validation)", "", finished, "",
-                _markdown(scores), "", *([f"![MAD scores]({folder.name}/{plot.name})", ""] if plot else []),
+                _markdown(scores), "", "— : a run of that task's grid has not finished (a MAD score needs all six).", "",
+                *([f"![MAD scores]({folder.name}/{plot.name})", ""] if plot else []),
                 "Published ranges (Poli et al. 2024, MAD's own protocol; docs/sources.md) against this budget's scores:", "",
                 _markdown(published_agreement(scores)), ""]
     lines = [f"## {suite}", "", finished, ""]
@@ -170,5 +178,6 @@ def _markdown(table: pd.DataFrame) -> str:
     if table.empty:
         return "(none)"
     header = "| " + " | ".join(map(str, table.columns)) + " |"
-    rows = ["| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    rows = ["| " + " | ".join(("—" if v != v else f"{v:.4g}") if isinstance(v, float) else str(v) for v in row) + " |"
+            for row in table.itertuples(index=False)]
     return "\n".join([header, "|" + "---|" * len(table.columns), *rows])

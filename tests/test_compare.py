@@ -31,6 +31,16 @@ def test_the_cpu_mqar_suite_is_the_committed_zoology_cpu_subset():
     assert len(compared) == 48 and compared == subset
 
 
+def test_report_only_submits_nothing_and_reports_every_suite_as_missing(tmp_path):
+    from seqbench.compare import compare
+
+    readme = compare("gateloop", suites=["mad", "mqar"], budget="cpu", root=tmp_path / "runs", out=tmp_path / "report",
+                     baselines=["retnet"], run=False)
+    text = readme.read_text()
+    assert "no finished runs yet (finished: in_context_recall 0 of 4" in text and "mqar 0 of 16" in text
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.slow
 def test_a_users_mixer_is_compared_through_every_suite_into_one_report(tmp_path, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(THIRD_PARTY))

@@ -31,3 +31,17 @@ def test_published_ranges_are_judged_on_the_measured_score_and_missing_ones_are_
     assert verdicts[("softmax_attention", "selective_copying")] == "not run"
     assert verdicts[("mamba", "fuzzy_in_context_recall")] == "disagrees"
     assert set(published_agreement(scores.iloc[:0])["reduced protocol"]) == {"not run"}
+
+
+def test_a_task_with_unfinished_runs_or_no_runs_has_no_score_and_no_mad_score():
+    """Never the best of whatever finished: one run still pending blanks that (model, task) and the MAD score."""
+    rows = [{"model.name": model, "task.name": "mad_in_context_recall", "optimizer.lr": lr, "seed": 0,
+             "status": "pending" if (model, lr) == ("b", 1e-2) else "completed",
+             "validation_macro_accuracy": 0.5 + lr, "final_macro_accuracy": 0.4 + lr}
+            for model in ("a", "b") for lr in (3e-3, 1e-2)]
+    rows[-1]["validation_macro_accuracy"] = rows[-1]["final_macro_accuracy"] = None
+    table = mad_scores(pd.DataFrame(rows), tasks=["in_context_recall", "memorization"]).set_index("model")
+    assert table.loc["a", "in_context_recall"] == pytest.approx(0.41)
+    assert pd.isna(table.loc["b", "in_context_recall"])
+    assert table["memorization"].isna().all() and table["MAD score"].isna().all()
+    assert list(mad_scores(pd.DataFrame(rows), tasks=["in_context_recall"]).set_index("model")["MAD score"].round(2).fillna(-1)) == [0.41, -1]

@@ -211,7 +211,8 @@ def state_size_grid(runs: pd.DataFrame) -> sns.FacetGrid:
     groups = ["model.name", "model.d_model", *ZOOLOGY_CELL]
     chosen = choose_lr(done, metric="final_accuracy", groups=groups) if LR in done.columns else done
     points = chosen.groupby(groups, dropna=False).agg(accuracy=("final_accuracy", "mean"), state_size=("state_size", "first"))
-    points = points.reset_index().assign(cell=lambda t: "L=" + t[ZOOLOGY_CELL[0]].astype(str) + ", N=" + t[ZOOLOGY_CELL[1]].astype(str))
+    whole = {c: points.index.get_level_values(c).astype(float).astype(int).astype(str) for c in ZOOLOGY_CELL}  # 64, not 64.0
+    points = points.reset_index().assign(cell=["L=" + length + ", N=" + pairs for length, pairs in zip(*whole.values())])
     cells = points.sort_values(list(ZOOLOGY_CELL))["cell"].drop_duplicates().tolist()  # shortest first, as Zoology's panels
     grid = sns.relplot(data=points.sort_values("state_size"), x="state_size", y="accuracy", hue="model.name", col="cell",
                        col_order=cells, kind="line", marker="o", height=3.6, facet_kws={"sharex": False})

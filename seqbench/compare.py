@@ -56,8 +56,9 @@ BUDGETS = {
                 "mad": {"d_model": 128, "batch_size": 128, "steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2],
                         "weight_decays": [0.0, 0.1]}},
 }
-MAD_TASKS = ("in_context_recall", "fuzzy_in_context_recall", "noisy_in_context_recall", "selective_copying",
-             "compression", "memorization")
+# cheapest first (per step on the CPU), so that a sweep stopped part-way has finished the most tasks
+MAD_TASKS = ("memorization", "compression", "in_context_recall", "fuzzy_in_context_recall", "noisy_in_context_recall",
+             "selective_copying")
 
 
 def sweep_name(mixer: str, suite: str) -> str:

@@ -37,7 +37,7 @@ def test_report_only_submits_nothing_and_reports_every_suite_as_missing(tmp_path
     readme = compare("gateloop", suites=["mad", "mqar"], budget="cpu", root=tmp_path / "runs", out=tmp_path / "report",
                      baselines=["retnet"], run=False)
     text = readme.read_text()
-    assert "no finished runs yet (finished: in_context_recall 0 of 4" in text and "mqar 0 of 16" in text
+    assert "no finished runs yet (finished: memorization 0 of 4" in text and "mqar 0 of 16" in text
     assert not (tmp_path / "runs").exists()
 
 
@@ -77,5 +77,5 @@ def test_compare_submits_nothing_more_once_its_sweep_is_cancelled(tmp_path, monk
     readme = compare_module.compare("gateloop", suites=["mad"], budget="quick", executor="debug", root=root,
                                     out=tmp_path / "report", baselines=["gateloop"], echo=print)
     assert readme is None and "compare submits nothing more" in capsys.readouterr().out
-    assert sorted(p.name for p in root.iterdir()) == ["compare-gateloop-mad-in-context-recall"]
+    assert sorted(p.name for p in root.iterdir()) == ["compare-gateloop-mad-memorization"]
     assert not (tmp_path / "report").exists()

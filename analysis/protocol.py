@@ -52,6 +52,8 @@ def choose_lr(runs: pd.DataFrame, *, metric: str, groups: list[str], lr: str = L
     if also:
         combined = runs.assign(**{"__lr": list(zip(*(runs[c] for c in (lr, *also))))})
         chosen = choose_lr(combined, metric=metric, groups=groups, lr="__lr", warn=False)
+        if "chosen_lr" not in chosen.columns:  # nothing to choose from (no finished run): as they are
+            return runs
         return chosen.drop(columns=["__lr", "lr_at_edge", "chosen_lr"]).assign(chosen_lr=chosen[lr])
     selector = validation_metric(metric)
     if runs.empty or lr not in runs.columns or runs[lr].isna().all() or selector not in runs.columns:

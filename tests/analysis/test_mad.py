@@ -40,8 +40,10 @@ def test_a_task_with_unfinished_runs_or_no_runs_has_no_score_and_no_mad_score():
              "validation_macro_accuracy": 0.5 + lr, "final_macro_accuracy": 0.4 + lr}
             for model in ("a", "b") for lr in (3e-3, 1e-2)]
     rows[-1]["validation_macro_accuracy"] = rows[-1]["final_macro_accuracy"] = None
+    rows += [{"model.name": model, "task.name": "mad_memorization", "optimizer.lr": 1e-2, "optimizer.weight_decay": 0.0,
+              "seed": 0, "status": "pending", "validation_macro_accuracy": None, "final_macro_accuracy": None} for model in "ab"]
     table = mad_scores(pd.DataFrame(rows), tasks=["in_context_recall", "memorization"]).set_index("model")
     assert table.loc["a", "in_context_recall"] == pytest.approx(0.41)
     assert pd.isna(table.loc["b", "in_context_recall"])
     assert table["memorization"].isna().all() and table["MAD score"].isna().all()
-    assert list(mad_scores(pd.DataFrame(rows), tasks=["in_context_recall"]).set_index("model")["MAD score"].round(2).fillna(-1)) == [0.41, -1]
+    assert list(mad_scores(pd.DataFrame(rows[:4]), tasks=["in_context_recall"]).set_index("model")["MAD score"].round(2).fillna(-1)) == [0.41, -1]

@@ -73,7 +73,9 @@ def collect_all(sweep: str, root=None, *, save: bool = True) -> tuple[pd.DataFra
         origin["provenance.torch"] = packages.get("torch") if isinstance(packages, dict) else None
         measured += [{"run_id": run_id, "kind": row.get("kind"), **{k: _cell(v) for k, v in r.items()}, **origin}
                      for r in run_dir.read_rows()]
-    runs, measured_table = _frame(rows), _frame(measured) if measured else pd.DataFrame()
+    # a store with no runs yet still has the runs table's key columns: every reader can index it
+    runs = _frame(rows) if rows else pd.DataFrame(columns=["run_id", "status"])
+    measured_table = _frame(measured) if measured else pd.DataFrame()
     curve_table = pd.DataFrame(curves, columns=["run_id", "step", "split", "metric", "value"])
     if save:
         tables = {"runs": runs, "curves": curve_table, **({"rows": measured_table} if measured else {})}

@@ -12,13 +12,14 @@ The scales and their base configs: analysis/scales.py.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+import pandas as pd
 
 from seqbench.analysis.planning import GRID_STEP, MAX_EXTENSIONS, GridPlan, extended_grid
-from seqbench.analysis.protocol import higher_is_better, validation_metric
+from seqbench.analysis.protocol import choose_lr, validation_metric
 from seqbench.analysis.scales import (  # noqa: F401  (re-exported: the scales are part of the findings' interface)
     HORIZON_BASE,
     LM_BASE,
@@ -92,19 +93,20 @@ class Finding:
         """The metric the probe's first rule judges (what its lr is chosen on)."""
         return next((getattr(r, "metric", None) for r in self.rules if (r.probe or self.probes[0].name) == probe.name), None)
 
-    def finished_means(self, probe: Probe, arm: Arm, scale: str, corpus: str | None, results, lrs) -> dict[float, float]:
-        """lr → the arm's mean validation metric over the pilot seeds, for each of `lrs` whose pilot
-        runs have all completed in `results` (the collected runs table; None: nothing has run)."""
-        metric = self.metric_of(probe)
-        if results is None or metric is None or validation_metric(metric) not in results.columns:
-            return {}
-        indexed, finished = results.set_index("run_id"), {}
+    def arm_runs(self, probe: Probe, arm: Arm, scale: str, corpus: str | None, results, lrs) -> pd.DataFrame:
+        """One row per pilot run of the arm at each of `lrs` — lr, seed, status (pending where it has
+        not run) and the validation metric its lr is chosen on — read from `results` (the collected
+        runs table; None: nothing has run): what protocol.choose_lr reads."""
+        selector = validation_metric(self.metric_of(probe) or "loss")
+        indexed = results.set_index("run_id") if results is not None and "run_id" in results.columns else None
+        rows = []
         for lr in lrs:
-            ids = [_run_id(probe.config_data(arm, scale, lr, seed, corpus)) for seed in SEEDS]
-            done = [indexed.loc[i] for i in ids if i in indexed.index and indexed.loc[i].get("status") == "completed"]
-            if len(done) == len(ids):
-                finished[lr] = float(np.mean([row[validation_metric(metric)] for row in done]))
-        return finished
+            for seed in SEEDS:
+                run_id = _run_id(probe.config_data(arm, scale, lr, seed, corpus))
+                found = indexed.loc[run_id] if indexed is not None and run_id in indexed.index else None
+                rows.append({"lr": lr, "seed": seed, "status": "pending" if found is None else found.get("status", "pending"),
+                             selector: math.nan if found is None else found.get(selector, math.nan)})
+        return pd.DataFrame(rows)
 
     def grid_plan(self, probe: Probe, arm: Arm, scale: str, corpus: str | None, results) -> GridPlan:
         """The arm's lrs: the scale's grid, extended by analysis/planning.py's rule from the arm's
@@ -112,19 +114,19 @@ class Finding:
         return self._plan(probe, arm, scale, corpus, results)[0]
 
     def chosen_lr(self, probe: Probe, arm: Arm, scale: str, corpus: str | None, results) -> float | None:
-        """The arm's lr once its (possibly extended) grid has all finished (the best mean validation
-        metric over the pilot seeds); None while any lr the grid needs is outstanding."""
-        plan, finished = self._plan(probe, arm, scale, corpus, results)
-        if not all(lr in finished for lr in plan.grid):
-            return None
-        return (max if higher_is_better(self.metric_of(probe)) else min)(plan.grid, key=finished.get)
+        """The arm's lr (protocol.choose_lr over its pilot seeds) once every run of its — possibly
+        extended — grid has finished; None while any is outstanding."""
+        plan, runs = self._plan(probe, arm, scale, corpus, results)
+        chosen = choose_lr(runs[runs["lr"].isin(plan.grid)], metric=self.metric_of(probe) or "loss", groups=[], lr="lr")
+        return float(chosen["chosen_lr"].iloc[0]) if "chosen_lr" in chosen.columns and len(chosen) else None
 
-    def _plan(self, probe: Probe, arm: Arm, scale: str, corpus: str | None, results) -> tuple[GridPlan, dict[float, float]]:
+    def _plan(self, probe: Probe, arm: Arm, scale: str, corpus: str | None, results) -> tuple[GridPlan, pd.DataFrame]:
+        """The grid plan and the arm's runs at every lr a plan could reach (read once for both)."""
         base = list(LR_GRID[scale])
         candidates = sorted(float(f"{lr:.6g}") for lr in {*base, *(base[0] / GRID_STEP ** i for i in range(1, MAX_EXTENSIONS + 1)),
                                                              *(base[-1] * GRID_STEP ** i for i in range(1, MAX_EXTENSIONS + 1))})
-        finished = self.finished_means(probe, arm, scale, corpus, results, candidates)
-        return extended_grid(base, finished, higher_is_better=higher_is_better(self.metric_of(probe) or "loss")), finished
+        runs = self.arm_runs(probe, arm, scale, corpus, results, candidates)
+        return extended_grid(base, runs, metric=self.metric_of(probe) or "loss"), runs
 
     def planned_seeds(self, probe: Probe, arm: Arm, seed_plans: dict | None) -> dict[float, list[int]]:
         """lr → the seeds beyond the pilot that a recorded seed plan asks for this arm (at its chosen lr)."""

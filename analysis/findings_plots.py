@@ -9,12 +9,16 @@ import textwrap
 from pathlib import Path
 
 from seqbench.analysis.findings import Finding
-from seqbench.analysis.protocol import MIN_SEEDS_FOR_INTERVAL, higher_is_better, t_interval, value_at_step
-from seqbench.analysis.verdicts import Crossover, Outcome, Ratio, Similar, at_chosen_lr
+from seqbench.analysis.protocol import MIN_SEEDS_FOR_INTERVAL, clipped_interval, higher_is_better, value_at_step
+from seqbench.analysis.verdicts import Crossover, Ratio, Similar, at_chosen_lr
+from seqbench.bench.store import FINISHED
 from seqbench.core import atomic_save_figure
 
 
-def plot_finding(finding: Finding, outcomes: list[Outcome], table, curves, rows, path: Path, scale: str = "cpu") -> Path:
+def plot_finding(finding: Finding, verdict: str, table, curves, rows, path: Path, scale: str = "cpu") -> Path:
+    """`verdict` is the report's own text for the finding ("not run (k of n)" included): a plot never
+    states what its table does not. Each arm is drawn at its chosen lr (an arm whose grid is
+    unfinished is not drawn), its interval the protocol's (protocol.clipped_interval)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -22,18 +26,22 @@ def plot_finding(finding: Finding, outcomes: list[Outcome], table, curves, rows,
     figure, axes = plt.subplots(1, len(probes), figsize=(6.2 * len(probes), 4.2), squeeze=False)
     for axis, probe in zip(axes[0], probes):
         rule = next((r for r in finding.rules if (r.probe or probes[0].name) == probe.name), finding.rules[0])
-        done = table[(table["probe"] == probe.name) & (table["status"] == "completed")]
+        of_probe = table[table["probe"] == probe.name]
         if probe.is_speed:
             _plot_speed(axis, rows[rows["probe"] == probe.name] if len(rows) else rows, rule, sns)
-        elif isinstance(rule, Crossover):
-            _plot_curves(axis, done, curves, rule, sns)
-        elif any(c.startswith("final_accuracy/") for c in done.columns) and probe.name.startswith("memory_horizon"):
-            _plot_buckets(axis, done, sns)
+            axis.set_title(probe.name, fontsize=10)
+            continue
+        metric = getattr(rule, "metric", "final_accuracy")
+        chosen = at_chosen_lr(of_probe, metric)
+        chosen = chosen[chosen["status"].isin(FINISHED)] if "status" in chosen.columns else chosen
+        if isinstance(rule, Crossover):
+            _plot_curves(axis, chosen, curves, rule, sns)
+        elif any(c.startswith("final_accuracy/") for c in chosen.columns) and probe.name.startswith("memory_horizon"):
+            _plot_buckets(axis, chosen, sns)
         else:
-            shown, column = value_at_step(done, curves, rule.metric, rule.step(scale) if isinstance(rule, Similar) else None)
-            _plot_arms(axis, shown, column, rule, [arm.label for arm in probe.arms], sns)
+            shown, column = value_at_step(chosen, curves, metric, rule.step(scale) if isinstance(rule, Similar) else None)
+            _plot_arms(axis, shown, column, [arm.label for arm in probe.arms], sns)
         axis.set_title(probe.name, fontsize=10)
-    verdict = outcomes[0].verdict if outcomes else "no rule"
     claim = textwrap.fill(f"{finding.id}: {finding.claim}", width=75 * len(probes))
     figure.suptitle(f"{claim}\nverdict at this scale: {verdict}", fontsize=10)
     figure.tight_layout()
@@ -43,16 +51,21 @@ def plot_finding(finding: Finding, outcomes: list[Outcome], table, curves, rows,
     return path
 
 
-def _plot_arms(axis, done, metric, rule, order, sns):
-    if done.empty or metric not in done.columns:
-        axis.text(0.5, 0.5, "no completed runs yet", ha="center", transform=axis.transAxes)
+def _enough_seeds(done, by: list[str]) -> bool:
+    """Whether every group has the seeds an interval needs (protocol.MIN_SEEDS_FOR_INTERVAL)."""
+    return len(done) > 0 and int(done.groupby(by)["seed"].nunique().min()) >= MIN_SEEDS_FOR_INTERVAL
+
+
+def _plot_arms(axis, chosen, metric, order, sns):
+    if chosen.empty or metric not in chosen.columns or chosen[metric].isna().all():
+        axis.text(0.5, 0.5, "no arm has its whole lr grid finished yet", ha="center", transform=axis.transAxes)
         return
-    chosen = at_chosen_lr(done, metric.split(" at step ")[0])
     order = [arm for arm in order if arm in set(chosen["arm"])]
     sns.stripplot(data=chosen, x="arm", y=metric, order=order, ax=axis, color="0.4", size=5, jitter=0.1)
+    interval = clipped_interval(metric)
     for position, arm in enumerate(order):
         values = chosen.loc[chosen["arm"] == arm, metric].dropna().to_numpy()
-        low, high = t_interval(values) if len(values) >= MIN_SEEDS_FOR_INTERVAL else (math.nan, math.nan)
+        low, high = interval(values) if len(values) >= MIN_SEEDS_FOR_INTERVAL else (math.nan, math.nan)
         axis.errorbar(position + 0.25, values.mean(), yerr=[[values.mean() - low], [high - values.mean()]] if math.isfinite(low) else None,
                       fmt="o", color="C3", capsize=4)
     axis.set_xlabel("")
@@ -60,28 +73,30 @@ def _plot_arms(axis, done, metric, rule, order, sns):
     axis.tick_params(axis="x", rotation=20, labelsize=8)
 
 
-def _plot_curves(axis, done, curves, rule: Crossover, sns):
+def _plot_curves(axis, chosen, curves, rule: Crossover, sns):
     name = rule.metric.removeprefix("validation_")
-    chosen = at_chosen_lr(done, rule.metric)
     valid = curves[curves["split"] == "validation"].merge(chosen[["run_id", "arm", "seed"]], on="run_id") if len(curves) else curves
     if valid.empty or name not in valid.columns:
         axis.text(0.5, 0.5, "no curves yet", ha="center", transform=axis.transAxes)
         return
-    sns.lineplot(data=valid, x="step", y=name, hue="arm", errorbar=("ci", 95), ax=axis)
+    interval = clipped_interval(rule.metric) if _enough_seeds(valid, ["arm", "step"]) else None
+    sns.lineplot(data=valid, x="step", y=name, hue="arm", errorbar=interval, ax=axis)
     sns.lineplot(data=valid, x="step", y=name, hue="arm", units="seed", estimator=None, alpha=0.25, lw=0.7, legend=False, ax=axis)
-    axis.set_ylabel(f"validation {name}")
+    axis.set_ylabel(f"validation {name}, mean" + (" and 95% t-interval" if interval else "") + " over seeds")
 
 
-def _plot_buckets(axis, done, sns):
-    columns = [c for c in done.columns if c.startswith("final_accuracy/")]
-    if done.empty or not columns:
+def _plot_buckets(axis, chosen, sns):
+    columns = [c for c in chosen.columns if c.startswith("final_accuracy/")]
+    if chosen.empty or not columns:
         axis.text(0.5, 0.5, "no completed runs yet", ha="center", transform=axis.transAxes)
         return
-    long = done.melt(id_vars=["arm", "seed"], value_vars=columns, var_name="horizon", value_name="accuracy")
+    long = chosen.melt(id_vars=["arm", "seed"], value_vars=columns, var_name="horizon", value_name="accuracy")
     long["horizon"] = long["horizon"].str.removeprefix("final_accuracy/")
     order = sorted(long["horizon"].unique(), key=lambda name: int(re.match(r"h(\d+)", name).group(1)) if re.match(r"h\d+", name) else 0)
-    sns.pointplot(data=long, x="horizon", y="accuracy", hue="arm", order=order, errorbar=("ci", 95), dodge=0.3 if done["arm"].nunique() > 1 else False, ax=axis)
-    axis.set_ylabel("test accuracy per distance from RESET")
+    interval = clipped_interval("accuracy") if _enough_seeds(long, ["arm", "horizon"]) else None
+    sns.pointplot(data=long, x="horizon", y="accuracy", hue="arm", order=order, errorbar=interval, capsize=0.1,
+                  dodge=0.3 if chosen["arm"].nunique() > 1 else False, ax=axis)
+    axis.set(ylim=(0, 1.02), ylabel="test accuracy per distance from RESET" + (" (95% t-interval)" if interval else ""))
 
 
 def _plot_speed(axis, rows, rule, sns):

@@ -21,7 +21,7 @@ from seqbench.analysis.findings_plots import plot_finding
 from seqbench.analysis.planning import PILOT_SEEDS, plan_seeds
 from seqbench.analysis.protocol import validation_metric
 from seqbench.analysis.verdicts import Outcome, Similar, at_chosen_lr
-from seqbench.bench.store import Store
+from seqbench.bench.store import FINISHED, Store
 from seqbench.core import atomic_write_bytes, atomic_write_csv, atomic_write_json
 
 RUN_COLUMNS = ("status", "task.data.file", "task.data.sha256", "task.data.bytes",
@@ -66,7 +66,7 @@ def seed_plans(finding: Finding, scale: str, corpus: str | None, runs: pd.DataFr
         table, wide, _ = finding_tables(finding, scale, runs, curves, pd.DataFrame(), corpus, {}, replication_of)
         probe = rule.probe or finding.probes[0].name
         pilot = table[(table["probe"] == probe) & table["arm"].isin([rule.a, rule.b])]
-        if pilot.empty or not (pilot["status"] == "completed").all():
+        if pilot.empty or not pilot["status"].isin(FINISHED).all():
             continue  # the pilot is not complete: nothing is planned from part of it
         differences = rule.differences(pilot, wide, scale)
         if len(differences) < PILOT_SEEDS:
@@ -113,12 +113,13 @@ def finding_tables(finding: Finding, scale: str, runs: pd.DataFrame, curves: pd.
 
 
 def evaluate(finding: Finding, scale: str, table: pd.DataFrame, curves: pd.DataFrame, rows: pd.DataFrame) -> list[Outcome]:
+    """Each rule on its probe's runs, unfinished ones included: an arm's lr is chosen (protocol.choose_lr)
+    only once its whole grid has finished."""
     outcomes = []
     for rule in finding.rules:
         probe = rule.probe or finding.probes[0].name
-        done = table[(table["probe"] == probe) & (table["status"] == "completed")]
         measured = rows[rows["probe"] == probe] if len(rows) else rows
-        outcomes.append(rule.evaluate(done, curves, measured, scale))
+        outcomes.append(rule.evaluate(table[table["probe"] == probe], curves, measured, scale))
     return outcomes
 
 
@@ -145,11 +146,12 @@ def _lr_lines(finding: Finding, table: pd.DataFrame, scale: str, corpus: str | N
                 f"{arm.label}: {'not decided yet' if pd.isna(lrs.get(arm.label)) else f'{lrs[arm.label]:g}'}"
                 for arm in probe.arms) + ".", ""]
             continue
-        done = table[(table["probe"] == probe.name) & (table["status"] == "completed")]
+        of_probe = table[table["probe"] == probe.name]
         metric = finding.metric_of(probe)
-        if not probe.select_lr or done.empty or metric is None or validation_metric(metric) not in done.columns:
+        if not probe.select_lr or not of_probe["status"].isin(FINISHED).any() or metric is None \
+                or validation_metric(metric) not in of_probe.columns:
             continue
-        chosen = at_chosen_lr(done, metric).groupby("arm")["lr"].first()
+        chosen = at_chosen_lr(of_probe, metric).groupby("arm")["lr"].first()
         parts = []
         for arm in probe.arms:
             plan = finding.grid_plan(probe, arm, scale, corpus, runs)
@@ -189,8 +191,8 @@ def _effect(outcome: Outcome) -> str:
 
 def verdict_text(table: pd.DataFrame, outcome: Outcome) -> str:
     """The verdict, or "not run (k of n)" while any run it rests on is missing: never a verdict from part of the data."""
-    completed = int((table["status"] == "completed").sum())
-    return outcome.verdict if completed == len(table) else f"not run ({completed} of {len(table)})"
+    finished = int(table["status"].isin(FINISHED).sum())
+    return outcome.verdict if finished == len(table) else f"not run ({finished} of {len(table)})"
 
 
 def corpus_label(table: pd.DataFrame, asked: str | None) -> str:
@@ -234,8 +236,8 @@ def write_report(findings: list[Finding], scale: str, *, root=None, out="results
             atomic_write_csv(folder / "runs.csv", table)
             if len(measured):
                 atomic_write_csv(folder / "measurements.csv", measured)
-            written += [folder / "runs.csv", plot_finding(finding, outcomes, table, wide, measured, folder / "plot.png", scale)]
             first, verdict = outcomes[0], verdict_text(table, outcomes[0])
+            written += [folder / "runs.csv", plot_finding(finding, verdict, table, wide, measured, folder / "plot.png", scale)]
             decided = not verdict.startswith("not run")
             cells.append((verdict, _effect(first) if decided else "–", str(first.seeds or "–") if decided else "–"))
             lr_lines = _lr_lines(finding, table, scale, corpus, runs if len(runs) else None, replication_of) \
@@ -275,13 +277,13 @@ def _short(label: str | None, asked: str | None) -> str:
 
 def _section(finding: Finding, scale: str, table: pd.DataFrame, outcomes: list[Outcome], corpus: str, folder: Path,
              lr_lines: list[str]) -> str:
-    completed = int((table["status"] == "completed").sum())
+    completed = int(table["status"].isin(FINISHED).sum())
     spread = parameter_spread(table)
     commits = sorted({str(c)[:10] for c in table.get("provenance.commit", pd.Series(dtype=str)).dropna()})
     dirty = bool(table.get("provenance.dirty", pd.Series(dtype=bool)).fillna(False).astype(bool).any())
     hours = table.get("wall_time_s", pd.Series(dtype=float)).fillna(0).sum() / 3600
     lines = [f"### {finding.id} — {finding.claim}", "", f"Source: {finding.source}. Scale: {scale}. Corpus: {corpus}. "
-             f"Runs completed: {completed} of {len(table)}; training compute {hours:.2f} h (sum of run wall times); "
+             f"Runs finished: {completed} of {len(table)}; training compute {hours:.2f} h (sum of run wall times); "
              f"parameter spread {_number(spread * 100 if spread is not None else None, 2)}%. "
              f"Commits: {', '.join(commits) or '–'}{' (a dirty tree among them)' if dirty else ''}.", ""]
     if finding.notes:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import pandas as pd
 
 from seqbench.analysis.protocol import choose_lr
-from seqbench.bench.store import FINISHED
 
 METRIC = "final_macro_accuracy"
 WEIGHT_DECAY = "optimizer.weight_decay"
@@ -31,23 +30,22 @@ def setting_columns(runs: pd.DataFrame) -> list[str]:
 def mad_scores(runs: pd.DataFrame, tasks: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
     """model × task table of scores, with a `MAD score` column (the mean over tasks).
 
-    A score needs every run of its grid: a (model, task) with a run not finished yet (pending,
-    running, preempted, failed) is NaN, never the best of the runs that happen to be done, and so is
-    a task of `tasks` that has no runs at all; the MAD score of a model with any NaN task is NaN."""
-    finished = runs["status"].isin(FINISHED) if len(runs) else pd.Series(dtype=bool)
-    done = runs[finished & runs[METRIC].notna()] if len(runs) else runs
+    A score needs every run of its grid (protocol.choose_lr chooses for complete grids alone): a
+    (model, task) with a run not finished yet (pending, running, preempted, failed) is NaN, never the
+    best of the runs that happen to be done, and so is a task of `tasks` that has no runs at all; the
+    MAD score of a model with any NaN task is NaN."""
     scores = []
     for task, of_task in (runs.groupby("task.name") if len(runs) else ()):
         settings = setting_columns(of_task)
-        complete = of_task.assign(__done=finished[of_task.index]).groupby("model.name")["__done"].all()
-        of_task = done[done["task.name"] == task]
         chosen = choose_lr(of_task, metric=METRIC, groups=["model.name", *settings], also=(WEIGHT_DECAY,)
                            if WEIGHT_DECAY in of_task.columns else ())
-        per_setting = chosen.groupby(["model.name", *settings], dropna=False)[METRIC].mean().reset_index()
-        for model, is_complete in complete.items():
-            rows = per_setting[per_setting["model.name"] == model]
-            score = rows[METRIC].mean() if is_complete and len(rows) else float("nan")
-            scores.append({"model": model, "task": task.removeprefix("mad_"), "score": score})
+        keys = ["model.name", *settings]
+        chosen = chosen if METRIC in chosen.columns else chosen.assign(**{METRIC: float("nan")})
+        per_setting = chosen.groupby(keys, dropna=False)[METRIC].mean().reset_index()
+        for model, wanted in of_task[keys].drop_duplicates().groupby("model.name"):
+            got = per_setting[per_setting["model.name"] == model]
+            scores.append({"model": model, "task": task.removeprefix("mad_"),
+                           "score": float(got[METRIC].mean()) if len(got) == len(wanted) else float("nan")})
     if not scores:
         return pd.DataFrame(columns=["model", *tasks, "MAD score"])
     table = pd.DataFrame(scores).pivot(index="model", columns="task", values="score")

@@ -16,12 +16,16 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats
+
+from seqbench.analysis.protocol import choose_lr
+from seqbench.analysis.scales import SEEDS
 
 GRID_STEP = 3.0
 MAX_EXTENSIONS = 2
 MAX_SEEDS = 10
-PILOT_SEEDS = 3
+PILOT_SEEDS = len(SEEDS)  # every arm's first seeds: the lr is chosen on them, seed plans start from them
 
 
 @dataclass(frozen=True)
@@ -31,14 +35,19 @@ class GridPlan:
     at_edge: bool  # chosen at an edge that may not be extended further
 
 
-def extended_grid(base: list[float], finished: dict[float, float], *, higher_is_better: bool) -> GridPlan:
-    """The lrs an arm runs, from its base grid and the mean validation metric of each lr whose runs
-    have all finished (`finished`: lr → mean over seeds). Extensions are decided one at a time, each
-    only once the grid before it has finished."""
+def extended_grid(base: list[float], runs: pd.DataFrame, *, metric: str) -> GridPlan:
+    """The lrs an arm runs, from its base grid and its runs so far (`runs`: one row per run the plan
+    may ask for — `lr`, `seed`, `status` and the validation metric of `metric` — unfinished ones
+    included). Extensions are decided one at a time, each once every seed of every lr of the grid
+    before it has finished; which lr is best is protocol.choose_lr's answer, the one lr rule."""
     grid, extensions = sorted(base), []
     added = {"up": 0, "down": 0}
-    while all(lr in finished for lr in grid):
-        best = (max if higher_is_better else min)(grid, key=lambda lr: finished[lr])
+    while True:
+        of_grid = runs[runs["lr"].isin(grid)]
+        chosen = choose_lr(of_grid, metric=metric, groups=[], lr="lr") if set(of_grid["lr"]) == set(grid) else of_grid.iloc[:0]
+        if chosen.empty or "chosen_lr" not in chosen.columns:
+            return GridPlan(tuple(grid), tuple(extensions), at_edge=False)  # runs outstanding: decided when they finish
+        best = float(chosen["chosen_lr"].iloc[0])
         direction = "up" if best == grid[-1] else "down" if best == grid[0] else None
         if direction is None:
             return GridPlan(tuple(grid), tuple(extensions), at_edge=False)
@@ -49,7 +58,6 @@ def extended_grid(base: list[float], finished: dict[float, float], *, higher_is_
                           f"{grid[0]:.3g}…{grid[-1]:.3g}")
         added[direction] += 1
         grid = sorted([*grid, float(f"{new:.6g}")])
-    return GridPlan(tuple(grid), tuple(extensions), at_edge=False)  # runs outstanding: decided when they finish
 
 
 @dataclass(frozen=True)

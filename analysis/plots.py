@@ -16,8 +16,8 @@ from seqbench.analysis.protocol import (
     MIN_SEEDS_FOR_INTERVAL,
     best_over_lr,
     choose_lr,
+    clipped_interval,
     configuration_columns,
-    t_interval,
     validation_metric,
 )
 from seqbench.core import atomic_save_figure
@@ -75,12 +75,11 @@ def final_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, str, bool, str]:
         if groups and (done.groupby(groups)[LR].nunique() == 1).all():
             return done, metric, higher, "one lr per configuration, set in the sweep"
         if validation_metric(metric) in done.columns:
-            return best_over_lr(done, metric=metric), metric, higher, "best lr per configuration, chosen on mean validation over seeds"
+            return best_over_lr(runs, metric=metric), metric, higher, "best lr per configuration, chosen on mean validation over seeds"
     return done, metric, higher, "one lr for all" if LR in done.columns else "as run"
 
 
 METRIC_NAMES = {"accuracy": "accuracy", "bpc": "bits per byte", "loss": "loss"}
-METRIC_RANGE = {"accuracy": (0.0, 1.0), "bpc": (0.0, None), "loss": (0.0, None)}
 
 
 def metric_label(metric: str, runs: pd.DataFrame) -> str:
@@ -92,17 +91,6 @@ def metric_label(metric: str, runs: pd.DataFrame) -> str:
         splits = runs["final_split"].dropna().unique() if "final_split" in runs.columns else []
         split = splits[0] if len(splits) == 1 else "final"
     return f"{split} {METRIC_NAMES.get(stem, stem)}"
-
-
-def clipped_interval(metric: str):
-    """The t-interval over seeds, clipped to the range the metric can take (no accuracy above 1)."""
-    low_bound, high_bound = METRIC_RANGE.get(metric.removeprefix("final_").removeprefix("validation_"), (None, None))
-
-    def interval(values):
-        low, high = t_interval(values)
-        return (low if low_bound is None else max(low, low_bound), high if high_bound is None else min(high, high_bound))
-
-    return interval
 
 
 def chance_level(runs: pd.DataFrame, metric: str) -> float | None:
@@ -174,20 +162,20 @@ def plot_curves(runs: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
     for column in axes_[1:]:  # every axis in the label: one curve per configuration, seeds averaged
         label = label + ", " + named(column)
     seeds = runs.groupby(label.reindex(runs["run_id"]).values).size()
-    interval = t_interval if len(seeds) and seeds.min() >= MIN_SEEDS_FOR_INTERVAL else None
+    interval = len(seeds) and seeds.min() >= MIN_SEEDS_FOR_INTERVAL
     table = curves.assign(configuration=curves["run_id"].map(label))
     validation = table[(table["split"] == "validation") & table["metric"].isin(["accuracy", "bpc"])]
     train = table[(table["split"] == "train") & (table["metric"] == "loss")].copy()
     train["value"] = train.groupby("run_id")["value"].transform(lambda s: s.rolling(20, min_periods=1).mean())
     stride = max(1, int(train["step"].max()) // CURVE_POINTS) if len(train) else 1
     train = train[train["step"] % stride == 0]  # an interval at every x: thin the smoothed curve
-    panels = [(train, "train loss (20-step mean)")]
+    panels = [(train, "train loss (20-step mean)", "loss")]
     if len(validation):
         name = validation["metric"].iloc[0]
-        panels.append((validation, f"validation {METRIC_NAMES.get(name, name)}"))
+        panels.append((validation, f"validation {METRIC_NAMES.get(name, name)}", name))
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
-    for ax, (data, title) in zip(axes[0], panels):
-        sns.lineplot(data=data, x="step", y="value", hue="configuration", errorbar=interval, ax=ax)
+    for ax, (data, title, metric) in zip(axes[0], panels):
+        sns.lineplot(data=data, x="step", y="value", hue="configuration", errorbar=clipped_interval(metric) if interval else None, ax=ax)
         ax.set_title(f"{title}\n{'mean, 95% t-interval over seeds' if interval else 'mean over seeds (fewer than 3: no interval)'}")
         ax.set_ylabel(title)
     fig.tight_layout()
@@ -207,9 +195,9 @@ def state_size_grid(runs: pd.DataFrame) -> sns.FacetGrid:
     """Zoology's Figure 2: MQAR test accuracy against the recurrent state's size (log), a panel per
     (sequence length, pairs), a line per mixer across its widths; each point at the lr chosen on
     mean validation accuracy for that mixer, width and cell."""
-    done = runs[(runs["status"] == "completed") & runs["final_accuracy"].notna()]
     groups = ["model.name", "model.d_model", *ZOOLOGY_CELL]
-    chosen = choose_lr(done, metric="final_accuracy", groups=groups) if LR in done.columns else done
+    chosen = choose_lr(runs, metric="final_accuracy", groups=groups) if LR in runs.columns else runs
+    chosen = chosen[(chosen["status"] == "completed") & chosen["final_accuracy"].notna()]
     points = chosen.groupby(groups, dropna=False).agg(accuracy=("final_accuracy", "mean"), state_size=("state_size", "first"))
     whole = {c: points.index.get_level_values(c).astype(float).astype(int).astype(str) for c in ZOOLOGY_CELL}  # 64, not 64.0
     points = points.reset_index().assign(cell=["L=" + length + ", N=" + pairs for length, pairs in zip(*whole.values())])

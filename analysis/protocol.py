@@ -1,7 +1,10 @@
 """The comparison protocol, written down once: every report, verdict and plot calls these.
 
 - Each arm (a configuration of a sweep, an arm of a finding) gets the learning rate whose **mean
-  validation metric over seeds** is best (`choose_lr`); its test metric is reported at that lr.
+  validation metric over seeds** is best (`choose_lr`, the one lr rule: sweep reports, plots, MAD,
+  the findings' verdicts, grid extensions, seed plans, replications and long runs all call it); its
+  test metric is reported at that lr. An arm has a chosen lr only once every seed of every lr in its
+  grid has finished.
   Why: a single lr ranks models by their sensitivity to it (on the demo, softmax attention goes from
   0.04 to 1.00 accuracy across lr 1e-4 … 1e-2 while RetNet peaks at 0.27); choosing on validation,
   never on test, keeps the test number honest (Zoology, arXiv 2312.04927); one lr per arm, not one
@@ -21,6 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from seqbench.analysis.collect import varying_columns
+from seqbench.bench.store import FINISHED  # a diverged run has finished: its lr was too high, a result in itself
 
 LR = "optimizer.lr"
 MIN_SEEDS_FOR_INTERVAL = 3
@@ -42,35 +46,53 @@ def configuration_columns(runs: pd.DataFrame) -> list[str]:
     return [c for c in varying_columns(runs) if c != LR]
 
 
+def finished(runs: pd.DataFrame, selector: str) -> pd.Series:
+    """Which runs have finished: by their status where the table has one, else by a value of `selector`."""
+    if "status" in runs.columns:
+        return runs["status"].isin(FINISHED)
+    return runs[selector].notna() if selector in runs.columns else pd.Series(False, index=runs.index)
+
+
 def choose_lr(runs: pd.DataFrame, *, metric: str, groups: list[str], lr: str = LR, warn: bool = False,
               also: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Per group (an arm): every run at the lr whose mean validation metric over seeds is best, with
-    `chosen_lr` and `lr_at_edge` (the chosen lr is the smallest or largest of that group's grid).
+    """The one lr rule: per group (an arm), every run at the lr whose **mean validation metric over
+    seeds** is best, with `chosen_lr` and `lr_at_edge` (the chosen lr is the smallest or largest of
+    that group's grid). A group is chosen for only once every run it holds — every seed of every lr of
+    its grid, so pass the unfinished runs too — has finished; until then it has no choice and none of
+    its runs come back (a caller reports it missing, never the best of what happened to finish). A
+    diverged run counts as the worst value, so an lr that diverges on any seed loses.
     `also` names further hyperparameters chosen jointly with the lr (MAD's weight decay): the best
     (lr, …) combination wins. Runs without an lr to choose (the column absent or empty) come back as
     they are."""
     if also:
         combined = runs.assign(**{"__lr": list(zip(*(runs[c] for c in (lr, *also))))})
         chosen = choose_lr(combined, metric=metric, groups=groups, lr="__lr", warn=False)
-        if "chosen_lr" not in chosen.columns:  # nothing to choose from (no finished run): as they are
-            return runs
+        if "chosen_lr" not in chosen.columns:
+            return chosen
         return chosen.drop(columns=["__lr", "lr_at_edge", "chosen_lr"]).assign(chosen_lr=chosen[lr])
-    selector = validation_metric(metric)
-    if runs.empty or lr not in runs.columns or runs[lr].isna().all() or selector not in runs.columns:
+    if lr not in runs.columns or runs[lr].isna().all():
         return runs
-    done = runs[runs[selector].notna()]
-    keys = list(groups)
-    means = done.groupby([*keys, lr], dropna=False)[selector].mean().reset_index() if keys else \
-        done.groupby(lr)[selector].mean().reset_index()
-    means = means.sort_values(selector, ascending=not higher_is_better(metric), kind="stable")
+    selector, keys = validation_metric(metric), list(groups)
+    worst = -math.inf if higher_is_better(metric) else math.inf
+    values = runs[selector].astype(float) if selector in runs.columns else pd.Series(math.nan, index=runs.index)
+    scored = runs.assign(__finished=finished(runs, selector).to_numpy(), __value=values.fillna(worst).to_numpy())
+    complete = scored.groupby(keys, dropna=False)["__finished"].transform("all") if keys else \
+        pd.Series(bool(scored["__finished"].all()), index=scored.index)
+    ready = scored[complete.astype(bool) & scored[lr].notna()]
+    if ready.empty:
+        return runs.iloc[:0].assign(lr_at_edge=pd.Series(dtype=bool), chosen_lr=pd.Series(dtype=float))
+    by = [*keys, lr]
+    means = ready.groupby(by, dropna=False)["__value"].mean().reset_index()
+    means = means.sort_values("__value", ascending=not higher_is_better(metric), kind="stable")
     best = means.groupby(keys, dropna=False).head(1) if keys else means.head(1)
-    grid = done.groupby(keys, dropna=False)[lr].agg(["min", "max", "nunique"]).reset_index() if keys else \
-        pd.DataFrame([{"min": done[lr].min(), "max": done[lr].max(), "nunique": done[lr].nunique()}])
+    grid = ready.groupby(keys, dropna=False)[lr].agg(["min", "max", "nunique"]).reset_index() if keys else \
+        pd.DataFrame([{"min": ready[lr].min(), "max": ready[lr].max(), "nunique": ready[lr].nunique()}])
     best = best.merge(grid, on=keys) if keys else best.assign(**grid.iloc[0].to_dict())
     best["lr_at_edge"] = (best["nunique"] > 1) & ((best[lr] == best["min"]) | (best[lr] == best["max"]))
     best = best[[*keys, lr, "lr_at_edge"]].assign(chosen_lr=best[lr])
-    chosen = done.merge(best, on=[*keys, lr]) if keys else done[done[lr] == best[lr].iloc[0]].assign(
+    chosen = ready.merge(best, on=by) if keys else ready[ready[lr] == best[lr].iloc[0]].assign(
         lr_at_edge=bool(best["lr_at_edge"].iloc[0]), chosen_lr=best[lr].iloc[0])
+    chosen = chosen.drop(columns=["__finished", "__value"])
     if warn and chosen["lr_at_edge"].any():
         edge = chosen[chosen["lr_at_edge"]].drop_duplicates(keys) if keys else chosen.head(1)
         where = ", ".join(sorted(" ".join(f"{g}={row[g]}" for g in keys) or "all" for _, row in edge.iterrows()))
@@ -80,13 +102,12 @@ def choose_lr(runs: pd.DataFrame, *, metric: str, groups: list[str], lr: str = L
 
 def best_over_lr(runs: pd.DataFrame, *, metric: str) -> pd.DataFrame:
     """A sweep's runs at each configuration's chosen lr (choose_lr over the sweep's axes), its test
-    metric reported; warns where a chosen lr sits at the edge of the grid."""
-    done = runs[runs[validation_metric(metric)].notna() & runs[metric].notna()] if validation_metric(metric) in runs.columns \
-        else None
-    if done is None:
+    metric reported; a configuration with a run still outstanding has no choice yet and is left out;
+    warns where a chosen lr sits at the edge of the grid."""
+    if validation_metric(metric) not in runs.columns:
         raise ValueError(f"best-over-lr needs {validation_metric(metric)!r} (the validation metric of each run); "
                          "the runs hold no such column")
-    chosen = choose_lr(done, metric=metric, groups=configuration_columns(done), warn=True)
+    chosen = choose_lr(runs, metric=metric, groups=configuration_columns(runs), warn=True)
     chosen = chosen.drop(columns=[LR]) if LR in chosen.columns else chosen
     chosen["protocol"] = f"best lr on mean validation over seeds ({validation_metric(metric)}), {metric} reported"
     return chosen
@@ -112,6 +133,22 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
         return (math.nan, math.nan)
     half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
     return (values.mean() - half, values.mean() + half)
+
+
+METRIC_RANGE = {"accuracy": (0.0, 1.0), "bpc": (0.0, None), "loss": (0.0, None)}
+
+
+def clipped_interval(metric: str):
+    """The interval every plot draws over seeds: t_interval, clipped to the range the metric can take
+    (no accuracy above 1), a function of the values as seaborn's `errorbar` takes one."""
+    stem = metric.split(" at step ")[0].split("/")[0].removeprefix("final_").removeprefix("validation_")
+    low_bound, high_bound = METRIC_RANGE.get(stem.removeprefix("macro_"), (None, None))
+
+    def interval(values):
+        low, high = t_interval(values)
+        return (low if low_bound is None else max(low, low_bound), high if high_bound is None else min(high, high_bound))
+
+    return interval
 
 
 def paired_differences(table: pd.DataFrame, *, arm: str, a, b, value: str, metric: str | None = None,

@@ -60,10 +60,12 @@ def _inconclusive(rule: str, why: str) -> Outcome:
 def at_chosen_lr(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Each (probe, arm) at its chosen lr (protocol.choose_lr: the best mean validation metric over
     seeds), chosen on the pilot seeds alone, so that seeds a plan adds at that lr later
-    (analysis/planning.py) can never move the choice; every seed at the chosen lr comes back."""
+    (analysis/planning.py) can never move the choice; every seed at the chosen lr comes back. Pass
+    every run of the probe, unfinished ones included: an arm whose grid has a run outstanding has no
+    chosen lr, and none of its runs come back."""
     pilot = runs[runs["seed"] < PILOT_SEEDS] if "seed" in runs.columns else runs
     chosen = choose_lr(pilot, metric=metric, groups=["probe", "arm"], lr="lr")
-    if chosen is pilot or "chosen_lr" not in chosen.columns:
+    if "chosen_lr" not in chosen.columns:  # no lr recorded to choose from: the runs as they are
         return runs
     picked = chosen[["probe", "arm", "lr", "lr_at_edge", "chosen_lr"]].drop_duplicates(["probe", "arm"])
     return runs.merge(picked, on=["probe", "arm", "lr"])

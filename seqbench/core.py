@@ -268,9 +268,12 @@ def atomic_write_csv(path: Path, frame) -> None:
 
 
 def atomic_save_figure(figure, path: Path, **savefig: Any) -> Path:
-    """A matplotlib figure saved atomically (a killed plot never leaves a truncated PNG in results/)."""
+    """A matplotlib figure saved atomically (a killed plot never leaves a truncated PNG in results/);
+    a PNG carries its figure's title as its `Title` text, so what a plot states can be read back."""
     path = Path(path)
     fmt = savefig.pop("format", path.suffix.lstrip(".") or "png")
+    if fmt == "png" and figure.get_suptitle():
+        savefig["metadata"] = {**savefig.get("metadata", {}), "Title": figure.get_suptitle()}
     atomic_write(path, lambda out: figure.savefig(out, format=fmt, **savefig))
     return path
 

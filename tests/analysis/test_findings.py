@@ -154,7 +154,8 @@ def test_an_arm_best_at_the_top_of_its_grid_gets_the_next_lr_and_the_report_says
     assert lrs["gateloop"] == [3e-3, 1e-2, 3e-2] and lrs["joint kv"] == [3e-3, 1e-2, 3e-2, 0.09]
     write_report([finding], "cpu", root=tmp_path / "runs", out=tmp_path / "report", corpora=[corpus])
     readme = (tmp_path / "report" / "README.md").read_text()
-    assert "joint kv: 0.03 of 0.003, 0.01, 0.03, 0.09; extended: 0.09 added: 0.03 was best at the top of 0.003…0.03" in readme
+    # the extension's runs have not run: the arm has no chosen lr until every seed of its grid has finished
+    assert "joint kv: – of 0.003, 0.01, 0.03, 0.09; extended: 0.09 added: 0.03 was best at the top of 0.003…0.03" in readme
     assert "**not run (18 of 21)**" in readme  # the extension's three runs are part of the finding now
 
 
@@ -267,3 +268,49 @@ def test_a_finding_without_a_language_model_probe_has_one_column_whatever_the_co
            "**n/a (no corpus)** | – | – |  |" in readme
     assert readme.count("### P2") == 1 and readme.count("### U8") == 2
     assert "Corpus: none (no language-model probe: the same runs for every corpus)" in readme
+
+
+def test_every_report_plan_and_replication_chooses_the_lr_by_the_mean_over_complete_seeds(tmp_path):
+    """One planted grid on which three rules disagree (BPC, lower is better): per seed, lr 3e-3 wins
+    seeds 0 and 1 and 1e-2 wins seed 2; over the first two seeds alone (a partial store) 3e-3 wins;
+    the mean over all three seeds picks 1e-2. While seed 2 is outstanding nothing is chosen — no lr
+    line, no extension below 3e-3, no replication run, no seed plan; once it has finished, the grid
+    plan, the report, the verdicts, the replication and the seed plan all take 1e-2."""
+    from seqbench.analysis.collect import collect
+    from seqbench.analysis.findings_report import seed_plans
+    from seqbench.analysis.verdicts import at_chosen_lr
+
+    first, finding = small_corpus(tmp_path), findings.BY_ID["U8"]
+    second = tmp_path / "other.txt"
+    second.write_bytes(b"Entity, n. That which has reality and distinctness of being. [WordNet]\n" * 400)
+    bpc = {3e-3: [1.80, 1.80, 2.10], 1e-2: [1.81, 1.81, 1.81], 3e-2: [2.0, 2.0, 2.0]}
+    sweep, rows = finding.sweep("cpu", first)
+    root = tmp_path / "runs"
+
+    def state():
+        results, curves = collect("findings-cpu", root, save=False)
+        arms = {arm.label: finding.chosen_lr(finding.probes[0], arm, "cpu", first, results) for arm in finding.probes[0].arms}
+        grids = {arm.label: finding.grid_plan(finding.probes[0], arm, "cpu", first, results).grid for arm in finding.probes[0].arms}
+        _, replicated = finding.sweep("cpu", str(second), results, None, replication_of=first)
+        write_report([finding], "cpu", root=root, out=tmp_path / "report", corpora=[first, str(second)])
+        return results, curves, arms, grids, replicated, (tmp_path / "report" / "README.md").read_text()
+
+    write_finished(root, sweep, [row for row in rows if row["seed"] < 2], lambda row: bpc[row["lr"]][row["seed"]])
+    results, curves, arms, grids, replicated, readme = state()
+    assert arms == {"gateloop": None, "joint kv": None}
+    assert set(grids.values()) == {(3e-3, 1e-2, 3e-2)}  # a partial-seed choice (3e-3, the bottom) would extend to 1e-3
+    assert {row["run_id"] for row in replicated} == {None} and len(replicated) == 6
+    assert "gateloop: – of 0.003, 0.01, 0.03 · joint kv: – of 0.003, 0.01, 0.03" in readme
+    assert seed_plans(finding, "cpu", first, results, curves, root, write=True) == {}
+
+    write_finished(root, sweep, [row for row in rows if row["seed"] == 2], lambda row: bpc[row["lr"]][row["seed"]])
+    results, curves, arms, grids, replicated, readme = state()
+    assert arms == {"gateloop": 1e-2, "joint kv": 1e-2}
+    assert set(grids.values()) == {(3e-3, 1e-2, 3e-2)}
+    assert {(row["arm"], row["lr"]) for row in replicated} == {("gateloop", 1e-2), ("joint kv", 1e-2)}
+    assert "gateloop: 0.01 of 0.003, 0.01, 0.03 · joint kv: 0.01 of 0.003, 0.01, 0.03" in readme
+    assert "lm/kv: each arm at the lr chosen on corpus.txt — gateloop: 0.01 · joint kv: 0.01." in readme
+    table = results.assign(probe="lm/kv", lr=results["optimizer.lr"], arm=results["model.options.kv_projection"].fillna("gateloop"))
+    assert set(at_chosen_lr(table, "final_bpc")["lr"]) == {1e-2}  # the verdicts and plots
+    plans = seed_plans(finding, "cpu", first, results, curves, root, write=True)
+    assert plans[0]["lrs"] == {"gateloop": 1e-2, "joint kv": 1e-2}

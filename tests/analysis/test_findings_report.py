@@ -2,6 +2,8 @@
 as 'not run (k of n)', never as a verdict; and the command line takes its options anywhere."""
 import re
 
+import pytest
+
 from seqbench.analysis import findings
 from seqbench.cli import main
 
@@ -10,16 +12,30 @@ def summary_rows(readme: str) -> list[str]:
     return [line for line in readme.splitlines() if re.match(r"\| (U|P)\d", line)]
 
 
-def test_a_report_over_an_empty_store_says_not_run_for_every_finding(tmp_path, capsys, monkeypatch):
+def plot_title(path) -> str:
+    """The title a written plot states (core.atomic_save_figure stores it in the PNG)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.text.get("Title", "")
+
+
+@pytest.mark.parametrize("store_folder", [False, True], ids=["empty root", "empty findings-cpu folder"])
+def test_a_report_over_an_empty_store_says_not_run_for_every_finding(tmp_path, capsys, monkeypatch, store_folder):
     monkeypatch.setenv("SEQBENCH_DATA", str(tmp_path / "no-data-here"))  # the cpu corpus is absent too
     empty = tmp_path / "empty"
-    empty.mkdir()
+    (empty / "findings-cpu" if store_folder else empty).mkdir(parents=True)
     main(["findings", "report", "--root", str(empty), "--out", str(tmp_path / "report")])  # --root after the subcommand
     rows = summary_rows((tmp_path / "report" / "README.md").read_text())
     assert len(rows) == len(findings.FINDINGS)
     for row in rows:
         verdict = row.split("|")[3]
         assert "not run" in verdict and not re.search(r"reproduced|contradicted|inconclusive", verdict), row
+    plots = sorted((tmp_path / "report").rglob("plot.png"))
+    assert plots, "no plot written"
+    for plot in plots:  # a plot's title is the report's verdict: none states one the table does not
+        title = plot_title(plot)
+        assert "not run" in title and not re.search(r"reproduced|contradicted|inconclusive", title), (plot, title)
 
 
 def test_a_report_with_part_of_the_runs_is_not_a_verdict(tmp_path):

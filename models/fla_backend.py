@@ -22,3 +22,12 @@ def simple_gla(q, k, v, *, g=None, g_gamma=None, initial_state=None) -> tuple[to
     """(o, final state (B, H, K, V)) with scale 1: each caller scales its own q or k."""
     kernel = require(MODULE, backend="fla", on_device=q.device).chunk_simple_gla
     return kernel(q, k, v, g=g, g_gamma=g_gamma, scale=1.0, initial_state=initial_state, output_final_state=True)
+
+
+GLA_MODULE = "fla.ops.gla"
+
+
+def chunk_gla(q, k, v, log_gate, initial_state=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """GLA's chunk kernel on q (already scaled), k, log gates (B, T, H, K), v (B, T, H, V): (o, final state)."""
+    kernel = require(GLA_MODULE, backend="fla", on_device=q.device).chunk_gla
+    return kernel(q, k, v, g=log_gate, scale=1.0, initial_state=initial_state, output_final_state=True)

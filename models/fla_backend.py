@@ -31,3 +31,13 @@ def chunk_gla(q, k, v, log_gate, initial_state=None) -> tuple[torch.Tensor, torc
     """GLA's chunk kernel on q (already scaled), k, log gates (B, T, H, K), v (B, T, H, V): (o, final state)."""
     kernel = require(GLA_MODULE, backend="fla", on_device=q.device).chunk_gla
     return kernel(q, k, v, g=log_gate, scale=1.0, initial_state=initial_state, output_final_state=True)
+
+
+DELTA_MODULE = "fla.ops.gated_delta_rule"
+
+
+def chunk_gated_delta_rule(q, k, v, beta, log_decay, initial_state=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gated delta rule's chunk kernel on q (already scaled and L2-normalised), k (L2-normalised)
+    (B, T, H, K), v (B, T, H, V), β and log α (B, T, H): (o, final state)."""
+    kernel = require(DELTA_MODULE, backend="fla", on_device=q.device).chunk_gated_delta_rule
+    return kernel(q, k, v, g=log_decay, beta=beta, scale=1.0, initial_state=initial_state, output_final_state=True)

@@ -10,9 +10,12 @@ from seqbench.models import conformance
 # variants: the interface must hold for any options, including those that add state (GateLoop's
 # short convolution keeps a window of past projections) and chunk sizes smaller than the sequence
 SMALL_OPTIONS = {"gateloop": {"heads": 4, "chunk_size": 5}, "retnet": {"chunk_size": 5}, "linear_attention": {"chunk_size": 5},
-                 "s5": {"state_dim": 12}, "mamba": {"d_state": 4}, "gla": {"heads": 2, "chunk_size": 5}}
+                 "s5": {"state_dim": 12}, "mamba": {"d_state": 4}, "gla": {"heads": 2, "chunk_size": 5},
+                 "gated_deltanet": {"heads": 2, "chunk_size": 5}}
 EXTRA_VARIANTS = [("gateloop", {"heads": 4, "chunk_size": 8, "short_conv": 3}), ("retnet", {"short_conv": 2}),
                   ("linear_attention", {"chunk_size": 8, "short_conv": 4}), ("gla", {"short_conv": 3, "output_gate": False, "chunk_size": 4}),
+                  ("gated_deltanet", {"gate": False, "short_conv": 0, "chunk_size": 4}),  # DeltaNet
+                  ("gated_deltanet", {"negative_eigenvalues": True, "output_gate": False, "chunk_size": 6}),
                   # fidelity options (docs/sources.md): RetNet's norm and value width, S5's output nonlinearity and B/C init
                   ("retnet", {"norm": "rmsnorm", "value_factor": 1}), ("s5", {"activation": "full_glu", "bc_init": "direct"}),
                   ("s5", {"activation": "half_glu2"}), ("s5", {"activation": "none", "init": "ring", "bc_init": "direct"})]

@@ -1,6 +1,7 @@
 """The output norm of the 2024 gated mixers (GLA, Gated DeltaNet, Mamba-2): RMSNorm over each head's
-values, then a SiLU gate from a projection of the input — fla's `FusedRMSNormGated` and mamba-ssm's
-`RMSNormGated` (norm before gate), written out (docs/sources.md)."""
+values and a SiLU gate from a projection of the input — fla's `FusedRMSNormGated` (norm, then gate)
+and mamba-ssm's `RMSNormGated` as Mamba-2 uses it (gate, then norm: `norm_before_gate=False`),
+written out (docs/sources.md)."""
 from __future__ import annotations
 
 import torch
@@ -9,12 +10,15 @@ from torch import nn
 
 
 class GatedRMSNorm(nn.Module):
-    def __init__(self, width: int, *, eps: float = 1e-5):
+    def __init__(self, width: int, *, eps: float = 1e-5, gate_first: bool = False):
         super().__init__()
-        self.eps = eps
+        self.eps, self.gate_first = eps, gate_first
         self.weight = nn.Parameter(torch.ones(width))
 
     def forward(self, x: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
-        """x (..., heads, width) normalised per head; × SiLU(gate) (same shape) when a gate is given."""
+        """x (..., width) normalised over its last dimension and gated by SiLU(gate) (same shape,
+        when given): after the norm, or before it with `gate_first`."""
+        if gate is not None and self.gate_first:
+            x = x * F.silu(gate)
         normed = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-        return normed if gate is None else normed * F.silu(gate)
+        return normed if gate is None or self.gate_first else normed * F.silu(gate)

@@ -1,5 +1,5 @@
 """Sequence mixers behind one interface, a registry, and the language-model backbone."""
-from seqbench.models import gated_deltanet, gateloop, gla, linear_attention, mamba, mamba2, retnet, s5, softmax_attention  # noqa: F401  (registers)
+from seqbench.models import gated_deltanet, gateloop, gla, linear_attention, mamba, mamba2, retnet, rwkv7, s5, softmax_attention  # noqa: F401  (registers)
 from seqbench.models.backbone import LanguageModel, LayerPlan, plan_layers
 from seqbench.models.base import Mixer
 from seqbench.models.registry import available, build, describe, options

@@ -41,3 +41,12 @@ def chunk_gated_delta_rule(q, k, v, beta, log_decay, initial_state=None) -> tupl
     (B, T, H, K), v (B, T, H, V), β and log α (B, T, H): (o, final state)."""
     kernel = require(DELTA_MODULE, backend="fla", on_device=q.device).chunk_gated_delta_rule
     return kernel(q, k, v, g=log_decay, beta=beta, scale=1.0, initial_state=initial_state, output_final_state=True)
+
+
+RWKV7_MODULE = "fla.ops.rwkv7"
+
+
+def chunk_rwkv7(r, log_decay, k, v, a, b, initial_state=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """RWKV-7's chunk kernel: r, log w, k, a = −κ̂, b = κ̂ ⊙ a_rate (B, T, H, K), v (B, T, H, V): (o, final state)."""
+    kernel = require(RWKV7_MODULE, backend="fla", on_device=r.device).chunk_rwkv7
+    return kernel(r=r, w=log_decay, k=k, v=v, a=a, b=b, scale=1.0, initial_state=initial_state, output_final_state=True)

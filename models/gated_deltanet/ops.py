@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from seqbench.models.gla.ops import in_chunks
+
 MODES = ("recurrent", "chunked")
 
 
@@ -34,24 +36,30 @@ def delta_rule_recurrent(q, k, v, beta, log_decay, state):
 
 
 def delta_rule_chunked(q, k, v, beta, log_decay, state, chunk_size: int):
-    outputs, values = [], v.shape[-1]
-    for start in range(0, q.shape[1], chunk_size):
-        qc, kc, vc = (t[:, start:start + chunk_size].transpose(1, 2) for t in (q, k, v))  # (B, H, C, ·)
-        bc, gc = (t[:, start:start + chunk_size].transpose(1, 2) for t in (beta, log_decay))  # (B, H, C)
-        cumulative = gc.cumsum(-1)  # log Γ_t
-        size = qc.shape[2]
-        inclusive = torch.ones(size, size, dtype=torch.bool, device=q.device).tril()
-        ratio = torch.where(inclusive, cumulative[..., :, None] - cumulative[..., None, :], float("-inf")).exp()  # Γ_t/Γ_s, s ≤ t
-        strict = ratio.tril(-1)
-        system = torch.eye(size, dtype=q.dtype, device=q.device) + bc[..., :, None] * strict * (kc @ kc.transpose(-1, -2))
-        right = torch.cat([bc[..., None] * vc, (bc * cumulative.exp())[..., None] * kc], dim=-1)
-        solved = torch.linalg.solve_triangular(system, right, upper=False, unitriangular=True)
-        corrected = solved[..., :values] - solved[..., values:] @ state  # u = Ũ − W S₀
-        out = (qc * cumulative.exp()[..., None]) @ state + (ratio * (qc @ kc.transpose(-1, -2))) @ corrected
-        outputs.append(out.transpose(1, 2))
-        to_end = (cumulative[..., -1:] - cumulative).exp()  # Γ_C/Γ_s ≤ 1
-        state = state * cumulative[..., -1].exp()[..., None, None] + (kc * to_end[..., None]).transpose(-1, -2) @ corrected
-    return torch.cat(outputs, 1), state
+    """Every chunk's own part at once (batched over chunks: the solve, the decay ratios, q·k); the
+    state then carried chunk to chunk, where u = Ũ − W S₀ needs it."""
+    length, values = q.shape[1], v.shape[-1]
+    qc, kc, vc = (in_chunks(t, chunk_size).transpose(2, 3) for t in (q, k, v))  # (B, N, H, C, ·)
+    bc, gc = (in_chunks(t, chunk_size).transpose(2, 3) for t in (beta, log_decay))  # (B, N, H, C)
+    cumulative = gc.cumsum(-1)  # log Γ_t
+    size = qc.shape[-2]
+    inclusive = torch.ones(size, size, dtype=torch.bool, device=q.device).tril()
+    ratio = torch.where(inclusive, cumulative[..., :, None] - cumulative[..., None, :], float("-inf")).exp()  # Γ_t/Γ_s, s ≤ t
+    system = torch.eye(size, dtype=q.dtype, device=q.device) + bc[..., :, None] * ratio.tril(-1) * (kc @ kc.transpose(-1, -2))
+    right = torch.cat([bc[..., None] * vc, (bc * cumulative.exp())[..., None] * kc], dim=-1)
+    solved = torch.linalg.solve_triangular(system, right, upper=False, unitriangular=True)
+    corrected_values, correction_keys = solved[..., :values], solved[..., values:]  # Ũ, W
+    scores = ratio * (qc @ kc.transpose(-1, -2))
+    decayed_q = qc * cumulative.exp()[..., None]
+    end_keys = (kc * (cumulative[..., -1:] - cumulative).exp()[..., None]).transpose(-1, -2)  # (Γ_C/Γ_s) k_s
+    chunk_decay = cumulative[..., -1].exp()[..., None, None]
+    outputs = []
+    for u_tilde, w, p, dq, ek, decay in zip(*(t.unbind(1) for t in (corrected_values, correction_keys, scores, decayed_q,
+                                                             end_keys, chunk_decay))):
+        corrected = u_tilde - w @ state  # u = Ũ − W S₀
+        outputs.append(dq @ state + p @ corrected)
+        state = state * decay + ek @ corrected
+    return torch.stack(outputs, 1).transpose(2, 3).flatten(1, 2)[:, :length], state
 
 
 def delta_rule(q, k, v, beta, log_decay, *, mode: str = "chunked", chunk_size: int = 32, initial_state=None):

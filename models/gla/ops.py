@@ -10,10 +10,12 @@ keys (Mamba-2's SSD: (B, L, H, 1)) — one recurrence, the state-space duality o
     recurrent   the loop above: L sequential steps of O(K·V) each
     chunked     chunks of C tokens: inside a chunk a masked C × C attention whose weights carry the
                 decay between two positions, exp(G_t − G_s) per key channel (G the cumulative log decay
-                inside the chunk: the exponent is ≤ 0, so no gate, however small, can overflow it);
-                across chunks the state, carried as in the recurrence. fla's naive chunk form.
+                inside the chunk), as one matmul of e^{G}-scaled q and e^{−G}-scaled k while a chunk's
+                decay stays above e^−30 (float32-safe), else pairwise — exponents ≤ 0 only, so no gate,
+                however small, overflows it; across chunks the state, carried as in the recurrence.
 
-Shapes: q, k (B, L, H, K); v (B, L, H, V); state (B, H, K, V). q carries its own scale.
+Shapes: q, k (B, L, H, K) or (B, L, 1, K), one head broadcast to all (Mamba-2's shared B, C); v (B, L, H, V);
+state (B, H, K, V). q carries its own scale.
 """
 from __future__ import annotations
 
@@ -30,31 +32,57 @@ def gla_recurrent(q, k, v, log_decay, state):
     return torch.stack(outputs, 1), state
 
 
+def in_chunks(x: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    """(B, L, …) → (B, N, C, …), the length padded with zeros to N·C: a zero key and value add nothing
+    to the state and a zero log decay keeps it, so padding changes no real position's output."""
+    pad = -x.shape[1] % chunk_size
+    if pad:
+        x = torch.cat([x, x.new_zeros(x.shape[0], pad, *x.shape[2:])], dim=1)
+    return x.unflatten(1, (-1, chunk_size))
+
+
+# A chunk whose cumulative decay stays above e^−FACTOR_LIMIT is factored: e^{G_t − G_s} = e^{G_t} · e^{−G_s},
+# every factor finite in float32 (≤ e^30) — one matmul; a chunk beyond it takes the pairwise form, exact for any decay
+FACTOR_LIMIT = 30.0
+
+
+def decayed_products(x, y, log_x, log_y, mask):
+    """[t, s] = Σ_d x_{t,d} y_{s,d} e^{log_x[t,d] − log_y[s,d]} where `mask` (C × C) holds, 0 elsewhere:
+    (…, C, K) inputs → (…, C, C). The masked-in exponents are ≤ 0 (s no later than t)."""
+    if log_y.device.type == "meta" or bool(log_y.amin() > -FACTOR_LIMIT):  # meta tensors have shapes, no values
+        return torch.where(mask, (x * log_x.exp()) @ (y * (-log_y).exp()).transpose(-1, -2), 0.0)
+    between = torch.where(mask[..., None], log_x[..., :, None, :] - log_y[..., None, :, :], float("-inf")).exp()
+    return torch.einsum("...tk,...sk,...tsk->...ts", x, y, between)
+
+
 def gla_chunked(q, k, v, log_decay, state, chunk_size: int):
-    outputs, per_key = [], log_decay.shape[-1] > 1
-    for start in range(0, q.shape[1], chunk_size):
-        qc, kc, vc, gc = (t[:, start:start + chunk_size] for t in (q, k, v, log_decay))
-        cumulative = gc.cumsum(1)  # G_t (B, C, H, K or 1)
-        size = qc.shape[1]
-        causal = torch.ones(size, size, dtype=torch.bool, device=q.device).tril()
-        between = cumulative.unsqueeze(2) - cumulative.unsqueeze(1)  # G_t − G_s (B, t, s, H, K or 1)
-        between = torch.where(causal[None, :, :, None, None], between, float("-inf")).exp()
-        if per_key:
-            scores = torch.einsum("bthk,bshk,btshk->bhts", qc, kc, between)
-        else:
-            scores = torch.einsum("bthk,bshk->bhts", qc, kc) * between[..., 0].permute(0, 3, 1, 2)
-        within = torch.einsum("bhts,bshv->bthv", scores, vc)
-        carried = torch.einsum("bthk,bhkv->bthv", qc * cumulative.exp(), state)
-        outputs.append(within + carried)
-        to_end = (cumulative[:, -1:] - cumulative).exp()  # exp(G_C − G_s) ≤ 1
-        state = state * cumulative[:, -1].exp().unsqueeze(-1) + torch.einsum("bshk,bshv->bhkv", kc * to_end, vc)
-    return torch.cat(outputs, 1), state
+    """Every chunk's own part at once (batched over chunks); the state then carried chunk to chunk."""
+    length = q.shape[1]
+    qc, kc, vc, gc = (in_chunks(t, chunk_size).transpose(2, 3) for t in (q, k, v, log_decay))  # (B, N, H, C, ·)
+    cumulative = gc.cumsum(-2)  # G_t inside each chunk
+    size = qc.shape[-2]
+    causal = torch.ones(size, size, dtype=torch.bool, device=q.device).tril()
+    if log_decay.shape[-1] > 1:  # a decay per key channel
+        scores = decayed_products(qc, kc, cumulative, cumulative, causal)
+    else:  # one per head: the decay factors out of the key sum
+        between = torch.where(causal, cumulative[..., 0, None] - cumulative[..., None, :, 0], float("-inf")).exp()
+        scores = (qc @ kc.transpose(-1, -2)) * between
+    within = scores @ vc
+    to_end = (cumulative[..., -1:, :] - cumulative).exp()  # exp(G_C − G_s) ≤ 1
+    added = (kc * to_end).transpose(-1, -2) @ vc  # each chunk's own contribution to the state (B, N, H, K, V)
+    chunk_decay = cumulative[..., -1, :].exp().unsqueeze(-1)  # (B, N, H, K or 1, 1)
+    starts = []
+    for decay, contribution in zip(chunk_decay.unbind(1), added.unbind(1)):  # unbind: one gradient stack, not N zero-filled copies
+        starts.append(state)
+        state = state * decay + contribution
+    carried = (qc * cumulative.exp()) @ torch.stack(starts, 1)
+    return (within + carried).transpose(2, 3).flatten(1, 2)[:, :length], state
 
 
 def gated_linear_attention(q, k, v, log_decay, *, mode: str = "chunked", chunk_size: int = 16, initial_state=None):
     if mode not in MODES:
         raise ValueError(f"unknown gated linear attention mode {mode!r}; valid modes: {', '.join(MODES)}")
-    state = q.new_zeros(q.shape[0], q.shape[2], q.shape[3], v.shape[3]) if initial_state is None else initial_state
+    state = q.new_zeros(v.shape[0], v.shape[2], q.shape[3], v.shape[3]) if initial_state is None else initial_state  # heads: v's (q, k may broadcast one)
     if mode == "recurrent":
         return gla_recurrent(q, k, v, log_decay, state)
     return gla_chunked(q, k, v, log_decay, state, chunk_size)

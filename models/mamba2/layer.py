@@ -78,9 +78,9 @@ class Mamba2(Mixer):
         return projected[..., self.d_inner:self.d_inner + self.conv_width]
 
     def _ssd(self, x, b, c, dt, mode, state=None):
-        """The SSM as gated linear attention: q = C, k = B (every head), v = Δ x, log decay Δ A per head."""
-        heads = (x.shape[0], x.shape[1], self.heads, self.d_state)
-        q, k = c.unsqueeze(-2).expand(heads), b.unsqueeze(-2).expand(heads)
+        """The SSM as gated linear attention: q = C, k = B (one head, broadcast to every head: C·B is
+        computed once), v = Δ x, log decay Δ A per head."""
+        q, k = c.unsqueeze(-2), b.unsqueeze(-2)
         log_decay = (-self.log_decay_rate.exp() * dt).unsqueeze(-1)
         if mode == "step":
             return gla_recurrent(q, k, x * dt.unsqueeze(-1), log_decay, state)

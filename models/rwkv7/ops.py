@@ -10,14 +10,17 @@ reference.py (outputs, final state, gradients) at odd lengths and several chunk 
                 system, (I − A_ab) U = A_ak V + (e^{G_{t−1}} ⊙ a_t)ᵀ S₀, where
                 A_xy[t, s] = Σ_d x_{t,d} y_{s,d} e^{G_{t−1,d} − G_{s,d}} (s < t); then
                 o_t = (e^{G_t} ⊙ q_t)ᵀ S₀ + Σ_{s≤t} Σ_d q_{t,d} e^{G_{t,d} − G_{s,d}} (b_{s,d} u_s + k_{s,d} v_s)
-                and S_C = e^{G_C} ⊙ S₀ + Σ_s e^{G_C − G_s} ⊙ (b_s u_sᵀ + k_s v_sᵀ). Every decay is exp of a
-                difference ≤ 0 (fla's generalized_delta_rule/dplr, naive chunk form).
+                and S_C = e^{G_C} ⊙ S₀ + Σ_s e^{G_C − G_s} ⊙ (b_s u_sᵀ + k_s v_sᵀ). The A matrices are
+                models/gla/ops.py's decayed_products (one matmul, or pairwise for a chunk decaying
+                below e^−30): no overflow whatever the decay (fla's generalized_delta_rule/dplr).
 
 Shapes: q, k, a, b, log_decay (B, L, H, K); v (B, L, H, V); state (B, H, K, V).
 """
 from __future__ import annotations
 
 import torch
+
+from seqbench.models.gla.ops import decayed_products, in_chunks
 
 MODES = ("recurrent", "chunked")
 
@@ -32,31 +35,37 @@ def dplr_recurrent(q, k, v, a, b, log_decay, state):
     return torch.stack(outputs, 1), state
 
 
-def _pairs(x, y, decay):
-    """[t, s] = Σ_d x_{t,d} y_{s,d} decay[t, s, d]: (B, H, C, K) × (B, H, C, K) × (B, H, C, C, K) → (B, H, C, C)."""
-    return torch.einsum("bhtk,bhsk,bhtsk->bhts", x, y, decay)
-
-
 def dplr_chunked(q, k, v, a, b, log_decay, state, chunk_size: int):
+    """Every chunk's own part at once (batched over chunks: the four pair matrices, the solve); the state
+    then carried chunk to chunk, where the read-outs u = P + W S₀ need it (the solve is linear in S₀)."""
+    length = q.shape[1]
+    qc, kc, vc, ac, bc, gc = (in_chunks(t, chunk_size).transpose(2, 3) for t in (q, k, v, a, b, log_decay))  # (B, N, H, C, ·)
+    cumulative = gc.cumsum(-2)  # G_t
+    before = cumulative - gc  # G_{t−1}
+    size = qc.shape[-2]
+    inclusive = torch.ones(size, size, dtype=torch.bool, device=q.device).tril()
+    strict = inclusive.tril(-1)
+    # the four pair matrices a·b, a·k (s < t, decayed from G_{t−1}) and q·b, q·k (s ≤ t, from G_t) as one product
+    mask = torch.cat([torch.cat([strict, strict], 1), torch.cat([inclusive, inclusive], 1)], 0)
+    pairs = decayed_products(torch.cat([ac, qc], -2), torch.cat([bc, kc], -2), torch.cat([before, cumulative], -2),
+                             torch.cat([cumulative, cumulative], -2), mask)
+    (ab, ak), (qb, qk) = ((half[..., :size], half[..., size:]) for half in (pairs[..., :size, :], pairs[..., size:, :]))
+    system = torch.eye(size, dtype=q.dtype, device=q.device) - ab
+    right = torch.cat([ak @ vc, ac * before.exp()], dim=-1)
+    solved = torch.linalg.solve_triangular(system, right, upper=False, unitriangular=True)
+    from_values, from_state = solved[..., :v.shape[-1]], solved[..., v.shape[-1]:]  # u = P + W S₀
+    read_weights, own = qb, qk @ vc
+    decayed_q = qc * cumulative.exp()
+    to_end = (cumulative[..., -1:, :] - cumulative).exp()
+    end_b, added = (bc * to_end).transpose(-1, -2), (kc * to_end).transpose(-1, -2) @ vc
+    chunk_decay = cumulative[..., -1, :].exp().unsqueeze(-1)
     outputs = []
-    for start in range(0, q.shape[1], chunk_size):
-        qc, kc, vc, ac, bc, gc = (t[:, start:start + chunk_size].transpose(1, 2) for t in (q, k, v, a, b, log_decay))  # (B, H, C, ·)
-        cumulative = gc.cumsum(2)  # G_t
-        before = cumulative - gc  # G_{t−1}
-        size = qc.shape[2]
-        lower = torch.ones(size, size, dtype=torch.bool, device=q.device).tril()
-        to_t = torch.where(lower[..., None], cumulative[:, :, :, None] - cumulative[:, :, None], float("-inf")).exp()  # e^{G_t − G_s}, s ≤ t
-        to_before = torch.where(lower.tril(-1)[..., None], before[:, :, :, None] - cumulative[:, :, None],
-                                float("-inf")).exp()  # e^{G_{t−1} − G_s}, s < t
-        system = torch.eye(size, dtype=q.dtype, device=q.device) - _pairs(ac, bc, to_before)
-        right = _pairs(ac, kc, to_before) @ vc + (ac * before.exp()) @ state
-        read = torch.linalg.solve_triangular(system, right, upper=False, unitriangular=True)  # u_t = S_{t−1}ᵀ a_t
-        out = (qc * cumulative.exp()) @ state + _pairs(qc, bc, to_t) @ read + _pairs(qc, kc, to_t) @ vc
-        outputs.append(out.transpose(1, 2))
-        to_end = (cumulative[:, :, -1:] - cumulative).exp()
-        state = state * cumulative[:, :, -1].exp().unsqueeze(-1) + (bc * to_end).transpose(-1, -2) @ read \
-            + (kc * to_end).transpose(-1, -2) @ vc
-    return torch.cat(outputs, 1), state
+    for p, w, r, o, dq, eb, add, decay in zip(*(t.unbind(1) for t in (from_values, from_state, read_weights, own, decayed_q, end_b,
+                                                                      added, chunk_decay))):
+        read = p + w @ state  # u_t = S_{t−1}ᵀ a_t
+        outputs.append(dq @ state + r @ read + o)
+        state = state * decay + eb @ read + add
+    return torch.stack(outputs, 1).transpose(2, 3).flatten(1, 2)[:, :length], state
 
 
 def dplr_delta_rule(q, k, v, a, b, log_decay, *, mode: str = "chunked", chunk_size: int = 16, initial_state=None):

@@ -11,7 +11,7 @@ from seqbench.models import conformance
 # short convolution keeps a window of past projections) and chunk sizes smaller than the sequence
 SMALL_OPTIONS = {"gateloop": {"heads": 4, "chunk_size": 5}, "retnet": {"chunk_size": 5}, "linear_attention": {"chunk_size": 5},
                  "s5": {"state_dim": 12}, "mamba": {"d_state": 4}, "gla": {"heads": 2, "chunk_size": 5},
-                 "gated_deltanet": {"heads": 2, "chunk_size": 5}, "mamba2": {"d_state": 8, "head_dim": 8, "chunk_size": 5},
+                 "gated_deltanet": {"heads": 2, "chunk_size": 5}, "mamba2": {"d_state": 8, "head_dim": 8, "chunk_size": 5},  # 4 heads sharing B, C
                  "rwkv7": {"head_dim": 4, "chunk_size": 5}}
 EXTRA_VARIANTS = [("gateloop", {"heads": 4, "chunk_size": 8, "short_conv": 3}), ("retnet", {"short_conv": 2}),
                   ("linear_attention", {"chunk_size": 8, "short_conv": 4}), ("gla", {"short_conv": 3, "output_gate": False, "chunk_size": 4}),

@@ -2,7 +2,7 @@
 2406.06484) as `gate=False`: a matrix state that is corrected toward each new (key, value) pair — a
 non-diagonal transition I − β k kᵀ — and, gated, decayed by a scalar per head.
 
-    q, k, v = SiLU(short conv(x W_q, x W_k, x W_v));  q, k L2-normalised per head, q scaled by d_k^(−1/2)
+    q, k, v = SiLU(short conv(x W_q, x W_k, x W_v))  (SiLU alone with short_conv=0);  q, k L2-normalised per head, q scaled by d_k^(−1/2)
     β_t = σ(x_t W_β)  (× 2 with negative_eigenvalues: β ∈ (0, 2), arXiv 2411.12537)
     log α_t = −exp(A_log) · softplus(x_t W_α + dt_bias)   (Mamba-2's gate; α = 1 without the gate)
     S_t = α_t (I − β_t k_t k_tᵀ) S_{t−1} + β_t k_t v_tᵀ,   o_t = RMSNorm(S_tᵀ q_t) ⊙ SiLU(x_t W_g),   out = o W_o
@@ -44,7 +44,7 @@ class GatedDeltaNet(Mixer):
         gate: scalar decay per head (Gated DeltaNet); False: α = 1 (DeltaNet)
         negative_eigenvalues: β = 2σ(·) ∈ (0, 2), so I − β k kᵀ can flip a direction (state tracking; arXiv 2411.12537); False: β ∈ (0, 1)
         output_gate: multiply the normed output by SiLU of a projection of the input (False: the norm alone)
-        short_conv: kernel size of the causal depthwise convolution + SiLU on q, k, v (0 = off)
+        short_conv: kernel size of the causal depthwise convolution + SiLU on q, k, v (0 = off: SiLU alone)
         chunk_size: chunk length of the chunked mode
         backend: 'torch' or 'fla' (CUDA: the chunked mode by fla's chunk_gated_delta_rule)
     """
@@ -96,6 +96,8 @@ class GatedDeltaNet(Mixer):
         projected = self.to_qkv(x)
         if self.qkv_conv is not None:
             projected, window = self.qkv_conv(projected, window)
+        else:  # the convolution's SiLU stays without it (fla's layer)
+            projected = F.silu(projected)
         return *self._qkv(projected), *self._gates(x), window
 
     def _output(self, o, x):
@@ -123,7 +125,7 @@ class GatedDeltaNet(Mixer):
     def reference_forward(self, x):
         x = x.double()
         projected = self.to_qkv(x)
-        q, k, v = self._qkv(projected if self.qkv_conv is None else self.qkv_conv.reference(projected))
+        q, k, v = self._qkv(F.silu(projected) if self.qkv_conv is None else self.qkv_conv.reference(projected))
         o, _ = delta_rule_reference(q, k, v, *self._gates(x))
         return self._output(o, x)
 

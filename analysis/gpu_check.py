@@ -3,8 +3,9 @@ cannot test anywhere else, measured and written to `results/gpu/` with its prove
 
     numerics.csv    every mixer and mode on the device in float32 against its float64 reference
                     (outputs and the input's gradient)
-    fla.csv         backend="fla" (flash-linear-attention's chunk kernel) against the PyTorch
-                    chunked mode, where fla-core is installed
+    kernels.csv     each optional CUDA kernel (fla's chunk kernels for GateLoop, RetNet, linear
+                    attention, GLA, Gated DeltaNet and RWKV-7; mamba-ssm's SSD for Mamba-2) against
+                    the PyTorch chunked mode with the same weights, where its package is installed
     bf16.csv        a training step per mixer under bf16 autocast against float32
     speed.csv …     the speed sweep at GPU lengths, every mixer's modes (analysis/report.speed_report)
     throughput.csv  the LM training step per mixer at matched parameters
@@ -34,7 +35,11 @@ from seqbench.bench.runner import run_in_foreground
 from seqbench.core import atomic_write_csv, atomic_write_json, atomic_write_text, resolve_device
 from seqbench.models.backends import try_import
 
-FLA_MIXERS = ("gateloop", "retnet", "linear_attention")
+# every optional CUDA kernel a mixer can call: (mixer, backend, the module it imports, options)
+CUDA_KERNELS = (("gateloop", "fla", "fla.ops.simple_gla", {"heads": 4}), ("retnet", "fla", "fla.ops.simple_gla", {"heads": 4}),
+                ("linear_attention", "fla", "fla.ops.simple_gla", {"heads": 4}), ("gla", "fla", "fla.ops.gla", {}),
+                ("gated_deltanet", "fla", "fla.ops.gated_delta_rule", {}), ("rwkv7", "fla", "fla.ops.rwkv7", {}),
+                ("mamba2", "mamba_ssm", "mamba_ssm.ops.triton.ssd_combined", {}))
 SIZES = {  # (d_model, batch, length) of the checks; the sweeps' lengths
     "full": {"check": (256, 4, 1024), "speed_lengths": [1024, 4096, 16384, 32768], "throughput_lengths": [1024, 4096, 16384],
              "tokens_per_step": 65536, "memory_budget_gb": 60.0, "time_budget_s": 5.0},
@@ -73,21 +78,30 @@ def numerics(device: torch.device, size) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fla_against_pytorch(device: torch.device, size) -> pd.DataFrame:
+def kernels_against_pytorch(device: torch.device, size) -> pd.DataFrame:
+    """Each optional CUDA kernel's chunked mode against the same layer's PyTorch chunked mode (same
+    weights): output and input-gradient errors; a kernel not importable here is "not measured"."""
     d_model, batch, length = size
-    if device.type != "cuda" or try_import("fla.ops.simple_gla") is None:
-        why = "needs CUDA" if device.type != "cuda" else "fla-core is not installed"
-        return pd.DataFrame([{"model": name, "status": "not measured", "error": why} for name in FLA_MIXERS])
     rows = []
-    for name in FLA_MIXERS:
-        options = {"heads": 4}
+    for name, backend, module, options in CUDA_KERNELS:
+        row = {"model": name, "backend": backend}
+        if device.type != "cuda" or try_import(module) is None:
+            rows.append({**row, "status": "not measured", "error": "needs CUDA" if device.type != "cuda" else f"{module} is not importable"})
+            continue
         torch.manual_seed(0)
-        fast = models.build(name, d_model=d_model, backend="fla", **options).to(device)
+        fast = models.build(name, d_model=d_model, backend=backend, **options).to(device)
         pure = models.build(name, d_model=d_model, **options).to(device)
         pure.load_state_dict(fast.state_dict())
         x = torch.randn(batch, length, d_model, device=device)
-        with torch.no_grad():
-            rows.append({"model": name, "status": "ok", "output_error": relative_error(fast(x, mode="chunked"), pure(x, mode="chunked"))})
+        try:
+            x_fast, x_pure = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+            y_fast, y_pure = fast(x_fast, mode="chunked"), pure(x_pure, mode="chunked")
+            y_fast.square().sum().backward()
+            y_pure.square().sum().backward()
+            rows.append({**row, "status": "ok", "output_error": relative_error(y_fast, y_pure),
+                         "input_grad_error": relative_error(x_fast.grad, x_pure.grad)})
+        except Exception as error:  # noqa: BLE001 — recorded: a kernel that fails here is a finding
+            rows.append({**row, "status": "error", "error": f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"})
     return pd.DataFrame(rows)
 
 
@@ -147,7 +161,7 @@ def gpu_check(*, device: str = "cuda", quick: bool = False, out: str | Path = "r
     target = resolve_device(device)
     sizes = SIZES["quick" if quick else "full"]
     root = Path(root) if root else out / "runs"
-    parts = {"numerics": numerics(target, sizes["check"]), "fla": fla_against_pytorch(target, sizes["check"]),
+    parts = {"numerics": numerics(target, sizes["check"]), "kernels": kernels_against_pytorch(target, sizes["check"]),
              "bf16": bf16_steps(target, sizes["check"])}
     for name, table in parts.items():
         atomic_write_csv(out / f"{name}.csv", table)
@@ -155,7 +169,7 @@ def gpu_check(*, device: str = "cuda", quick: bool = False, out: str | Path = "r
     summary = {
         "numerics": f"{int((parts['numerics']['status'] == 'ok').sum())}/{len(parts['numerics'])} mixer-modes ran; largest output "
                     f"error {parts['numerics']['output_error'].max():.2e}" if "output_error" in parts["numerics"] else "none ran",
-        "fla": ", ".join(f"{r.model}: {r.status}" for r in parts["fla"].itertuples()),
+        "kernels": ", ".join(f"{r.model} ({r.backend}): {r.status}" for r in parts["kernels"].itertuples()),
         "bf16": f"largest relative loss difference {parts['bf16']['relative_difference'].max():.2e}",
         "cuda tests": run_cuda_tests(out) if tests else "not run",
     }

@@ -22,12 +22,16 @@ class ShortConvolution(nn.Conv1d):
 
     def forward(self, x: torch.Tensor, window: torch.Tensor | None = None):
         """SiLU(conv) over x (batch, length, channels), continuing from `window` — the last
-        kernel_size − 1 inputs before x, zeros at the start. Returns (output, the new window)."""
+        kernel_size − 1 inputs before x, zeros at the start. Returns (output, the new window).
+        The taps are shifted multiply-adds on (batch, length, channels): Conv1d wants channels first,
+        two transposed copies, and its backward took longer than the rest of a Mamba-2 layer's."""
         if window is None:
             window = self.init_window(x.shape[0], x.device, x.dtype)
-        padded = torch.cat([window.to(x.dtype), x], dim=1)
-        out = F.conv1d(padded.transpose(1, 2), self.weight, self.bias, groups=self.groups)
-        return F.silu(out.transpose(1, 2)), padded[:, padded.shape[1] - self.window_length:]
+        padded, length, weight = torch.cat([window.to(x.dtype), x], dim=1), x.shape[1], self.weight[:, 0]
+        out = torch.addcmul(self.bias, padded[:, :length], weight[:, 0])
+        for tap in range(1, self.kernel_size[0]):
+            out = torch.addcmul(out, padded[:, tap:tap + length], weight[:, tap])
+        return F.silu(out), padded[:, padded.shape[1] - self.window_length:]
 
     def reference(self, x: torch.Tensor) -> torch.Tensor:
         """The same in float64, tap by tap: out_t = SiLU(Σ_j w_j · x_(t−K+1+j) + b)."""

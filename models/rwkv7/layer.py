@@ -66,7 +66,7 @@ class RWKV7(Mixer):
     no_weight_decay = ("mix", "removal_key_scale", "learning_rate_key_mix", "bonus")
 
     def __init__(self, *, d_model: int, head_dim: int = 64, decay_rank: int | None = None, learning_rate_rank: int | None = None,
-                 gate_rank: int | None = None, chunk_size: int = 16, backend: str = "torch"):
+                 gate_rank: int | None = None, chunk_size: int = 32, backend: str = "torch"):
         super().__init__(d_model=d_model)
         self.backend = check_backend("rwkv7", backend, FLA_BACKENDS)
         self.chunk_size = positive_int("rwkv7", "chunk_size", chunk_size)

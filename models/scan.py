@@ -15,6 +15,12 @@ import torch
 
 METHODS = ("sequential", "doubling", "odd_even")
 
+# Chunked modes with decays (GateLoop's rotated form, GLA, Mamba-2's SSD, RWKV-7): e^{g_n − g_m} =
+# e^{g_n} · e^{−g_m} makes a chunk's causal product one matmul, (q e^g)(k e^{−g})ᵀ, with no (n × n)
+# exponentials: exact while e^{±g} is finite and normal, i.e. while the chunk-local |g| stays below
+# this; beyond it (strong decay) a chunk takes the difference form, exact for any decay.
+FACTORED_LOG_SPAN = {torch.float32: 50.0, torch.float64: 500.0}
+
 
 def linear_recurrence(
     a: torch.Tensor, b: torch.Tensor, initial_state: torch.Tensor | None = None, *, method: str = "sequential"

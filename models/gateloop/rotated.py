@@ -20,6 +20,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from seqbench.models.scan import FACTORED_LOG_SPAN
+
 
 def cumulative_phase(theta: torch.Tensor) -> torch.Tensor:
     """Θ_n = Σ_{j≤n} θ_j along dim 1, summed in float64 and wrapped to [0, 2π)."""
@@ -57,11 +59,7 @@ def gateloop_rotated_chunked(q, k, v, log_magnitude, theta, initial_state=None, 
 # pass wait on memory and page faults, and the time grew faster than L), large enough that the
 # per-tile overhead is small.
 TILE_ELEMENTS = 2**16
-# e^{g_n − g_m} = e^{g_n} · e^{−g_m} makes a chunk's causal product one matmul, (q' e^g)(k' e^{−g})ᵀ,
-# with no (n × n) exponentials or cosines: exact while e^{±g} is finite and normal, i.e. while the
-# tile's chunk-local |g| stays below this; beyond it (strong decay) the tile uses the difference form.
-# The default |a| = σ(|z|) ≥ ½ keeps |g| ≤ 64·log 2 ≈ 44 at chunk size 64.
-FACTORED_LOG_SPAN = {torch.float32: 50.0, torch.float64: 500.0}
+# FACTORED_LOG_SPAN (models/scan.py): the default |a| = σ(|z|) ≥ ½ keeps |g| ≤ 64·log 2 ≈ 44 at chunk size 64.
 
 
 class _RotatedChunked(torch.autograd.Function):

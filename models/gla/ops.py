@@ -11,7 +11,7 @@ keys (Mamba-2's SSD: (B, L, H, 1)) — one recurrence, the state-space duality o
     chunked     chunks of C tokens: inside a chunk a masked C × C attention whose weights carry the
                 decay between two positions, exp(G_t − G_s) per key channel (G the cumulative log decay
                 inside the chunk), as one matmul of e^{G}-scaled q and e^{−G}-scaled k while a chunk's
-                decay stays above e^−30 (float32-safe), else pairwise — exponents ≤ 0 only, so no gate,
+                decay stays within FACTORED_LOG_SPAN (models/scan.py), else pairwise — exponents ≤ 0 only, so no gate,
                 however small, overflows it; across chunks the state, carried as in the recurrence.
 
 Shapes: q, k (B, L, H, K) or (B, L, 1, K), one head broadcast to all (Mamba-2's shared B, C); v (B, L, H, V);
@@ -20,6 +20,8 @@ state (B, H, K, V). q carries its own scale.
 from __future__ import annotations
 
 import torch
+
+from seqbench.models.scan import FACTORED_LOG_SPAN
 
 MODES = ("recurrent", "chunked")
 
@@ -41,15 +43,11 @@ def in_chunks(x: torch.Tensor, chunk_size: int) -> torch.Tensor:
     return x.unflatten(1, (-1, chunk_size))
 
 
-# A chunk whose cumulative decay stays above e^−FACTOR_LIMIT is factored: e^{G_t − G_s} = e^{G_t} · e^{−G_s},
-# every factor finite in float32 (≤ e^30) — one matmul; a chunk beyond it takes the pairwise form, exact for any decay
-FACTOR_LIMIT = 30.0
-
-
 def decayed_products(x, y, log_x, log_y, mask):
     """[t, s] = Σ_d x_{t,d} y_{s,d} e^{log_x[t,d] − log_y[s,d]} where `mask` (C × C) holds, 0 elsewhere:
     (…, C, K) inputs → (…, C, C). The masked-in exponents are ≤ 0 (s no later than t)."""
-    if log_y.device.type == "meta" or bool(log_y.amin() > -FACTOR_LIMIT):  # meta tensors have shapes, no values
+    # the one-matmul form while every chunk-local |G| < FACTORED_LOG_SPAN (models/scan.py); meta tensors have no values
+    if log_y.device.type == "meta" or bool(log_y.amin() > -FACTORED_LOG_SPAN[log_y.dtype]):
         return torch.where(mask, (x * log_x.exp()) @ (y * (-log_y).exp()).transpose(-1, -2), 0.0)
     between = torch.where(mask[..., None], log_x[..., :, None, :] - log_y[..., None, :, :], float("-inf")).exp()
     return torch.einsum("...tk,...sk,...tsk->...ts", x, y, between)

@@ -12,7 +12,7 @@ reference.py (outputs, final state, gradients) at odd lengths and several chunk 
                 o_t = (e^{G_t} ⊙ q_t)ᵀ S₀ + Σ_{s≤t} Σ_d q_{t,d} e^{G_{t,d} − G_{s,d}} (b_{s,d} u_s + k_{s,d} v_s)
                 and S_C = e^{G_C} ⊙ S₀ + Σ_s e^{G_C − G_s} ⊙ (b_s u_sᵀ + k_s v_sᵀ). The A matrices are
                 models/gla/ops.py's decayed_products (one matmul, or pairwise for a chunk decaying
-                below e^−30): no overflow whatever the decay (fla's generalized_delta_rule/dplr).
+                beyond FACTORED_LOG_SPAN): no overflow whatever the decay (fla's generalized_delta_rule/dplr).
 
 Shapes: q, k, a, b, log_decay (B, L, H, K); v (B, L, H, V); state (B, H, K, V).
 """

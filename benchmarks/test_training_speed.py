@@ -25,7 +25,7 @@ def one_thread():
 
 
 MIXERS = [("gateloop", {}), ("gateloop", {"heads": 4}), ("softmax_attention", {}), ("linear_attention", {}),
-          ("retnet", {}), ("s5", {}), ("mamba", {})]
+          ("retnet", {}), ("s5", {}), ("mamba", {}), ("gla", {}), ("gated_deltanet", {}), ("mamba2", {}), ("rwkv7", {})]
 
 
 @pytest.mark.parametrize("name,options", MIXERS, ids=[f"{n}{'-heads' + str(o['heads']) if o else ''}" for n, o in MIXERS])

@@ -111,7 +111,7 @@ def export_results(sweep: str, root=None, out: str | Path | None = None, *, comm
         raise ValueError(f"sweep {sweep!r} has no finished run to report ({len(runs)} run(s): {states}); missing: "
                          f"{', '.join(missing['run_id'].head(8))}{' …' if len(missing) > 8 else ''}. "
                          f"Follow them with: seqbench status {sweep}")
-    runs = finished
+    everything, runs = runs, finished  # the lr is chosen over every run of the grid: a configuration with one outstanding has none
     dirty = runs[runs.get("provenance.dirty", pd.Series(dtype=bool)).fillna(True).astype(bool)] if len(runs) else runs
     if len(dirty):
         raise ValueError(f"{len(dirty)} run(s) of {sweep!r} come from a dirty tree or have no provenance "
@@ -119,12 +119,12 @@ def export_results(sweep: str, root=None, out: str | Path | None = None, *, comm
     out = Path(out) if out else Store(root).sweep(sweep).plots_path
     axes = [c for c in varying_columns(runs) if c not in RESULT_COLUMNS]
     written = [_write_csv(results_table(runs), out / "runs.csv")]
-    chosen, metric, _, protocol = final_table(runs)
+    chosen, metric, _, protocol = final_table(everything)
     if "chosen_lr" in chosen.columns:
         keep = [c for c in ["model.name", *axes, "seed", "chosen_lr", "lr_at_edge", metric.replace("final_", "validation_"),
                             metric, "parameters"] if c in chosen.columns]
         written.append(_write_csv(chosen[keep], out / "best_over_lr.csv"))
-    written += plot_sweep(runs, curves, out)
+    written += plot_sweep(everything, curves, out)
     commits = sorted(set(runs["provenance.commit"].dropna()))
     recorded = Store(root).sweep(sweep).commands()
     command = command or (recorded[-1] if recorded else "")

@@ -99,6 +99,7 @@ def chance_level(runs: pd.DataFrame, metric: str) -> float | None:
 
     if not metric.endswith("accuracy") or "task.name" not in runs.columns or runs["task.name"].nunique() != 1:
         return None
+    runs = runs.dropna(subset=["task.name"])  # a listed run that never started has no config
     options_columns = [c for c in runs.columns if c.startswith("task.options.")]
     if any(runs[c].astype(str).nunique() > 1 for c in options_columns):
         return None

@@ -29,6 +29,7 @@ from seqbench.analysis.scales import (  # noqa: F401  (re-exported: the scales a
     SCALES,
     SEEDS,
     SPEED_BASE,
+    STATE_BASE,
     STORE_FOLDER,
 )
 from seqbench.analysis.verdicts import Better, Crossover, Monotone, Ratio, Rule, Similar
@@ -241,6 +242,13 @@ def _horizon(rule: str, *arms: Arm, options: dict[str, Any] | None = None) -> Pr
     return Probe(name=f"memory_horizon/{rule}", base=base, arms=arms)
 
 
+def _state(task: str, *arms: Arm, options: dict[str, Any] | None = None) -> Probe:
+    """A state-tracking probe at the scale-free base (analysis/scales.py), every arm tuned on the lr grid."""
+    base = copy.deepcopy(STATE_BASE)
+    base["task"] = {"name": task, "options": {**base["task"]["options"], **(options or {})}}
+    return Probe(name=f"{task}{''.join(f'/{k}={v}' for k, v in (options or {}).items())}", base=base, arms=arms, select_lr=True)
+
+
 def _speed(name: str, *arms: Arm) -> Probe:
     return Probe(name=name, base=SPEED_BASE, arms=arms)
 
@@ -372,6 +380,40 @@ FINDINGS: tuple[Finding, ...] = (
               "(sweeps/findings/p2-pilot.toml, results/findings/pilots/p2) at which the fixed-decay arm stays below 0.9 "
               "test accuracy (0.82 on the pilot seed; at the first pass's 128 / 32 both arms reached ≥ 0.99). "
               "Accuracy per horizon bucket is plotted.",
+    ),
+)
+COMPLEX, REAL_SIGNED, REAL = (Arm("complex", GATELOOP),
+                              Arm("real, signed", {**GATELOOP, "model.options": {"complex_transition": False, "real_transition_sign": True}}),
+                              Arm("real, unsigned", {**GATELOOP, "model.options": {"complex_transition": False}}))
+# judged at 4× the longest training word (160 of 40): the final state's accuracy
+AT_4X = "final_accuracy/end/L160"
+DIAGONAL = ("gateloop", "s5", "mamba", "retnet", "linear_attention")
+DELTA = "gated_deltanet, negative eigenvalues"
+
+FINDINGS += (
+    Finding(
+        "S1", "complex transitions track modular state where real ones cannot (a probe of U7b where it should matter)",
+        "seqbench's own probe of the re-implementation's update 7; the mechanism of arXiv 2411.12537",
+        (_state("parity", COMPLEX, REAL_SIGNED, REAL), _state("modular_arithmetic", COMPLEX, REAL_SIGNED, REAL, options={"modulus": 5})),
+        (Better("complex", "real, signed", metric=AT_4X, probe="modular_arithmetic/modulus=5"),
+         Better("complex", "real, unsigned", metric=AT_4X, probe="modular_arithmetic/modulus=5"),
+         Better("real, signed", "real, unsigned", metric=AT_4X, probe="parity"),
+         Better("complex", "real, unsigned", metric=AT_4X, probe="parity")),
+        notes="Predictions written before any run: on parity a sign suffices (phase 0 or π: the signed real arm tracks it as the "
+              "complex one does, the unsigned one, a ≥ ½ > 0, cannot); on Z_5 only a rotation by 2π/5 — a complex transition — "
+              "tracks the state and extrapolates. Trained on words of 3–40, judged by the final state's accuracy at 160 (4×); "
+              "every arm tuned on the lr grid, 3 seeds; the verdict is the first rule's (complex vs signed real on Z_5).",
+    ),
+    Finding(
+        "S2", "non-abelian state tracking (S_5) needs non-diagonal transitions",
+        "arXiv 2404.08819 (diagonal SSMs cannot track S_5), arXiv 2411.12537 (negative eigenvalues, delta rule)",
+        (_state("word_problem", *(Arm(name, {"model.name": name}) for name in DIAGONAL),
+                Arm(DELTA, {"model.name": "gated_deltanet", "model.options": {"negative_eigenvalues": True}}), options={"group": "S5"}),),
+        tuple(Better(DELTA, name, metric="final_accuracy/end/L40", probe="word_problem/group=S5") for name in DIAGONAL),
+        notes="Every diagonal-transition mixer against the delta rule with β ∈ (0, 2) (Gated DeltaNet, negative_eigenvalues), "
+              "each tuned on the lr grid, 3 seeds, parameters matched; judged by the final state's accuracy on test words of the "
+              "training length (40: the capability, not extrapolation); the verdict is the first rule's (against GateLoop), the "
+              "others are reported. At this scale every arm may stay near chance (1/120): then each rule is inconclusive.",
     ),
 )
 BY_ID = {finding.id: finding for finding in FINDINGS}

@@ -37,8 +37,9 @@ def higher_is_better(metric: str) -> bool:
 
 def validation_metric(metric: str) -> str:
     """final_accuracy (reported on test), validation_accuracy or accuracy → validation_accuracy (what
-    the lr is chosen on)."""
-    return "validation_" + metric.removeprefix("final_").removeprefix("validation_")
+    the lr is chosen on). A slice of the test split (a length, a horizon bucket: final_accuracy/end/L160)
+    is chosen on its whole metric (validation_accuracy): the validation split is the training distribution."""
+    return "validation_" + metric.split("/")[0].removeprefix("final_").removeprefix("validation_")
 
 
 def configuration_columns(runs: pd.DataFrame) -> list[str]:

@@ -59,6 +59,14 @@ MQAR_BASE = {
                                          "test_examples": 512}},
     "optimizer": {"lr": 3e-3, "warmup_steps": 50},
 }
+# state tracking (tasks/state_tracking.py): words of 3–40 elements in training, tested up to 256
+STATE_BASE = {
+    "steps": 2000, "batch_size": 32, "eval_every": 250, "final_split": "test", "threads": 1,
+    "model": {"n_layers": 2, "mlp_ratio": 2, "target_parameters": 30_000},
+    "task": {"name": "parity", "options": {"min_length": 3, "max_length": 40, "test_lengths": [40, 80, 160, 256],
+                                           "validation_examples": 256, "test_examples": 512}},
+    "optimizer": {"lr": 3e-3, "warmup_steps": 50},
+}
 SPEED_BASE = {
     "kind": "speed",
     "model": {"d_model": 128},

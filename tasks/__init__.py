@@ -1,5 +1,5 @@
 """Tasks behind one interface: get_batch(split, batch_size, seed) → (inputs, targets), and scoring."""
-from seqbench.tasks import enwik8, mad, memory_horizon, mqar  # noqa: F401  (registers the tasks)
+from seqbench.tasks import enwik8, mad, memory_horizon, mqar, state_tracking  # noqa: F401  (registers the tasks)
 from seqbench.tasks.base import IGNORE, SPLITS, TASKS, Evaluation, Task
 
 available, describe, options = TASKS.available, TASKS.describe, TASKS.options

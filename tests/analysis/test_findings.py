@@ -13,10 +13,10 @@ from seqbench.cli import main
 from seqbench.slurm.executors import submit
 from seqbench.slurm.parameters import executor_parameters
 
-IDS = ["U1", "U3", "U5", "U7a", "U7b", "U8", "U9/U10", "U11", "U13", "U14", "P1", "P2"]
+IDS = ["U1", "U3", "U5", "U7a", "U7b", "U8", "U9/U10", "U11", "U13", "U14", "P1", "P2", "S1", "S2"]
 
 
-def test_the_twelve_findings_and_the_rule_kinds_they_use():
+def test_the_findings_and_the_rule_kinds_they_use():
     assert [finding.id for finding in FINDINGS] == IDS
     kinds = {type(rule) for finding in FINDINGS for rule in finding.rules}
     assert kinds == {Better, Similar, Crossover, Monotone, Ratio}

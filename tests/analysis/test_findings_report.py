@@ -9,7 +9,7 @@ from seqbench.cli import main
 
 
 def summary_rows(readme: str) -> list[str]:
-    return [line for line in readme.splitlines() if re.match(r"\| (U|P)\d", line)]
+    return [line for line in readme.splitlines() if re.match(r"\| (U|P|S)\d", line)]
 
 
 def plot_title(path) -> str:

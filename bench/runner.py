@@ -56,6 +56,7 @@ class Trainer:
             torch.set_num_threads(config.threads)
         self.device = resolve_device(config.device)
         self.task = tasks.build(config.task.name, **config.task.options)
+        self.task.verify_data(config.task.data)  # at every start and resume: the data the run's id names, or nothing
         self._fresh_state()
         self._resume()
 

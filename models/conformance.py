@@ -17,8 +17,11 @@ repository's generic tests run on every registered mixer — one code path for b
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -84,23 +87,74 @@ def checks(name: str, options: dict | None = None) -> list[Check]:
     return found
 
 
-def run_checks(name: str, options: dict | None = None) -> Iterator[Result]:
-    for check in checks(name, options):
+CHECK_TIME_LIMIT_S = 120  # a check that runs longer hangs (the slowest, "trains", takes ~20 s on a 2-core CPU)
+
+
+class CheckTimedOut(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Raise CheckTimedOut in the main thread after `seconds` (a forward that never returns); elsewhere, no limit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise CheckTimedOut(f"did not finish within {seconds:g} s (a forward, backward or step that never returns?)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def describe_error(error: BaseException) -> str:
+    if isinstance(error, SystemExit):
+        return f"SystemExit({error.code!r}): the mixer (or its module) exited the process; nothing was checked past it"
+    text = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    if isinstance(error, AttributeError) and any(name in str(error) for name in ("'_modules'", "'_parameters'", "'_buffers'")):
+        text += " — the mixer's __init__ must call super().__init__(d_model=d_model) before it sets anything"
+    return text
+
+
+def run_checks(name: str, options: dict | None = None, *, time_limit_s: float = CHECK_TIME_LIMIT_S) -> Iterator[Result]:
+    """Every check's result; an exception, a `sys.exit` (in the mixer or at its import) or a check
+    past its time limit is a failure that says so, never a silent pass or a hang."""
+    try:
+        found = checks(name, options)
+    except (Exception, SystemExit) as error:  # noqa: BLE001 — importing or building the mixer failed: one result says how
+        yield Result("import and build", False, None, describe_error(error))
+        return
+    for check in found:
         try:
-            passed, measured, detail = check.run()
-        except Exception as error:  # noqa: BLE001 — a check that raises has failed; the message says how
-            passed, measured, detail = False, None, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            with time_limit(time_limit_s):
+                passed, measured, detail = check.run()
+        except (Exception, SystemExit) as error:  # noqa: BLE001 — a check that raises has failed; the message says how
+            passed, measured, detail = False, None, describe_error(error)
         yield Result(check.id, passed, measured, detail)
 
 
 def format_results(results: list[Result]) -> str:
+    """The table; failures with one cause (the same error) are listed once, with the checks it stopped."""
     width = max(len(r.check) for r in results)
-    lines = [f"{'check':<{width}}  result  measured   detail"]
+    lines, causes = [f"{'check':<{width}}  result  measured   detail"], {}
     for r in results:
+        if not r.passed and r.measured is None:
+            causes.setdefault(r.detail, []).append(r.check)
+            if len(causes[r.detail]) > 1:
+                continue
         measured = f"{r.measured:.1e}" if r.measured is not None else "–"
         lines.append(f"{r.check:<{width}}  {'pass' if r.passed else 'FAIL':<6}  {measured:<9}  {r.detail}")
+    for checks_ in causes.values():
+        if len(checks_) > 1:
+            lines.append(f"{len(checks_) - 1} more check(s) failed with the same error as '{checks_[0]}': {', '.join(checks_[1:])}")
     failed = sum(not r.passed for r in results)
-    lines.append(f"{len(results) - failed} passed, {failed} failed")
+    lines.append(f"{len(results) - failed} passed, {failed} failed" + (f" ({len(causes)} distinct error(s))" if causes else ""))
     return "\n".join(lines)
 
 
@@ -123,6 +177,11 @@ def _reference(build, mode):
             y, grads = _outputs_and_gradients(mixer, x, lambda m, t: m(t, mode=mode))
             y_ref, grads_ref = _outputs_and_gradients(reference, x.double(), lambda m, t: m.reference_forward(t))
             worst = max(worst, relative_error(y, y_ref))
+            learned = [p for p, g in grads.items() if p != "input" and g is not None and g.abs().max() > 0]
+            if learned and all(grads_ref[p] is None or grads_ref[p].abs().max() == 0 for p in learned):
+                return False, None, ("reference_forward gives no parameter any gradient: it must compute with the parameters "
+                                     "themselves (self.proj(x), self.weight) — state_dict(), .data and .detach() return copies "
+                                     "autograd cannot see")
             for parameter, grad in grads.items():
                 expected = grads_ref[parameter]
                 if expected is None or expected.abs().max() == 0:

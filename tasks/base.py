@@ -57,6 +57,10 @@ class Task(abc.ABC):
         that two different files under one name never share a run id; None for generated data."""
         return None
 
+    def verify_data(self, recorded: dict | None) -> None:  # noqa: B027 — a hook: generated data has nothing to verify
+        """Raise if the data this task reads now is not the data a run's identity records
+        (`content_identity` at configuration time). Generated data has nothing to verify."""
+
     @classmethod
     def chance_accuracy(cls, options: dict) -> float | None:
         """The accuracy of guessing uniformly among the possible answers (plots draw it as a line);

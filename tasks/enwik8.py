@@ -141,11 +141,17 @@ class BitsPerByte(Evaluation):
 @functools.lru_cache(maxsize=64)
 def file_identity(path: str, size: int, modified_ns: int) -> dict:
     """A file's name, size and sha256 (cached per path, size and modification time)."""
-    digest = hashlib.sha256()
+    return content_identity_now(Path(path))
+
+
+def content_identity_now(path: Path) -> dict:
+    """A file's name, size and sha256 read now, uncached: what a run verifies before it trains."""
+    digest, size = hashlib.sha256(), 0
     with open(path, "rb") as source:
         while chunk := source.read(1 << 22):
             digest.update(chunk)
-    return {"file": Path(path).name, "bytes": size, "sha256": digest.hexdigest()}
+            size += len(chunk)
+    return {"file": path.name, "bytes": size, "sha256": digest.hexdigest()}
 
 
 def find_corpus(path: str, data_dir: str | None) -> Path:
@@ -173,7 +179,20 @@ class Bytes(ByteCorpus):
     """
 
     def __init__(self, *, path: str, seq_len: int = 256, eval_bytes: int | None = None, data_dir: str | None = None):
+        self.given = find_corpus(path, data_dir)
         super().__init__(locate_corpus(path, data_dir), seq_len, eval_bytes)
+
+    def verify_data(self, recorded):
+        """The corpus as given, re-read now (no cache: a file replaced with the same size and time is
+        caught too) against the run's recorded identity — at every start and resume, so a corpus
+        replaced while its sweep runs is refused, never trained on under the old file's hash."""
+        if recorded is None:
+            return
+        now = content_identity_now(self.given)
+        if (now["sha256"], now["bytes"]) != (recorded.get("sha256"), recorded.get("bytes")):
+            raise DataError(f"{self.given} changed since this run was configured: recorded sha256 {recorded.get('sha256')} "
+                            f"({recorded.get('bytes')} bytes), now {now['sha256']} ({now['bytes']} bytes). Restore the recorded "
+                            "file, or configure new runs on this one (seqbench sweep … again: the content is part of each run id)")
 
     @classmethod
     def content_identity(cls, options):

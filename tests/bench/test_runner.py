@@ -159,3 +159,27 @@ def test_gradient_accumulation_averages_the_micro_batch_gradients(tmp_path):
     for (name, p), q in zip(trainer.model.named_parameters(), fresh.parameters()):
         assert torch.allclose(p.grad, q.grad, atol=1e-7, rtol=1e-5), name
     assert trainer.metrics[-1]["tokens_per_s"] > 0 and trainer.step == 1
+
+
+def test_a_corpus_replaced_after_configuration_is_refused_naming_both_hashes(tmp_path):
+    """The run's id records the corpus's sha256 when the sweep is configured; a file replaced since —
+    even with the same size and modification time, which fools a (path, size, mtime) cache — is
+    refused at start (and so at every resume), naming both hashes; with the recorded file back it trains."""
+    import hashlib
+
+    from seqbench.tasks.enwik8 import DataError
+
+    corpus = tmp_path / "corpus.txt"
+    original = b"The quick brown fox jumps over the lazy dog. " * 400
+    corpus.write_bytes(original)
+    config = parse_run_config(tiny_run_config(task={"name": "bytes", "options": {"path": str(corpus), "seq_len": 16}}, steps=4))
+    stat = corpus.stat()
+    replaced = original.replace(b"fox", b"cat")
+    corpus.write_bytes(replaced)
+    os.utime(corpus, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    before, after = hashlib.sha256(original).hexdigest(), hashlib.sha256(replaced).hexdigest()
+    with pytest.raises(DataError, match=f"changed since this run was configured: recorded sha256 {before} .* now {after}"):
+        run_in_foreground(config, root=tmp_path / "runs", sweep="s", progress=False)
+    corpus.write_bytes(original)
+    run_in_foreground(config, root=tmp_path / "runs", sweep="s", progress=False)
+    assert Store(tmp_path / "runs").run("s", config.run_id()).is_finished()

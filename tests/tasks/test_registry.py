@@ -7,7 +7,8 @@ from seqbench import tasks
 
 # --- registry -----------------------------------------------------------------------------------
 def test_registry_errors():
-    with pytest.raises(ValueError, match="unknown task 'mqr'; valid tasks: bytes, enwik8, mad_compression, .*, memory_horizon, modular_arithmetic, mqar, parity, word_problem"):
+    with pytest.raises(ValueError, match="unknown task 'mqr'; valid tasks: bytes, enwik8, mad_compression, .*, memory_horizon, "
+                                         "modular_arithmetic, mqar, parity, word_problem"):
         tasks.build("mqr")
     with pytest.raises(ValueError, match="unknown option\\(s\\) 'pairs' for task 'mqar'; valid options: .*num_pairs"):
         tasks.build("mqar", pairs=4)

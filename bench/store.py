@@ -90,17 +90,20 @@ def read_json(path: Path, required: dict[str, type | tuple[type, ...]] | None = 
     """A JSON object whose `required` keys have the given types; None if absent; anything else is
     quarantined → None."""
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
     try:
-        value = json.loads(text)
+        value = json.loads(raw.decode("utf-8"))  # a non-UTF-8 byte is a damaged file like any other
         if not isinstance(value, dict):
             raise ValueError(f"expected a JSON object, found {type(value).__name__}")
         for key, kind in (required or {}).items():
             if not isinstance(value.get(key), kind):
                 raise ValueError(f"field {key!r} missing or not {kind}")
-    except (ValueError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        quarantine(path, f"not UTF-8 text (byte {error.start})")
+        return None
+    except ValueError as error:
         quarantine(path, str(error))
         return None
     return value

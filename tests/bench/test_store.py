@@ -99,3 +99,22 @@ def test_launchers_recording_jobs_at_once_keep_every_record(tmp_path):
     legacy.jobs_path.write_text(json.dumps({"00000000000000aa": [{"executor": "slurm", "job_id": "7", "submitted": 1.0}]}))
     legacy.record_jobs("slurm", {"00000000000000aa": "8"})
     assert [entry["job_id"] for entry in legacy.read_jobs()["00000000000000aa"]] == ["7", "8"]  # a store of an earlier version
+
+
+def test_a_run_file_with_a_byte_that_is_not_utf8_is_quarantined_and_named_not_a_crash(tmp_path):
+    """One non-UTF-8 byte in status.json, summary.json or sweep.json: the file is moved aside with a
+    warning naming it (like invalid JSON), and status, collect and the listing read on."""
+    sweep = Store(tmp_path).sweep("s")
+    run = sweep.run("0123456789abcdef")
+    run.write_status({"state": "running"})
+    run.write_summary({"status": "completed", "steps": 3})
+    sweep.write_listing(["0123456789abcdef"], {}, "seqbench sweep s.toml")
+    for path in (run.status_path, run.summary_path, sweep.listing_path):
+        path.write_bytes(path.read_bytes().replace(b'"', b'\xff"', 1))
+    with pytest.warns(UserWarning, match=r"(status|summary)\.json: not UTF-8 text"):
+        assert run.read_status() is None and run.read_summary() is None
+    with pytest.warns(UserWarning, match=r"sweep\.json: not UTF-8 text"):
+        sweep.run_ids()
+    assert sorted(p.name.split(".corrupt-")[0] for p in run.path.glob("*.corrupt-*")) == ["status.json", "summary.json"]
+    runs, _ = collect("s", tmp_path, save=False)
+    assert list(runs["status"]) == ["pending"]

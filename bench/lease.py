@@ -22,13 +22,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from seqbench.core import atomic_write_json, process_here
+from seqbench.core import RunStopped, atomic_write_json, process_here
 
 HEARTBEAT_S = float(os.environ.get("SEQBENCH_LEASE_HEARTBEAT_S", 10))
 STALE_AFTER_S = float(os.environ.get("SEQBENCH_LEASE_STALE_S", 60))
 
 
-class LeaseHeld(RuntimeError):
+class LeaseHeld(RunStopped):
     """Another live trainer holds the run."""
 
 

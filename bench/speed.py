@@ -25,7 +25,7 @@ from seqbench import models
 from seqbench.bench.config import SpeedConfig
 from seqbench.bench.stop import StopRequest
 from seqbench.bench.timing import PeakMemory, over_lengths, summarise, synchronise, time_call
-from seqbench.core import resolve_device
+from seqbench.core import RunStopped, resolve_device
 
 CHECK_LENGTH, CHECK_TOLERANCE = 33, 1e-4
 
@@ -158,7 +158,7 @@ def oom_kills() -> int | None:
     return None
 
 
-class WorkerKilled(RuntimeError):
+class WorkerKilled(RunStopped):
     """A speed worker died of a signal with no evidence that it was the out-of-memory killer."""
 
 

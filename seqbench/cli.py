@@ -8,6 +8,8 @@ import os
 import sys
 import time
 
+from seqbench.core import RunStopped
+
 
 def cmd_models(args) -> None:
     from seqbench import models
@@ -377,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
     args.invocation = shlex.join(["seqbench", *(sys.argv[1:] if argv is None else argv)])
     try:
         args.func(args)
-    except ValueError as error:
+    except (ValueError, RunStopped) as error:
         sys.exit(f"seqbench {args.command}: {error}")
     except BrokenPipeError:  # output piped into head & co.
         sys.stdout = open(os.devnull, "w")

@@ -177,6 +177,11 @@ def format_listing(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+class RunStopped(RuntimeError):
+    """A run that cannot go on for a reason its message states whole (another trainer holds it, its
+    worker was killed): the command line says it in one line, never as a traceback."""
+
+
 def check_choice(owner: str, name: str, value: Any, valid) -> None:
     """The one wording of 'unknown value' for an option with a fixed set of values."""
     if value not in valid:

@@ -80,6 +80,27 @@ def test_bad_input_is_one_clear_line(tmp_path, argv, message):
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 3
 
 
+def test_run_on_a_run_another_trainer_holds_is_one_line(tmp_path):
+    """A live trainer (here: this test process) holds the run's lease: `seqbench run` says who, in one line."""
+    from seqbench.bench.config import parse_run_config
+    from seqbench.bench.lease import Lease
+    from seqbench.bench.store import Store
+
+    config = parse_run_config(tiny_run_config())
+    (tmp_path / "run.json").write_text(json.dumps(config.model_dump(mode="json")))
+    run_dir = Store(tmp_path / "runs").run("single", config.run_id())
+    run_dir.path.mkdir(parents=True)
+    lease = Lease(run_dir.lease_path, {"job": "held by the test"})
+    lease.acquire(wait_s=0)
+    try:
+        result = subprocess.run([sys.executable, "-m", "seqbench.cli", "--root", str(tmp_path / "runs"), "run", "run.json"],
+                                capture_output=True, text=True, cwd=tmp_path)
+    finally:
+        lease.release()
+    assert result.returncode == 1 and f"seqbench run: run {config.run_id()} is being trained by" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.slow
 def test_report_exports_a_clean_sweep_and_refuses_a_dirty_one(tmp_path, capsys):
     from seqbench.bench.store import Store

@@ -6,7 +6,8 @@ alive is judged by the one who wants the run, on its own monotonic clock: a leas
 not change for `STALE_AFTER_S` of watching belongs to a dead trainer and may be taken over. No
 timestamp written by another host is ever compared with this host's clock, so a node whose clock
 runs ahead (or behind) can neither block a run for the skew nor have its live run stolen. A holder
-on this host whose process is gone is dead at once. A holder that finds its lease gone or taken
+on this host whose process is gone is dead at once, and so is one whose process runs but whose
+heartbeat (stamped by this host's clock) stopped for the stale window (a reused pid). A holder that finds its lease gone or taken
 stops at the next step boundary (the runner checks `lost`).
 """
 from __future__ import annotations
@@ -72,7 +73,7 @@ class Lease:
             holder = read_lease(self.path)
             if holder is None:
                 continue  # released between our create and our read
-            if holder["dead_here"]:
+            if holder["dead_here"] or silent_here(holder):
                 self._take_over(holder)
                 continue
             now = time.monotonic()
@@ -153,6 +154,14 @@ def read_lease(path: Path) -> dict | None:
     here = process_here(value.get("host"), value.get("pid"))
     return {**value, "observed": text, "dead_here": here is False, "alive_here": here is True, "stale": here is False,
             "age_s": time.time() - modified}
+
+
+def silent_here(holder: dict) -> bool:
+    """A holder on this host whose process runs but whose last heartbeat — stamped by this host's own
+    clock, so comparable here — is older than the stale window: a reused pid or a hung trainer, not a
+    trainer, and its run may be taken over at once."""
+    written = holder.get("written")
+    return holder["alive_here"] and isinstance(written, (int, float)) and time.time() - written > STALE_AFTER_S
 
 
 def describe_holder(holder: dict) -> str:

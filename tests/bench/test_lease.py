@@ -77,3 +77,20 @@ def test_the_heartbeat_counter_moves_with_every_refresh(tmp_path):
         assert read_lease(held.path)["alive_here"] and not read_lease(held.path)["stale"]
     finally:
         held.release()
+
+
+def test_a_live_unrelated_pid_whose_heartbeat_stopped_is_not_a_trainer(tmp_path):
+    """A lease naming this host and a running process (here: the test itself, as a reused pid would)
+    whose heartbeat, stamped by this host's clock, is older than the stale window: taken over at
+    once; the same lease with a fresh heartbeat is a live trainer and refused."""
+    import socket
+
+    path = tmp_path / "lease.json"
+    record = {"host": socket.gethostname(), "pid": os.getpid(), "token": "old", "beat": 3}
+    path.write_text(json.dumps({**record, "written": time.time() - 2 * lease_module.STALE_AFTER_S}))
+    started = time.monotonic()
+    with Lease(path, {"job_id": "mine"}).acquire(wait_s=0, poll_s=0.05) as mine:
+        assert time.monotonic() - started < 5 and read_lease(path)["token"] == mine.token
+    path.write_text(json.dumps({**record, "written": time.time()}))
+    with pytest.raises(LeaseHeld, match="is being trained by"):
+        Lease(path, {"job_id": "mine"}).acquire(wait_s=0, poll_s=0.05)

@@ -29,7 +29,7 @@ from seqbench.bench.provenance import provenance, slurm_job_id
 from seqbench.bench.stop import StopRequest, preemption_requests
 from seqbench.bench.store import RunDir, Store, quarantine
 from seqbench.bench.tracking import Trackers
-from seqbench.core import resolve_device
+from seqbench.core import remove_stale_temporaries, resolve_device
 
 CHECKPOINT_FORMAT = 2
 
@@ -280,13 +280,33 @@ def execute(config: RunConfig, run_dir: RunDir, *, progress: bool | None = None,
             run_dir.lease({"job_id": slurm_job_id(), "kind": config.kind}, wait_s=lease_wait_s()) as lease:
         if run_dir.is_finished():
             return {**run_dir.read_summary(), "skipped": "finished already"}
-        run_dir.write_config(config.model_dump(mode="json"), provenance(None))  # even if set-up fails
-        if isinstance(config, TrainConfig):
-            trainer = Trainer(config, run_dir, progress=progress)
-            if on_trainer is not None:
-                on_trainer(trainer)
-            return trainer.run(lease, request)
-        return measure_in(config, run_dir, request)
+        remove_stale_temporaries(run_dir.path, ORPHAN_AFTER_S)  # a trainer killed mid-write left them: we hold the lease
+        try:
+            run_dir.write_config(config.model_dump(mode="json"), provenance(None))  # even if set-up fails
+            if isinstance(config, TrainConfig):
+                trainer = Trainer(config, run_dir, progress=progress)
+                if on_trainer is not None:
+                    on_trainer(trainer)
+                return trainer.run(lease, request)
+            return measure_in(config, run_dir, request)
+        except LeaseHeld:
+            raise  # lost to another trainer: the run and its status are theirs now
+        except Exception:
+            record_failure(run_dir, traceback.format_exc())  # never left "running" (a foreground run included)
+            raise
+        finally:
+            remove_stale_temporaries(run_dir.path, ORPHAN_AFTER_S)
+
+
+# a temporary in a run folder this old, while we hold its lease, was left by a writer that was killed
+# (a status written by a submitter at this moment is milliseconds old)
+ORPHAN_AFTER_S = 60.0
+
+
+def record_failure(run_dir: RunDir, text: str) -> None:
+    with contextlib.suppress(OSError):
+        run_dir.write_error(text)
+        run_dir.write_status("failed", error=text.strip().splitlines()[-1])
 
 
 def measure_in(config: SpeedConfig | OpBenchConfig | ThroughputConfig, run_dir: RunDir, stop: StopRequest | None = None) -> dict:
@@ -333,12 +353,6 @@ class Run(submitit.helpers.Checkpointable):
             return execute(self.config, run_dir, on_trainer=lambda trainer: setattr(self, "_trainer", trainer))
         except LeaseHeld as busy:
             return {"status": "busy", "skipped": str(busy)}
-        except Exception:
-            text = traceback.format_exc()
-            with contextlib.suppress(OSError):
-                run_dir.write_error(text)
-                run_dir.write_status("failed", error=text.strip().splitlines()[-1])
-            raise
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
         """Called by submitit after the trainer has checkpointed at a step boundary (StopRequest)."""

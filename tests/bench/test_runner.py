@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -183,3 +184,25 @@ def test_a_corpus_replaced_after_configuration_is_refused_naming_both_hashes(tmp
     corpus.write_bytes(original)
     run_in_foreground(config, root=tmp_path / "runs", sweep="s", progress=False)
     assert Store(tmp_path / "runs").run("s", config.run_id()).is_finished()
+
+
+def test_a_foreground_run_that_dies_is_failed_not_running_and_orphan_temporaries_go(tmp_path):
+    """A run whose set-up raises after it started is recorded failed with its error (seqbench status
+    never shows a dead run as running); a temporary left by a killed writer in its folder is cleared
+    once the next attempt holds the lease, and the committed results' temporaries are git-ignored."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(b"0123456789" * 300)
+    config = parse_run_config(tiny_run_config(task={"name": "bytes", "options": {"path": str(corpus), "seq_len": 16}}, steps=4))
+    run_dir = Store(tmp_path / "runs").run("s", config.run_id())
+    corpus.write_bytes(b"9876543210" * 300)  # set-up now fails: the corpus is not the configured one
+    with pytest.raises(Exception, match="changed since this run was configured"):
+        run_in_foreground(config, root=tmp_path / "runs", sweep="s", progress=False)
+    assert run_dir.read_status()["state"] == "failed" and "changed since this run was configured" in run_dir.read_status()["error"]
+    orphan = run_dir.path / ".checkpoint.pt.abc123.tmp"
+    orphan.write_bytes(b"\0" * 4096)
+    os.utime(orphan, (time.time() - 3600, time.time() - 3600))
+    corpus.write_bytes(b"0123456789" * 300)
+    run_in_foreground(config, root=tmp_path / "runs", sweep="s", progress=False)
+    assert run_dir.is_finished() and not orphan.exists()
+    ignored = subprocess.run(["git", "check-ignore", "-q", "results/some-sweep/.runs.csv.x1y2.tmp"], cwd=Path(__file__).parents[2])
+    assert ignored.returncode == 0

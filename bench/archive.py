@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import tarfile
+import zlib
 from pathlib import Path
 
 from seqbench.bench.store import RUN_ID_PATTERN, Store, StoreError, check_run_id, check_sweep_name, read_json
@@ -77,25 +78,49 @@ def _checked_member(path: str) -> tuple[str, str | None, str]:
     raise StoreError(f"archive member {path!r} is not <sweep>/sweep.json or <sweep>/<run id>/<{'|'.join(RUN_FILES)}>")
 
 
+MAX_MEMBER_BYTES = 256 * 2**20  # a run's files are kilobytes to a few megabytes; a bigger member is not one of ours
+
+
 def read_archive(path: str | Path) -> tuple[dict, dict[str, bytes]]:
-    """(manifest, member path → bytes), every member checked against the manifest's sha256."""
-    with tarfile.open(Path(path), mode="r:gz") as tar:
-        contents = {}
-        for member in tar.getmembers():
-            if not member.isfile():
-                raise StoreError(f"{path}: member {member.name!r} is not a plain file")
-            contents[member.name] = tar.extractfile(member).read()
+    """(manifest, member path → bytes), every member checked before anything is written: read one at
+    a time from the stream, its size bounded by its header before it is decompressed, its name in the
+    layout, its JSON UTF-8 and its sha256 the manifest's. A damaged archive is one StoreError naming it."""
+    contents: dict[str, bytes] = {}
+    try:
+        with tarfile.open(Path(path), mode="r|gz") as tar:
+            for member in tar:
+                if not member.isfile():
+                    raise StoreError(f"{path}: member {member.name!r} is not a plain file")
+                if member.name != MANIFEST:
+                    _checked_member(member.name)
+                if member.size > MAX_MEMBER_BYTES:
+                    raise StoreError(f"{path}: member {member.name!r} holds {member.size:,} bytes, more than any run file "
+                                     f"({MAX_MEMBER_BYTES:,} at most); not an archive of runs")
+                contents[member.name] = tar.extractfile(member).read()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:  # truncated, bit-flipped, not gzip, not tar
+        raise StoreError(f"{path}: not a readable tar.gz archive ({type(error).__name__}: {error}); "
+                         "it was damaged or is not an archive written by `seqbench archive`") from None
     if MANIFEST not in contents:
         raise StoreError(f"{path}: no {MANIFEST}; not an archive written by `seqbench archive`")
-    manifest = json.loads(contents.pop(MANIFEST))
-    expected = manifest.get("files", {})
+    try:
+        manifest = json.loads(contents.pop(MANIFEST).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise StoreError(f"{path}: its {MANIFEST} is not JSON text ({error})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict) or not isinstance(manifest.get("sweeps", {}), dict):
+        raise StoreError(f"{path}: its {MANIFEST} is not an object with a 'files' object (file → sha256) and 'sweeps'")
+    expected = manifest["files"]
     if set(expected) != set(contents):
         raise StoreError(f"{path}: members and manifest differ (missing: {sorted(set(expected) - set(contents))[:3]}, "
                          f"unlisted: {sorted(set(contents) - set(expected))[:3]})")
     for name, data in contents.items():
-        _checked_member(name)
         if _sha256(data) != expected[name]:
             raise StoreError(f"{path}: {name} does not match its sha256 in the manifest (a damaged or edited archive)")
+        try:
+            text = data.decode("utf-8")
+            if name.endswith(".json") and not isinstance(json.loads(text), dict):
+                raise ValueError("not a JSON object")
+        except (UnicodeDecodeError, ValueError) as error:
+            raise StoreError(f"{path}: {name} is not valid UTF-8 JSON ({error}); a run file must be") from None
     return manifest, contents
 
 
@@ -130,7 +155,9 @@ def restore(path: str | Path, root=None) -> dict[str, int]:
         if listing is not None:
             recorded = json.loads(listing)
             target = store.sweep(sweep)
+            here = target.read_listing() if target.listing_path.is_file() else None
+            executor = here.get("executor", {}) if here else recorded.get("executor", {})  # never replace this root's own
             for command in recorded.get("commands", []) or [None]:
-                target.write_listing(recorded.get("run_ids", []), recorded.get("executor", {}), command)
+                target.write_listing(recorded.get("run_ids", []), executor, command)
     return added
 

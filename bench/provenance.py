@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.metadata
+import inspect
 import os
 import platform
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -59,9 +62,32 @@ def slurm_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
-def provenance(device: torch.device | None) -> dict:
-    """None for the device when a run failed before choosing one."""
+def code_identity(config) -> dict[str, str]:
+    """name → sha256 of its module's source, for every mixer and task a run names by import path
+    ("my_package.my_module:MyMixer"): code outside seqbench's commit, so that an edit to it is seen
+    (a relaunch compares this with what a finished run recorded). Built-ins are the commit's."""
+    from seqbench import tasks
+    from seqbench.models import registry
+
+    names = getattr(getattr(config, "model", None), "name", None)
+    mixers = [] if names is None else [names] if isinstance(names, str) else list(names)
+    found = {}
+    for kind, name in [*(("mixer", n) for n in mixers), ("task", getattr(getattr(config, "task", None), "name", None))]:
+        if not isinstance(name, str) or ":" not in name:
+            continue
+        cls = (registry.get_class if kind == "mixer" else tasks.TASKS.get_class)(name)
+        try:
+            found[name] = hashlib.sha256(Path(inspect.getsourcefile(cls)).read_bytes()).hexdigest()
+        except (TypeError, OSError):  # no source file (a compiled or built-in module): its version, where it has one
+            found[name] = f"version {getattr(sys.modules.get(cls.__module__), '__version__', 'unknown')}"
+    return found
+
+
+def provenance(device: torch.device | None, config=None) -> dict:
+    """None for the device when a run failed before choosing one; `config` adds the source hashes of
+    the mixers and tasks it names by import path (`code`)."""
     return {
+        **({"code": code_identity(config)} if config is not None else {}),
         **git_state(),
         "packages": package_versions(),
         "python": platform.python_version(),

@@ -187,7 +187,7 @@ class Trainer:
         """Train to the end; `request` is the stop request installed before set-up (execute), so a
         signal that came while the model was being built is acted on at the first step boundary."""
         config, run_dir = self.config, self.run_dir
-        report, origin = self._report(), provenance(self.device)
+        report, origin = self._report(), provenance(self.device, config)
         run_dir.write_config(config.model_dump(mode="json"), {**origin, **report})
         run_dir.write_status("running", step=self.step, slurm_job_id=origin["slurm_job_id"])
         status, started = "completed", time.time()
@@ -282,7 +282,7 @@ def execute(config: RunConfig, run_dir: RunDir, *, progress: bool | None = None,
             return {**run_dir.read_summary(), "skipped": "finished already"}
         remove_stale_temporaries(run_dir.path, ORPHAN_AFTER_S)  # a trainer killed mid-write left them: we hold the lease
         try:
-            run_dir.write_config(config.model_dump(mode="json"), provenance(None))  # even if set-up fails
+            run_dir.write_config(config.model_dump(mode="json"), provenance(None, config))  # even if set-up fails
             if isinstance(config, TrainConfig):
                 trainer = Trainer(config, run_dir, progress=progress)
                 if on_trainer is not None:
@@ -319,7 +319,7 @@ def measure_in(config: SpeedConfig | OpBenchConfig | ThroughputConfig, run_dir: 
     started = time.time()
     run_dir.write_status("running", step=0, slurm_job_id=slurm_job_id())
     device = torch.device("cpu") if isinstance(config, OpBenchConfig) else resolve_device(config.device)
-    run_dir.write_config(config.model_dump(mode="json"), provenance(device))
+    run_dir.write_config(config.model_dump(mode="json"), provenance(device, config))
     measure = {SpeedConfig: measure_model, OpBenchConfig: gateloop_op_benchmark, ThroughputConfig: training_throughput}[type(config)]
     rows = measure(config, stop)
     run_dir.write_rows(rows)

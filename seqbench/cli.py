@@ -67,7 +67,7 @@ def cmd_compare(args) -> None:
     suites = list(SUITES) if args.suite == "all" else args.suite.split(",")
     baselines = args.baselines.split(",") if args.baselines else None
     readme = compare(args.mixer, suites=suites, budget=args.budget, executor=args.executor, root=args.root, out=args.out,
-                     baselines=baselines, corpus=args.corpus, run=not args.report_only)
+                     baselines=baselines, corpus=args.corpus, run=not args.report_only, accept_changed_code=args.accept_changed_code)
     if readme is not None:
         print(f"wrote {readme}")
 
@@ -97,8 +97,8 @@ def cmd_sweep(args) -> None:
     if args.json:
         print(json.dumps(sweep.expanded(), indent=1))
         return
-    submission = submit(sweep, executor=args.executor, root=args.root, dry_run=args.dry_run,
-                        overrides=_overrides(args), parallel=args.parallel, command=args.invocation)
+    submission = submit(sweep, executor=args.executor, root=args.root, dry_run=args.dry_run, overrides=_overrides(args),
+                        parallel=args.parallel, command=args.invocation, accept_changed_code=args.accept_changed_code)
     if args.dry_run or args.executor == "slurm":
         return
     from seqbench.analysis.collect import collect
@@ -121,7 +121,8 @@ def cmd_speed(args) -> None:
     if len(names) != 1:
         raise ValueError(f"speed sweep files given together must share one name (their results folder), got {sorted(names)}")
     for sweep in sweeps:  # one run at a time: concurrent runs would share the cores being timed
-        submit(sweep, executor=args.executor, root=args.root, parallel=1, overrides=_overrides(args), command=args.invocation)
+        submit(sweep, executor=args.executor, root=args.root, parallel=1, overrides=_overrides(args), command=args.invocation,
+               accept_changed_code=args.accept_changed_code)
     if args.executor == "slurm":
         print(f"submitted; when done: seqbench speed {' '.join(args.files)} (skips what finished and writes the report)")
         return
@@ -257,6 +258,9 @@ def _executor_arguments(parser: argparse.ArgumentParser, *, overrides: bool = Tr
         number = kind in (int, float) or "int" in str(kind)
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, help=meaning,
                             type=(float if kind is float else int) if number else str)
+    parser.add_argument("--accept-changed-code", action="store_true",
+                        help="count finished runs as finished although the source of a mixer or task they name by import "
+                             "path changed since they trained (default: refuse, naming them)")
     parser.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                         help="any other parameter of submitit's Slurm executor (values read as TOML), e.g. "
                              "--slurm 'setup=[\"module load cuda\"]' --slurm 'additional_parameters={reservation=\"x\"}'")
@@ -299,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--baselines", default=None, help="comma-separated mixers (default: every registered one)")
     compare.add_argument("--corpus", default=None, help="lm suite: the corpus file (default: gcide.dict.dz)")
     compare.add_argument("--out", default=None, help="report folder (default: results/compare/compare-<mixer>-report)")
+    compare.add_argument("--accept-changed-code", action="store_true",
+                         help="count finished runs although the mixer's source changed since they trained (default: refuse)")
     compare.add_argument("--report-only", action="store_true",
                          help="write the report from the runs that finished (the rest shown as missing); submit nothing")
     compare.set_defaults(func=cmd_compare)

@@ -112,7 +112,7 @@ def suite_specs(mixer: str, suite: str, budget: str, *, baselines: list[str], co
 
 def compare(mixer: str, *, suites: list[str], budget: str = "cpu", executor: str = "local", root=None,
             out: str | Path | None = None, baselines: list[str] | None = None, corpus: str | None = None,
-            echo=print, run: bool = True) -> Path | None:
+            echo=print, run: bool = True, accept_changed_code: bool = False) -> Path | None:
     """Run (or resume) every suite's sweeps and write the report; returns README.md's path, or None
     when `seqbench cancel` stopped one of its sweeps (nothing more is submitted; run again to resume).
     `run=False` writes the report from what has finished and submits nothing."""
@@ -126,7 +126,8 @@ def compare(mixer: str, *, suites: list[str], budget: str = "cpu", executor: str
         specs = suite_specs(mixer, suite, budget, baselines=baselines, corpus=corpus)
         for spec in specs if run else ():
             started = time.time()
-            submit(expand(spec), executor=executor, root=root, echo=echo, parallel=1 if suite == "speed" else None)
+            submit(expand(spec), executor=executor, root=root, echo=echo, parallel=1 if suite == "speed" else None,
+                   accept_changed_code=accept_changed_code)
             if Store(root).sweep(spec["name"]).cancelled_since(started):
                 echo(f"cancelled: {spec['name']} was cancelled; compare submits nothing more (run it again to resume)")
                 return None

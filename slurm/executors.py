@@ -68,9 +68,11 @@ class Submission:
 
 def submit(sweep: Sweep, *, executor: str = "local", root=None, dry_run: bool = False,
            overrides: dict[str, Any] | None = None, parallel: int | None = None,
-           echo: Callable[[str], None] = print, command: str | None = None) -> Submission:
+           echo: Callable[[str], None] = print, command: str | None = None, accept_changed_code: bool = False) -> Submission:
     """Launch the sweep's unfinished runs; `command` is the command line that launched it, recorded
-    with the sweep so its report can name how to reproduce it."""
+    with the sweep so its report can name how to reproduce it. A finished run trained on a mixer or
+    task (named by import path) whose source has changed since is not silently counted: the launch
+    refuses, naming it, unless `accept_changed_code`."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
     if parallel is not None and (not isinstance(parallel, int) or parallel < 1):
@@ -80,15 +82,20 @@ def submit(sweep: Sweep, *, executor: str = "local", root=None, dry_run: bool = 
     parameters = executor_parameters(sweep.executor, overrides or {})
     jobs = sweep_dir.read_jobs()
     submission = Submission(sweep.name, store.root, [], {}, {})
-    todo = []
+    todo, changed = [], []
     for run in sweep.runs:
         run_id = run.run_id()
         if sweep_dir.run(run_id).is_finished():
             submission.finished.append(run_id)
+            changed += changed_code(sweep_dir.run(run_id), run)
         elif reason := active_elsewhere(sweep_dir, run_id, jobs):
             submission.busy[run_id] = reason
         else:
             todo.append(run)
+    if changed and not accept_changed_code:
+        raise ValueError(f"{len(changed)} finished run(s) were trained on code that has changed since: {'; '.join(changed[:3])}"
+                         f"{' …' if len(changed) > 3 else ''}. Pass --accept-changed-code to count them as finished as they are, "
+                         "or launch the sweep under a new name to train them on the code as it is now")
     echo(f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(submission.finished)} finished, "
          f"{len(submission.busy)} queued or running, {len(todo)} to run ({executor})")
     for run in sweep.runs:
@@ -106,6 +113,16 @@ def submit(sweep: Sweep, *, executor: str = "local", root=None, dry_run: bool = 
     else:
         _run_here(sweep, todo, sweep_dir, parameters, executor, parallel, submission, echo)
     return submission
+
+
+def changed_code(run_dir, config) -> list[str]:
+    """What differs between the code a finished run recorded (provenance `code`) and the code now."""
+    from seqbench.bench.provenance import code_identity
+
+    recorded = ((run_dir.read_config() or {}).get("provenance") or {}).get("code") or {}
+    now = code_identity(config)
+    return [f"run {run_dir.run_id}: {name} (sha256 {str(recorded.get(name))[:12]}… then, {str(now.get(name))[:12]}… now)"
+            for name in sorted(set(recorded) | set(now)) if recorded.get(name) != now.get(name) and name in recorded]
 
 
 def describe_run(run, axes: dict[str, Any]) -> str:

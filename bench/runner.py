@@ -26,7 +26,7 @@ from seqbench import tasks
 from seqbench.bench.config import OpBenchConfig, RunConfig, SpeedConfig, ThroughputConfig, TrainConfig
 from seqbench.bench.lease import HEARTBEAT_S, STALE_AFTER_S, LeaseHeld
 from seqbench.bench.provenance import provenance, slurm_job_id
-from seqbench.bench.stop import StopRequest, preemption_requests
+from seqbench.bench.stop import StopRequest, preemption_requests, stop_when_launcher_dies
 from seqbench.bench.store import RunDir, Store, quarantine
 from seqbench.bench.tracking import Trackers
 from seqbench.core import remove_stale_temporaries, resolve_device
@@ -349,6 +349,7 @@ class Run(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict:
         run_dir = self.run_dir
+        stop_when_launcher_dies()  # a local launcher killed outright: stop too, not train on as an orphan
         try:
             return execute(self.config, run_dir, on_trainer=lambda trainer: setattr(self, "_trainer", trainer))
         except LeaseHeld as busy:

@@ -69,3 +69,34 @@ def preemption_requests():
         for sig, handler in request.previous.items():
             if signal.getsignal(sig) is request:
                 signal.signal(sig, handler)
+
+
+# A local sweep's launcher names itself here for its workers. submitit's local job controller is made
+# to outlive the launcher, so a launcher killed by SIGKILL (no handler runs) would leave its workers
+# training or timing as orphans; each worker watches the launcher and stops itself — SIGTERM, the
+# same stop request as `seqbench cancel`: checkpoint at the next boundary, preempted, resumable.
+LAUNCHER_ENV = "SEQBENCH_LAUNCHER_PID"
+LAUNCHER_POLL_S = 1.0
+
+
+def stop_when_launcher_dies() -> threading.Thread | None:
+    """In a local worker whose launcher named itself: a watcher that sends this process SIGTERM once
+    the launcher is gone; elsewhere (Slurm, the debug executor, a foreground run) nothing."""
+    launcher = os.environ.get(LAUNCHER_ENV)
+    if os.environ.get("SUBMITIT_EXECUTOR") != "local" or not (launcher or "").isdigit():
+        return None
+
+    def watch(pid: int) -> None:
+        while True:
+            time.sleep(LAUNCHER_POLL_S)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            except PermissionError:  # alive, another user's: not ours to judge
+                continue
+
+    watcher = threading.Thread(target=watch, args=(int(launcher),), name="launcher-watch", daemon=True)
+    watcher.start()
+    return watcher

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from typing import Any
 import submitit
 
 from seqbench.bench.runner import Run
+from seqbench.bench.stop import LAUNCHER_ENV
 from seqbench.bench.store import Store, SweepDir
 from seqbench.bench.sweep import Sweep
 from seqbench.slurm.parameters import GENERIC, executor_parameters, submitit_names
@@ -174,6 +177,8 @@ def _run_here(sweep, todo, sweep_dir: SweepDir, parameters, executor, parallel, 
     running: dict[str, Any] = {}
     submitter = _auto_executor(sweep_dir, executor, parameters)
     started = time.time()
+    os.environ[LAUNCHER_ENV] = str(os.getpid())  # workers watch it: a SIGKILLed launcher leaves no orphan
+    previous = _sigterm_as_exit()  # SIGTERM stops the workers as Ctrl-C does
     try:
         with tqdm(total=len(todo), desc=f"sweep {sweep.name}", unit="run") as bar:
             while queue or running:
@@ -213,6 +218,22 @@ def _run_here(sweep, todo, sweep_dir: SweepDir, parameters, executor, parallel, 
     except BaseException:
         _stop(running.values())
         raise
+    finally:
+        os.environ.pop(LAUNCHER_ENV, None)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_as_exit():
+    """In the main thread: SIGTERM raises SystemExit(143) (so the launcher stops its workers on the way
+    out, as on Ctrl-C); returns the handler it replaced, or None where none can be installed."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def leave(signum, frame):
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, leave)
 
 
 def _last_line(error: BaseException, stored: str | None) -> str:
@@ -226,8 +247,6 @@ def _last_line(error: BaseException, stored: str | None) -> str:
 
 def _stop(jobs, grace_s: float = 60.0) -> None:
     """SIGTERM each local worker (it checkpoints at its next step boundary and exits), then wait."""
-    import signal
-
     for job in jobs:
         process = getattr(job, "_process", None)
         if process is not None and process.poll() is None:

@@ -98,3 +98,48 @@ def test_status_and_the_collected_table_show_each_runs_backend(tmp_path):
     assert "backend: mamba/recurrent: cpp (1 run)" in text and "backend: retnet/chunked: torch (1 run)" in text
     runs, _ = collect("b", tmp_path)
     assert set(runs["backend"]) == {"mamba/recurrent: cpp", "retnet/chunked: torch"}
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_a_killed_launcher_leaves_no_worker_training(tmp_path, how):
+    """SIGTERM stops the launcher's workers as Ctrl-C does; SIGKILL runs no handler, and submitit's local
+    job controller outlives it by design — each worker watches its launcher and stops itself. Either
+    way, within seconds nothing of the sweep runs and the run is preempted at a checkpoint, resumable."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from seqbench.bench.store import Store
+
+    sweep_file = write_tiny_sweep(tmp_path, "orphans")
+    root = tmp_path / "runs"
+    launcher = subprocess.Popen([sys.executable, "-m", "seqbench.cli", "--root", str(root), "sweep", str(sweep_file),
+                                 "--set", "steps=100000", "--set", "checkpoint_every=20", "--parallel", "1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def training():
+        sweep = Store(root).sweep("orphans")
+        if not sweep.exists():
+            return []
+        return [run_id for run_id in sweep.run_ids() if (sweep.run(run_id).read_status() or {}).get("state") == "running"
+                and (sweep.run(run_id).read_status() or {}).get("step", 0) > 0]
+
+    def sweep_processes():
+        found = subprocess.run(["pgrep", "-f", str(root)], capture_output=True, text=True).stdout.split()
+        return [pid for pid in found if int(pid) != launcher.pid]
+
+    deadline = time.monotonic() + 120
+    while not training() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    [run_id] = training()
+    os.kill(launcher.pid, getattr(signal, how))
+    launcher.wait(timeout=90)
+    deadline = time.monotonic() + 90
+    while sweep_processes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert sweep_processes() == [], "a worker outlived its launcher"
+    status = Store(root).sweep("orphans").run(run_id).read_status()
+    assert status["state"] == "preempted" and (Store(root).sweep("orphans").run(run_id).path / "checkpoint.pt").exists()

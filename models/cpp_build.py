@@ -112,10 +112,15 @@ def build(source: Path, *, force: bool = False):
     if missing:
         return None, missing
     folder = build_folder(source)
-    folder.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # a read-only build root: what is there may still be loaded
+        folder.mkdir(parents=True, exist_ok=True)
     failed = folder / "failed.json"
     if failed.exists() and not force:
         return None, _failure_reason(failed)
+    if not _writable(folder):
+        module = _load_complete(folder)
+        return (module, None) if module is not None else \
+            (None, f"the build folder {folder} cannot be written and holds no complete build: using PyTorch")
     try:
         with _build_lock(folder / "build.lock"):
             Path(folder / "lock").unlink(missing_ok=True)  # torch's, left by a killed build: nobody else is building
@@ -138,9 +143,50 @@ def _compile(source: Path, folder: Path):
         return module, None
     except Exception as error:  # noqa: BLE001 — a compiler or link error: recorded, and PyTorch is used
         last = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        status = _killed_by(error)
+        if status is not None:  # a timeout or a preemption, not the source: the next process builds again
+            return None, f"build interrupted by a signal ({status}; not recorded as failed); compiler log: {log}"
         reason = f"build failed ({type(error).__name__}: {last}); compiler log: {log}"
         atomic_write_json(folder / "failed.json", {"reason": reason, "log": str(log), "when": time.time()})
         return None, reason
+
+
+def _killed_by(error: BaseException) -> str | None:
+    """How a signal ended the compiler (its exit status anywhere in the error's chain), if one did."""
+    seen: BaseException | None = error
+    while seen is not None:
+        code = getattr(seen, "returncode", None)
+        if isinstance(code, int) and code < 0:
+            return f"killed by signal {-code}"
+        if isinstance(code, int) and 128 < code < 160:  # 128 + N: how ninja and shells report a signal
+            return f"exit status {code}"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _writable(folder: Path) -> bool:
+    """Whether a lock can be made in `folder` (a read-only mount refuses even root)."""
+    probe = folder / f".probe-{os.getpid()}"
+    try:
+        probe.touch()
+        probe.unlink()
+        return True
+    except OSError:
+        return False
+
+
+def _load_complete(folder: Path):
+    """A finished build in `folder` (torch names it <folder name>.so), loaded without writing
+    anything — all a read-only folder allows; None where there is none."""
+    import importlib.util
+
+    built = folder / f"{folder.name}.so"
+    if not built.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location(folder.name, built)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _failure_reason(failed: Path) -> str:

@@ -118,3 +118,51 @@ def test_no_compiler_on_path_is_one_clear_reason(tmp_path):
     out, _ = build_process(source, root, PATH=str(bare), CXX="").communicate(timeout=120)
     assert out.startswith("no C++ compiler (c++/g++) on PATH — using PyTorch"), out
     assert "compiler not compatible" not in out and "ninja" not in out
+
+
+@pytest.mark.faults
+def test_a_build_interrupted_by_sigterm_is_not_recorded_as_failed(tmp_path):
+    """SIGTERM to the building job's process group (a timeout, a preemption) while ninja compiles — the
+    job itself records the signal and goes on, as a run's stop handler does; ninja dies of it: no
+    failed.json, so the next process builds instead of falling back to PyTorch for good."""
+    source, root = tiny_kernel(tmp_path), tmp_path / "builds"
+    env = {**os.environ, "SEQBENCH_BUILD_DIR": str(root)}
+    first = subprocess.Popen([sys.executable, "-c", "import signal; signal.signal(signal.SIGTERM, lambda *a: None); " + BUILD, str(source)],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    folder = root / cpp_build.build_name(source)
+    deadline = time.monotonic() + 120
+    while not ((folder / "build.lock").exists() and (folder / "build.ninja").exists()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)  # the compiler is running
+    os.killpg(first.pid, signal.SIGTERM)
+    interrupted, _ = first.communicate(timeout=120)
+    assert "build interrupted by a signal" in interrupted and "not recorded as failed" in interrupted, interrupted
+    assert not (folder / "failed.json").exists()
+    out, _ = build_process(source, root).communicate(timeout=300)
+    assert out.split()[0] == "built", out
+
+
+@pytest.mark.faults
+def test_a_read_only_build_folder_loads_a_complete_build_and_otherwise_says_why(tmp_path):
+    """A build root on a read-only mount (a shared cache mounted ro on the nodes): its complete build is
+    loaded without the lock; an empty one gives the reason and PyTorch, never a failed run."""
+    source, root = tiny_kernel(tmp_path), tmp_path / "builds"
+    out, _ = build_process(source, root).communicate(timeout=300)
+    assert out.split()[0] == "built", out
+    (tmp_path / "empty").mkdir()
+    mounts = []
+    try:
+        for name, target in (("builds", tmp_path / "ro-builds"), ("empty", tmp_path / "ro-empty")):
+            target.mkdir()
+            done = subprocess.run(["mount", "--bind", str(tmp_path / name), str(target)], capture_output=True)
+            if done.returncode:
+                pytest.skip(f"cannot bind-mount here ({done.stderr.decode().strip()}); needs root")
+            mounts.append(target)
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], check=True)
+        out, _ = build_process(source, tmp_path / "ro-builds").communicate(timeout=120)
+        assert out.split()[0] == "built", out
+        out, _ = build_process(source, tmp_path / "ro-empty").communicate(timeout=120)
+        assert "cannot be written and holds no complete build: using PyTorch" in out, out
+    finally:
+        for target in reversed(mounts):
+            subprocess.run(["umount", str(target)])

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from seqbench.analysis.collect import collect, collect_rows, varying_columns
+from seqbench.analysis.protocol import configuration_columns
 from seqbench.bench.store import FINISHED, Store
 from seqbench.core import atomic_write_bytes, atomic_write_csv
 
@@ -97,6 +98,27 @@ def results_table(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[[c for c in RESULT_COLUMNS[:2] + axes + RESULT_COLUMNS[2:] if c in runs.columns]]
 
 
+def paired_comparisons(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every pair of configurations (arms) at their chosen lrs, best mean first: per-seed differences
+    of the test metric, signed so that positive favours the first, their mean and 95% t-interval —
+    the numbers a README quotes (protocol.paired_differences, protocol.interval)."""
+    from seqbench.analysis.plots import final_table
+    from seqbench.analysis.protocol import interval, paired_differences
+
+    table, metric, higher, _ = final_table(runs)
+    axes = configuration_columns(table) or ["model.name"]
+    arm = table[axes].astype(str).agg(", ".join, axis=1) if len(table) else pd.Series(dtype=str)
+    table = table.assign(arm=arm)
+    means = table.groupby("arm")[metric].mean().sort_values(ascending=not higher)
+    rows = []
+    for position, a in enumerate(means.index):
+        for b in means.index[position + 1:]:
+            differences = paired_differences(table, arm="arm", a=a, b=b, value=metric)
+            mean, low, high = interval(differences)
+            rows.append({"a": a, "b": b, "metric": metric, "seeds": len(differences), "a − b": mean, "low": low, "high": high})
+    return pd.DataFrame(rows, columns=["a", "b", "metric", "seeds", "a − b", "low", "high"])
+
+
 def export_results(sweep: str, root=None, out: str | Path | None = None, *, command: str = "") -> list[Path]:
     """What goes under results/: runs.csv (parameters, lr, seed and commit of every run), the
     best-over-lr table when the lr was swept, the plots, and README.md naming the commit, the data
@@ -125,6 +147,7 @@ def export_results(sweep: str, root=None, out: str | Path | None = None, *, comm
                             metric, "parameters"] if c in chosen.columns]
         written.append(_write_csv(chosen[keep], out / "best_over_lr.csv"))
     written += plot_sweep(everything, curves, out)
+    written.append(_write_csv(paired_comparisons(everything), out / "paired.csv"))
     commits = sorted(set(runs["provenance.commit"].dropna()))
     recorded = Store(root).sweep(sweep).commands()
     command = command or (recorded[-1] if recorded else "")

@@ -162,8 +162,22 @@ def cmd_plot(args) -> None:
 def cmd_report(args) -> None:
     from seqbench.analysis.report import export_results
 
-    for path in export_results(args.sweep, args.root, args.out, command=args.command_line or ""):
+    written = export_results(args.sweep, args.root, args.out, command=args.command_line or "")
+    for path in written:
         print(f"wrote {path}")
+    paired = next((path for path in written if path.name == "paired.csv"), None)
+    if paired is not None:
+        print(format_paired(paired))
+
+
+def format_paired(path) -> str:
+    """paired.csv as the lines a README quotes: a − b = mean [95% t-interval] over n paired seeds."""
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    return "\n".join(["paired by seed, at each arm's chosen lr (positive favours the first):",
+                      *(f"  {r['a']} − {r['b']} = {r['a − b']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] ({r['metric']}, "
+                        f"{r['seeds']} seeds)" for _, r in table.iterrows())])
 
 
 def cmd_cancel(args) -> None:

@@ -69,3 +69,25 @@ def test_a_full_disk_while_exporting_leaves_every_earlier_file_whole(tmp_path):
         assert not list(small.glob(".*.tmp"))
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def test_paired_comparisons_are_the_per_seed_differences_at_each_arms_chosen_lr():
+    """What `seqbench report` prints and writes (paired.csv): best arm first, a − b per seed at each
+    arm's chosen lr (mean validation over seeds), its mean and t-interval."""
+    import math
+
+    import pandas as pd
+
+    from seqbench.analysis.report import paired_comparisons
+
+    rows = []
+    for model, lr, validation, test in (("a", 1e-3, 0.9, [0.80, 0.82, 0.84]), ("a", 1e-2, 0.5, [0.99, 0.99, 0.99]),
+                                         ("b", 1e-3, 0.6, [0.50, 0.51, 0.55]), ("b", 1e-2, 0.4, [0.10, 0.10, 0.10])):
+        rows += [{"run_id": f"{model}{lr}{seed}", "model.name": model, "optimizer.lr": lr, "seed": seed, "status": "completed",
+                  "validation_accuracy": validation, "final_accuracy": value} for seed, value in enumerate(test)]
+    with pytest.warns(UserWarning, match="edge of the grid"):
+        [pair] = paired_comparisons(pd.DataFrame(rows)).to_dict("records")
+    differences = [0.30, 0.31, 0.29]  # at 1e-3 for both: a's 0.99 at 1e-2 lost on validation
+    half = 4.302652729911275 * pd.Series(differences).std() / math.sqrt(3)
+    assert (pair["a"], pair["b"], pair["seeds"]) == ("a", "b", 3)
+    assert pair["a − b"] == pytest.approx(0.30) and (pair["low"], pair["high"]) == pytest.approx((0.30 - half, 0.30 + half))

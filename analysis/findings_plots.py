@@ -8,6 +8,8 @@ import re
 import textwrap
 from pathlib import Path
 
+import pandas as pd
+
 from seqbench.analysis.findings import Finding
 from seqbench.analysis.protocol import MIN_SEEDS_FOR_INTERVAL, clipped_interval, higher_is_better, value_at_step
 from seqbench.analysis.verdicts import Crossover, Ratio, Similar, at_chosen_lr
@@ -70,6 +72,8 @@ def _plot_arms(axis, chosen, metric, order, sns):
                       fmt="o", color="C3", capsize=4)
     axis.set_xlabel("")
     axis.set_ylabel(f"{metric} ({'higher' if higher_is_better(metric.split(' at step ')[0]) else 'lower'} is better)")
+    lrs = chosen.groupby("arm")["lr"].first() if "lr" in chosen.columns else {}
+    axis.set_xticks(range(len(order)), [f"{arm}\nlr {lrs[arm]:g}" if arm in lrs and pd.notna(lrs[arm]) else arm for arm in order])
     axis.tick_params(axis="x", rotation=20, labelsize=8)
 
 

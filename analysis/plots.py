@@ -104,7 +104,9 @@ def chance_level(runs: pd.DataFrame, metric: str) -> float | None:
     options_columns = [c for c in runs.columns if c.startswith("task.options.")]
     if any(runs[c].astype(str).nunique() > 1 for c in options_columns):
         return None
-    options = {c.removeprefix("task.options."): runs[c].iloc[0] for c in options_columns if pd.notna(runs[c].iloc[0])}
+    # a column of a table turns an integer option into a float (5 → 5.0): back to what the task was given
+    options = {c.removeprefix("task.options."): int(v) if isinstance(v, float) and v.is_integer() else v
+               for c in options_columns if pd.notna(v := runs[c].iloc[0])}
     return tasks.TASKS.get_class(runs["task.name"].iloc[0]).chance_accuracy(options)
 
 

@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="a mixer against the baselines through the standard suites, one report",
                                   parents=[rooted])
     compare.add_argument("mixer", help="a registered name or package.module:Class")
-    compare.add_argument("--suite", default="all", help="mqar, mad, lm, speed (comma-separated) or all")
+    compare.add_argument("--suite", default="all", help="mqar, mad, lm, speed, state (comma-separated) or all (default)")
     compare.add_argument("--budget", default="cpu", choices=["quick", "cpu", "cluster"])
     compare.add_argument("--executor", default="local", choices=["local", "slurm", "debug"])
     compare.add_argument("--baselines", default=None, help="comma-separated mixers (default: every registered one)")

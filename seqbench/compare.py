@@ -6,6 +6,8 @@ baselines through the standard suites, with the fair protocol — every model at
     mad     MAD's six tasks at their baseline settings, lr × weight decay: accuracy per task, MAD score
     lm      a byte corpus (GCIDE by default, any file with --corpus): bits per byte over seeds
     speed   forward+backward time and memory of each mixer's default mode against length
+    state   state tracking with length generalisation: parity, a running sum mod 5, the word problem of
+            A5 — trained on words of 3–40, the final state's accuracy at every test length up to 256
 
 Each suite is a sweep under the results root (`compare-<mixer>-<suite>`), resumable like every
 sweep: run again, it skips what finished. Budgets: `quick` (minutes, to see it work), `cpu` (a
@@ -21,16 +23,25 @@ from typing import Any
 import pandas as pd
 
 from seqbench import models
-from seqbench.analysis.collect import collect
+from seqbench.analysis.collect import collect, collect_rows
 from seqbench.analysis.mad import mad_scores, published_agreement
-from seqbench.analysis.plots import final_table, plot_accuracy_against_state_size, plot_final, plot_mad_scores
+from seqbench.analysis.plots import (
+    FINAL_STATE_AT_LENGTH,
+    final_table,
+    plot_accuracy_against_state_size,
+    plot_final,
+    plot_length_generalisation,
+    plot_mad_scores,
+)
 from seqbench.analysis.report import results_table, speed_report
 from seqbench.bench.store import FINISHED, Store
 from seqbench.bench.sweep import expand
 from seqbench.core import atomic_write_csv, atomic_write_text
 from seqbench.slurm.executors import submit
 
-SUITES = ("mqar", "mad", "lm", "speed")
+SUITES = ("mqar", "mad", "lm", "speed", "state")
+# the state suite's tasks: abelian (Z_2, Z_5) and the smallest non-solvable group (A_5, tasks/groups.py)
+STATE_TASKS = (("parity", {}), ("modular_arithmetic", {"modulus": 5}), ("word_problem", {"group": "A5"}))
 # The lm suite's steps, lr grid, seeds and parameter count sit at the top of a budget; `mqar` and `mad`
 # carry their own. MAD itself trains width 128 at batch 128 for 200 epochs (20,000 steps) over lr ×
 # weight decay; the cpu budget trains width 64 at batch 32 for 1,000 steps (2.5 epochs of 12,800
@@ -43,18 +54,23 @@ SUITES = ("mqar", "mad", "lm", "speed")
 BUDGETS = {
     "quick": {"steps": 30, "lrs": [3e-3, 1e-2], "seeds": [0], "parameters": 20_000, "speed_lengths": [64, 256], "examples": 256,
               "mqar": {"steps": 30, "lrs": [3e-3, 1e-2], "seeds": [0], "widths": [64], "vocab_size": 512, "cells": [(64, 4), (128, 8)]},
-              "mad": {"d_model": 64, "batch_size": 32, "steps": 30, "lrs": [3e-3, 1e-2], "weight_decays": [0.0]}},
+              "mad": {"d_model": 64, "batch_size": 32, "steps": 30, "lrs": [3e-3, 1e-2], "weight_decays": [0.0]},
+              "state": {"steps": 30, "lrs": [3e-3, 1e-2], "seeds": [0], "parameters": 20_000, "max_length": 16, "test_lengths": [16, 32]}},
     "cpu": {"steps": 1500, "lrs": [1e-3, 3e-3, 1e-2], "seeds": [0, 1, 2], "parameters": 120_000,
             "speed_lengths": [256, 1024, 4096], "examples": 12_800,
             "mqar": {"steps": 500, "lrs": [2.2e-3, 1e-2], "seeds": [0], "widths": [64, 128], "vocab_size": 512,
                      "cells": [(64, 4), (128, 8)]},
-            "mad": {"d_model": 64, "batch_size": 32, "steps": 1000, "lrs": [3e-3, 1e-2], "weight_decays": [0.0]}},
+            "mad": {"d_model": 64, "batch_size": 32, "steps": 1000, "lrs": [3e-3, 1e-2], "weight_decays": [0.0]},
+            "state": {"steps": 2000, "lrs": [1e-3, 3e-3, 1e-2], "seeds": [0], "parameters": 30_000, "max_length": 40,
+                      "test_lengths": [40, 80, 160, 256]}},
     "cluster": {"steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2], "seeds": [0, 1, 2], "parameters": 1_000_000,
                 "speed_lengths": [1024, 4096, 16384], "examples": 12_800,
                 "mqar": {"steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2], "seeds": [0], "widths": [64, 128, 256, 512],
                          "vocab_size": 8192, "cells": [(64, 4), (128, 8), (256, 16), (512, 64)]},
                 "mad": {"d_model": 128, "batch_size": 128, "steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2],
-                        "weight_decays": [0.0, 0.1]}},
+                        "weight_decays": [0.0, 0.1]},
+                "state": {"steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2], "seeds": [0, 1, 2], "parameters": 1_000_000,
+                          "max_length": 40, "test_lengths": [40, 80, 160, 256, 512]}},
 }
 # cheapest first (per step on the CPU), so that a sweep stopped part-way has finished the most tasks
 MAD_TASKS = ("memorization", "compression", "in_context_recall", "fuzzy_in_context_recall", "noisy_in_context_recall",
@@ -98,6 +114,15 @@ def suite_specs(mixer: str, suite: str, budget: str, *, baselines: list[str], co
                           "task": {"name": f"mad_{task}", "options": {"num_train_examples": b["examples"],
                                                                       "num_test_examples": 256 if budget == "quick" else 1280}}}}
                 for task in MAD_TASKS]
+    if suite == "state":
+        t = b["state"]
+        return [{"name": f"{sweep_name(mixer, suite)}-{task.replace('_', '-')}", "seeds": t["seeds"],
+                 "grid": {"model.name": names, "optimizer.lr": t["lrs"]},
+                 "base": {**training(t["steps"], 32), "model": {"n_layers": 2, "mlp_ratio": 2, "target_parameters": t["parameters"]},
+                          "task": {"name": task, "options": {**options, "min_length": 3, "max_length": t["max_length"],
+                                                             "test_lengths": t["test_lengths"], "validation_examples": 256,
+                                                             "test_examples": 64 if budget == "quick" else 512}}}}
+                for task, options in STATE_TASKS]
     grid = {"model.name": names, "optimizer.lr": b["lrs"]}
     if suite == "lm":
         return [{"name": sweep_name(mixer, suite), "seeds": b["seeds"], "grid": grid,
@@ -141,6 +166,8 @@ def compare(mixer: str, *, suites: list[str], budget: str = "cpu", executor: str
 def _section(suite: str, specs: list[dict], root, folder: Path) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     if suite == "speed":
+        if not Store(root).sweep(specs[0]["name"]).exists() or collect_rows(specs[0]["name"], root).empty:
+            return ["## speed", "", "missing: no measurement has finished yet", ""]
         summary, written = speed_report(specs[0]["name"], root, folder)
         return ["## speed", "", _markdown(summary), "", *[f"![{p.name}]({folder.name}/{p.name})" for p in written if p.suffix == ".png"], ""]
     expected = {spec["name"]: {run.run_id() for run in expand(spec).runs} for spec in specs}
@@ -148,7 +175,7 @@ def _section(suite: str, specs: list[dict], root, folder: Path) -> list[str]:
     runs = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["run_id", "status"])
     runs = runs[runs["run_id"].isin(set().union(*expected.values()))]  # a run of an earlier grid is not this suite's
     done = set(runs.loc[runs["status"].isin(FINISHED), "run_id"])
-    labels = {spec["name"]: spec["base"]["task"]["name"].removeprefix("mad_") if suite == "mad" else suite for spec in specs}
+    labels = {spec["name"]: spec["base"]["task"]["name"].removeprefix("mad_") if suite in ("mad", "state") else suite for spec in specs}
     progress = ", ".join(f"{labels[name]} {len(ids & done)} of {len(ids)}" for name, ids in expected.items())
     if runs.empty or not done:
         return [f"## {suite}", "", f"no finished runs yet (finished: {progress})", ""]
@@ -166,6 +193,9 @@ def _section(suite: str, specs: list[dict], root, folder: Path) -> list[str]:
                 *([f"![MAD scores]({folder.name}/{plot.name})", ""] if plot else []),
                 "Published ranges (Poli et al. 2024, MAD's own protocol; docs/sources.md) against this budget's scores:", "",
                 _markdown(published_agreement(scores)), ""]
+    if suite == "state":
+        return ["## state tracking and length generalisation (final state's test accuracy by word length; lr chosen on "
+                "validation)", "", finished, "", *_state_lines(runs, folder)]
     lines = [f"## {suite}", "", finished, ""]
     if suite == "mqar":
         lines.append(f"![accuracy against state size]({folder.name}/{plot_accuracy_against_state_size(runs, folder / 'state_size.png').name})")
@@ -173,6 +203,19 @@ def _section(suite: str, specs: list[dict], root, folder: Path) -> list[str]:
     means = table.groupby("model.name")[metric].agg(["mean", "count"]).reset_index()
     lines += ["", f"{metric} ({protocol}):", "", _markdown(means), "",
               f"![final]({folder.name}/{plot_final(runs, folder / 'final.png').name})", ""]
+    return lines
+
+
+def _state_lines(runs: pd.DataFrame, folder: Path) -> list[str]:
+    """Per task: the mean accuracy of the final state at each test length per mixer (each at its chosen
+    lr; a mixer whose grid is unfinished is left out) and the length-generalisation plot."""
+    lines = []
+    for task, of_task in runs.groupby("task.name"):
+        table, _, _, _ = final_table(of_task)
+        columns = sorted((c for c in table.columns if FINAL_STATE_AT_LENGTH.match(c)), key=lambda c: int(FINAL_STATE_AT_LENGTH.match(c).group(1)))
+        means = table.groupby("model.name")[columns].mean().rename(columns=lambda c: f"L={FINAL_STATE_AT_LENGTH.match(c).group(1)}")
+        plot = plot_length_generalisation(of_task, folder / f"{task}.png")
+        lines += [f"### {task}", "", _markdown(means.reset_index()), "", f"![{task}]({folder.name}/{plot.name})", ""]
     return lines
 
 

@@ -18,7 +18,7 @@ def test_suites_compare_at_one_protocol_and_refuse_unknown_names():
     [lm] = suite_specs("gateloop", "lm", "cpu", baselines=["retnet"], corpus="/data/x.txt")
     assert lm["grid"]["model.name"] == ["gateloop", "retnet"] and lm["base"]["model"]["target_parameters"] == 120_000
     assert len(suite_specs("gateloop", "mad", "cpu", baselines=[], corpus=None)) == 6
-    with pytest.raises(ValueError, match="unknown suite 'zoo'; valid: mqar, mad, lm, speed, all"):
+    with pytest.raises(ValueError, match="unknown suite 'zoo'; valid: mqar, mad, lm, speed, state, all"):
         suite_specs("gateloop", "zoo", "cpu", baselines=[], corpus=None)
 
 
@@ -34,10 +34,12 @@ def test_the_cpu_mqar_suite_is_the_committed_zoology_cpu_subset():
 def test_report_only_submits_nothing_and_reports_every_suite_as_missing(tmp_path):
     from seqbench.compare import compare
 
-    readme = compare("gateloop", suites=["mad", "mqar"], budget="cpu", root=tmp_path / "runs", out=tmp_path / "report",
-                     baselines=["retnet"], run=False)
+    readme = compare("gateloop", suites=["mad", "mqar", "speed", "state"], budget="cpu", root=tmp_path / "runs",
+                     out=tmp_path / "report", baselines=["retnet"], run=False)
     text = readme.read_text()
     assert "no finished runs yet (finished: memorization 0 of 4" in text and "mqar 0 of 16" in text
+    assert "## speed\n\nmissing: no measurement has finished yet" in text
+    assert "no finished runs yet (finished: parity 0 of 6, modular_arithmetic 0 of 6, word_problem 0 of 6)" in text
     assert not (tmp_path / "runs").exists()
 
 
@@ -51,10 +53,11 @@ def test_a_users_mixer_is_compared_through_every_suite_into_one_report(tmp_path,
             "--corpus", str(corpus), "--out", str(tmp_path / "report"), "--executor", "debug"]
     main(argv)
     readme = (tmp_path / "report" / "README.md").read_text()
-    for heading in ("## mqar", "## MAD", "## lm", "## speed"):
+    for heading in ("## mqar", "## MAD", "## lm", "## speed", "## state tracking"):
         assert heading in readme, readme
     assert MIXER in readme and "MAD score" in readme and "final_bpc" in readme
     assert (tmp_path / "report" / "mqar" / "state_size.png").exists() and (tmp_path / "report" / "speed" / "speed.png").exists()
+    assert (tmp_path / "report" / "state" / "word_problem.png").exists()
     capsys.readouterr()
     main(argv)  # resumable: nothing runs again
     assert "0 to run" in capsys.readouterr().out

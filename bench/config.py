@@ -104,12 +104,15 @@ class SpeedSpec(Strict):
     threads: int = Field(2, ge=1, description="fixed CPU thread count while timing")
     memory_budget_gb: float = Field(8.0, gt=0)
     time_budget_s: float = Field(30.0, gt=0, description="per case: warm-up and repeats together")
-    decode_prefills: list[int] = Field(default_factory=lambda: [256, 16384])
+    decode_prefills: list[int] | None = Field(None, description="prefill lengths after which decoding is timed; "
+                                              "None: the shortest and the longest of `lengths`")
     measures: list[Literal["forward", "forward_backward", "step"]] = Field(default_factory=lambda: list(MEASURES))
 
     @model_validator(mode="after")
     def _sorted_lengths(self) -> SpeedSpec:
         increasing_lengths("speed.lengths", self.lengths)
+        if self.decode_prefills is None:  # never a decode longer than the lengths asked for
+            object.__setattr__(self, "decode_prefills", sorted({self.lengths[0], self.lengths[-1]}))
         if any(prefill < 1 for prefill in self.decode_prefills):
             raise ValueError(f"speed.decode_prefills must be positive, got {self.decode_prefills}")
         return self

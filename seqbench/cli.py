@@ -261,7 +261,7 @@ def _executor_arguments(parser: argparse.ArgumentParser, *, overrides: bool = Tr
     from seqbench.slurm.executors import EXECUTORS
     from seqbench.slurm.parameters import DESCRIPTIONS, GENERIC, slurm_parameters
 
-    parser.add_argument("--executor", choices=EXECUTORS, default="local")
+    parser.add_argument("--executor", choices=EXECUTORS, default="local", help="where the runs execute")
     if overrides:
         parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                             help="set a base field of the sweep, e.g. --set steps=100 --set model.d_model=128")
@@ -278,6 +278,16 @@ def _executor_arguments(parser: argparse.ArgumentParser, *, overrides: bool = Tr
     parser.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                         help="any other parameter of submitit's Slurm executor (values read as TOML), e.g. "
                              "--slurm 'setup=[\"module load cuda\"]' --slurm 'additional_parameters={reservation=\"x\"}'")
+
+
+class DefaultsSaid(argparse.HelpFormatter):
+    """--help with each option's default where its text does not say it already (no "default: None" noise)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: {action.default})".strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -311,9 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="a mixer against the baselines through the standard suites, one report",
                                   parents=[rooted])
     compare.add_argument("mixer", help="a registered name or package.module:Class")
-    compare.add_argument("--suite", default="all", help="mqar, mad, lm, speed, state (comma-separated) or all (default)")
-    compare.add_argument("--budget", default="cpu", choices=["quick", "cpu", "cluster"])
-    compare.add_argument("--executor", default="local", choices=["local", "slurm", "debug"])
+    compare.add_argument("--suite", default="all", help="mqar, mad, lm, speed, state (comma-separated) or all")
+    compare.add_argument("--budget", default="cpu", choices=["quick", "cpu", "cluster"],
+                         help="quick: minutes, to see it work; cpu: a 2-core machine; cluster: the suites' published scale")
+    compare.add_argument("--executor", default="local", choices=["local", "slurm", "debug"], help="where the runs execute")
     compare.add_argument("--baselines", default=None, help="comma-separated mixers (default: every registered one)")
     compare.add_argument("--corpus", default=None, help="lm suite: the corpus file (default: gcide.dict.dz)")
     compare.add_argument("--out", default=None, help="report folder (default: results/compare/compare-<mixer>-report)")
@@ -384,6 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", required=True, help="folder to write (e.g. results/<sweep>)")
     report.add_argument("--command-line", default=None, help="the command that produced the runs, recorded in README.md")
     report.set_defaults(func=cmd_report)
+    for action in commands._choices_actions:  # every subcommand's --help: its one-line purpose and each default
+        sub = commands.choices[action.dest]
+        sub.description = sub.description or action.help
+        sub.formatter_class = DefaultsSaid
     return parser
 
 

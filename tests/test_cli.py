@@ -137,3 +137,14 @@ def test_status_stays_light():
             "print('pandas' in sys.modules, 'seqbench.analysis' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.stdout.split() == ["False", "False"], result.stderr
+
+
+@pytest.mark.parametrize("command", ["status", "collect", "plot", "cancel", "run", "compare", "sweep", "speed", "findings", "report"])
+def test_every_subcommands_help_says_what_it_does_and_its_defaults(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    description = text.split("\n\n")[1]
+    assert description.strip() and not description.startswith(("positional", "options")), text
+    if command == "compare":
+        assert "(default: all)" in text and "(default: cpu)" in text

@@ -84,3 +84,12 @@ def test_two_different_files_under_one_name_are_two_runs_and_the_run_records_the
         parse_run_config({**one.model_dump(mode="json"), "task": {**one.task.model_dump(mode="json"), "data": other.task.data}})
     with pytest.raises(ValueError, match="no such file"):
         parse_run_config(tiny_run_config(task={"name": "bytes", "options": {"path": str(tmp_path / "nowhere.txt")}}))
+
+
+def test_decode_is_timed_within_the_lengths_asked_for():
+    """speed.decode_prefills defaults to the shortest and the longest of speed.lengths (never 16,384 when
+    the lengths stop at 1,024), and an unchanged default keeps the run ids the old default gave."""
+    short = parse_run_config({"kind": "speed", "model": {"name": "gateloop", "d_model": 16}, "speed": {"lengths": [256, 1024]}})
+    assert short.speed.decode_prefills == [256, 1024]
+    default = parse_run_config({"kind": "speed", "model": {"name": "gateloop", "d_model": 16}})
+    assert default.speed.decode_prefills == [256, 16384] and default.run_id() == "a400579a6fb85692"

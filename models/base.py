@@ -15,6 +15,11 @@ from torch import nn
 
 
 class Mixer(nn.Module, abc.ABC):
+    """Subclass this for a mixer of your own: call `super().__init__(d_model=d_model)` first in a
+    keyword-only `__init__`, name its `modes` and `DEFAULT_MODE`, and implement `_forward`, `_step`,
+    `init_state`, `state_size` and a float64 `reference_forward` (README, "Bring your own mixer";
+    `seqbench check` runs the contract every built-in mixer passes)."""
+
     modes: tuple[str, ...] = ()
     DEFAULT_MODE: str = ""  # the mode `forward` runs when none is given, with default options
     registry_name: str = ""

@@ -52,3 +52,25 @@ def sweep_spec(**changes):
             "grid": {"model.name": ["retnet", "linear_attention"]}}
     spec.update(changes)
     return spec
+
+
+def outputs_state_and_grads(fn, tensors):
+    """An op's (output, final state) and the gradient of every input (zeros where none reaches it) under
+    a fixed random weighting of both — the same draws in any dtype, so float32 and float64 compare."""
+    leaves = [t.clone().requires_grad_(True) for t in tensors]
+    output, state = fn(*leaves)
+    generator = torch.Generator().manual_seed(9)
+    weights = [torch.randn(t.shape, generator=generator, dtype=torch.float64).to(t.dtype) for t in (output, state)]
+    ((output * weights[0]).sum() + (state * weights[1]).sum()).backward()
+    return output.detach(), state.detach(), [torch.zeros_like(leaf) if leaf.grad is None else leaf.grad for leaf in leaves]
+
+
+def assert_op_matches_reference(op, reference, tensors, names, *, skip=()):
+    """`op` in float32 within 1e-5 and in float64 within 1e-10 of `reference` in float64: output, final
+    state and the gradient of every input named in `names` (but `skip`)."""
+    expected_output, expected_state, expected_grads = outputs_state_and_grads(reference, tensors)
+    for cast, tolerance in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
+        output, state, grads = outputs_state_and_grads(op, [t.to(cast) for t in tensors])
+        assert relative_error(output, expected_output) < tolerance and relative_error(state, expected_state) < tolerance, cast
+        for name, grad, expected in zip(names, grads, expected_grads):
+            assert name in skip or relative_error(grad, expected) < tolerance, (name, cast)

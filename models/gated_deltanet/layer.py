@@ -17,12 +17,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbench.models.backends import FLA_BACKENDS, check_backend
-from seqbench.models.base import Mixer, full_precision, op_dtype
+from seqbench.models.base import full_precision, op_dtype
 from seqbench.models.fla_backend import chunk_gated_delta_rule
 from seqbench.models.gated_deltanet.ops import MODES, delta_rule, delta_rule_recurrent
 from seqbench.models.gated_deltanet.reference import delta_rule_reference
 from seqbench.models.gated_norm import GatedRMSNorm
-from seqbench.models.gla.layer import head_width, positive_int
+from seqbench.models.matrix_state import MatrixStateMixer, head_width, positive_int
 from seqbench.models.registry import register
 from seqbench.models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
 
@@ -34,7 +34,7 @@ def l2_normalise(x: torch.Tensor) -> torch.Tensor:
 
 
 @register("gated_deltanet")
-class GatedDeltaNet(Mixer):
+class GatedDeltaNet(MatrixStateMixer):
     """Gated DeltaNet (2025; DeltaNet with gate=False): the delta rule's non-diagonal transition, decayed per head.
 
     Options:
@@ -100,10 +100,6 @@ class GatedDeltaNet(Mixer):
             projected = F.silu(projected)
         return *self._qkv(projected), *self._gates(x), window
 
-    def _output(self, o, x):
-        gate = None if self.to_output_gate is None else self.to_output_gate(x).unflatten(-1, (self.heads, self.head_v))
-        return self.to_out(self.norm(o.to(x.dtype), gate).flatten(-2))
-
     def _forward(self, x, mode):
         q, k, v, beta, log_decay, window = self._project(x)
         if self.backend == "fla" and mode == "chunked":
@@ -128,15 +124,3 @@ class GatedDeltaNet(Mixer):
         q, k, v = self._qkv(F.silu(projected) if self.qkv_conv is None else self.qkv_conv.reference(projected))
         o, _ = delta_rule_reference(q, k, v, *self._gates(x))
         return self._output(o, x)
-
-    def backend_used(self, mode=None):
-        return "fla" if self.backend == "fla" and self.resolve_mode(mode) == "chunked" else "torch"
-
-    def init_state(self, batch_size, device=None, dtype=None):
-        state = torch.zeros(batch_size, self.heads, self.head_k, self.head_v, device=device, dtype=op_dtype(dtype))
-        window = self.qkv_conv.init_window(batch_size, device, dtype) if self.qkv_conv is not None else None
-        return with_window(self.qkv_conv, state, window)
-
-    def state_size(self, seq_len=None):
-        window = self.qkv_conv.state_size() if self.qkv_conv is not None else 0
-        return self.heads * self.head_k * self.head_v + window

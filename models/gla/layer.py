@@ -13,30 +13,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbench.models.backends import FLA_BACKENDS, check_backend
-from seqbench.models.base import Mixer, full_precision, op_dtype
+from seqbench.models.base import full_precision, op_dtype
 from seqbench.models.fla_backend import chunk_gla
 from seqbench.models.gated_norm import GatedRMSNorm
 from seqbench.models.gla.ops import MODES, gated_linear_attention, gla_recurrent
 from seqbench.models.gla.reference import gla_reference
+from seqbench.models.matrix_state import MatrixStateMixer, head_width, positive_int
 from seqbench.models.registry import register
 from seqbench.models.short_conv import ShortConvolution, check_short_conv, with_window, without_window
 
 
-def head_width(mixer: str, name: str, d_model: int, expand, heads: int) -> int:
-    """Per-head width round(expand · d_model / heads), at least 1: any solved d_model gives whole heads."""
-    if not isinstance(expand, (int, float)) or isinstance(expand, bool) or expand <= 0:
-        raise ValueError(f"{mixer}: {name} must be a positive number, got {expand!r}")
-    return max(1, round(expand * d_model / heads))
-
-
-def positive_int(mixer: str, name: str, value, least: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < least:
-        raise ValueError(f"{mixer}: {name} must be an integer ≥ {least}, got {value!r}")
-    return value
-
-
 @register("gla")
-class GatedLinearAttention(Mixer):
+class GatedLinearAttention(MatrixStateMixer):
     """Gated Linear Attention (GLA, Yang et al. 2024): per-key data-dependent forget gates on a matrix state.
 
     Options:
@@ -86,10 +74,6 @@ class GatedLinearAttention(Mixer):
         log_gate = F.logsigmoid(self.to_gate_logits(x)).unflatten(-1, (self.heads, self.head_k)) / self.gate_normalizer
         return q * self.head_k ** -0.5, k, v.unflatten(-1, (self.heads, self.head_v)), log_gate, window
 
-    def _output(self, o, x):
-        gate = None if self.to_output_gate is None else self.to_output_gate(x).unflatten(-1, (self.heads, self.head_v))
-        return self.to_out(self.norm(o.to(x.dtype), gate).flatten(-2))
-
     def _forward(self, x, mode):
         q, k, v, log_gate, window = self._project(x)
         if self.backend == "fla" and mode == "chunked":
@@ -117,15 +101,3 @@ class GatedLinearAttention(Mixer):
         o, _ = gla_reference(q.unflatten(-1, (self.heads, self.head_k)) * self.head_k ** -0.5, k.unflatten(-1, (self.heads, self.head_k)),
                              v.unflatten(-1, (self.heads, self.head_v)), alpha.log().unflatten(-1, (self.heads, self.head_k)))
         return self._output(o, x)
-
-    def backend_used(self, mode=None):
-        return "fla" if self.backend == "fla" and self.resolve_mode(mode) == "chunked" else "torch"
-
-    def init_state(self, batch_size, device=None, dtype=None):
-        state = torch.zeros(batch_size, self.heads, self.head_k, self.head_v, device=device, dtype=op_dtype(dtype))
-        window = self.qkv_conv.init_window(batch_size, device, dtype) if self.qkv_conv is not None else None
-        return with_window(self.qkv_conv, state, window)
-
-    def state_size(self, seq_len=None):
-        window = self.qkv_conv.state_size() if self.qkv_conv is not None else 0
-        return self.heads * self.head_k * self.head_v + window

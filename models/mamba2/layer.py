@@ -19,9 +19,9 @@ from torch import nn
 from seqbench.models.backends import check_backend, require
 from seqbench.models.base import Mixer, full_precision, op_dtype
 from seqbench.models.gated_norm import GatedRMSNorm
-from seqbench.models.gla.layer import positive_int
 from seqbench.models.gla.ops import MODES, gated_linear_attention, gla_recurrent
 from seqbench.models.mamba2.reference import ssd_reference
+from seqbench.models.matrix_state import positive_int
 from seqbench.models.registry import register
 from seqbench.models.short_conv import ShortConvolution
 

@@ -19,7 +19,7 @@ from torch import nn
 from seqbench.models.backends import FLA_BACKENDS, check_backend
 from seqbench.models.base import Mixer, full_precision, op_dtype
 from seqbench.models.fla_backend import chunk_rwkv7
-from seqbench.models.gla.layer import positive_int
+from seqbench.models.matrix_state import positive_int
 from seqbench.models.registry import register
 from seqbench.models.rwkv7.ops import MODES, dplr_delta_rule, dplr_recurrent
 from seqbench.models.rwkv7.reference import dplr_reference

@@ -63,23 +63,14 @@ def test_an_edited_archive_or_a_stray_member_fails_the_whole_restore(tmp_path):
     archive(["packed"], tmp_path / "a.tar.gz", tmp_path / "a")
     manifest, contents = read_archive(tmp_path / "a.tar.gz")
 
-    def rewrite(path, members):
-        buffer = io.BytesIO()
-        with gzip.GzipFile(fileobj=buffer, mode="wb") as compressed, tarfile.open(fileobj=compressed, mode="w") as tar:
-            for name, data in members.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-        path.write_bytes(buffer.getvalue())
-
     summary = next(name for name in contents if name.endswith("summary.json"))
     edited = {**contents, summary: contents[summary].replace(b"completed", b"diverged")}
-    rewrite(tmp_path / "edited.tar.gz", {"manifest.json": json.dumps(manifest).encode(), **edited})
+    _pack(tmp_path / "edited.tar.gz", {"manifest.json": json.dumps(manifest).encode(), **edited})
     with pytest.raises(StoreError, match="does not match its sha256"):
         restore(tmp_path / "edited.tar.gz", tmp_path / "b")
     stray = {**contents, "packed/../../etc/passwd": b"x"}
     manifest["files"]["packed/../../etc/passwd"] = "0"
-    rewrite(tmp_path / "stray.tar.gz", {"manifest.json": json.dumps(manifest).encode(), **stray})
+    _pack(tmp_path / "stray.tar.gz", {"manifest.json": json.dumps(manifest).encode(), **stray})
     with pytest.raises(StoreError, match="is not <sweep>/sweep.json"):
         restore(tmp_path / "stray.tar.gz", tmp_path / "b")
     assert not (tmp_path / "b").exists()

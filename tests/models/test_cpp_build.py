@@ -69,16 +69,22 @@ def build_process(source, build_root, **env_changes):
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
+def compiling(root, source) -> Path:
+    """The build folder, once its build holds the lock and the compiler has run for a moment."""
+    folder = root / cpp_build.build_name(source)
+    deadline = time.monotonic() + 120
+    while not ((folder / "build.lock").exists() and (folder / "build.ninja").exists()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)
+    return folder
+
+
 @pytest.mark.faults
 def test_a_build_killed_midway_leaves_no_lock_that_blocks_the_next(tmp_path):
     """SIGKILL while compiling (a preempted job): the next process builds within a bounded time."""
     source, root = tiny_kernel(tmp_path), tmp_path / "builds"
     first = build_process(source, root)
-    folder = root / cpp_build.build_name(source)
-    deadline = time.monotonic() + 120
-    while not ((folder / "build.lock").exists() and (folder / "build.ninja").exists()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(2)  # the compiler is running
+    folder = compiling(root, source)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     assert (folder / "build.lock").exists()  # left behind, as a killed job leaves it
@@ -129,11 +135,7 @@ def test_a_build_interrupted_by_sigterm_is_not_recorded_as_failed(tmp_path):
     env = {**os.environ, "SEQBENCH_BUILD_DIR": str(root)}
     first = subprocess.Popen([sys.executable, "-c", "import signal; signal.signal(signal.SIGTERM, lambda *a: None); " + BUILD, str(source)],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    folder = root / cpp_build.build_name(source)
-    deadline = time.monotonic() + 120
-    while not ((folder / "build.lock").exists() and (folder / "build.ninja").exists()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(2)  # the compiler is running
+    folder = compiling(root, source)
     os.killpg(first.pid, signal.SIGTERM)
     interrupted, _ = first.communicate(timeout=120)
     assert "build interrupted by a signal" in interrupted and "not recorded as failed" in interrupted, interrupted

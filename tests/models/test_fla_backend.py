@@ -47,15 +47,21 @@ CASES = [("gateloop", {"heads": 2}), ("gateloop", {"heads": 16}), ("gateloop", {
 @pytest.mark.parametrize("name,options", CASES)
 @pytest.mark.parametrize("length", [1, 13, 70])
 def test_fla_adapter_equals_the_pytorch_chunked_mode_outputs_state_and_gradients(fake_fla, name, options, length):
+    assert_adapter_equals_pytorch(name, options, length, backend="fla")
+    assert fake_fla
+
+
+def assert_adapter_equals_pytorch(name, options, length, *, backend):
+    """The layer with `backend` against the same weights on the PyTorch chunked mode, in float64:
+    outputs, final state, every gradient; and decoding continues from the kernel's state."""
     torch.manual_seed(0)
-    fast = models.build(name, d_model=16, backend="fla", chunk_size=8, **options).double()
+    fast = models.build(name, d_model=16, backend=backend, chunk_size=8, **options).double()
     pure = models.build(name, d_model=16, chunk_size=8, **options).double()
     pure.load_state_dict(fast.state_dict())
-    assert fast.default_mode == "chunked" and fast.backend_used("chunked") == "fla" and fast.backend_used("recurrent") == "torch"
+    assert fast.default_mode == "chunked" and fast.backend_used("chunked") == backend and fast.backend_used("recurrent") == "torch"
     x = torch.randn(2, length, 16, dtype=torch.float64, requires_grad=True)
-    y, state = fast(x, mode="chunked", return_state=True)
-    y_pure, state_pure = pure(x, mode="chunked", return_state=True)
-    assert fake_fla and relative_error(y, y_pure) < 1e-12
+    (y, state), (y_pure, state_pure) = fast(x, mode="chunked", return_state=True), pure(x, mode="chunked", return_state=True)
+    assert relative_error(y, y_pure) < 1e-12
     flat, flat_pure = (torch.cat([t.flatten() for t in _tensors(s)]) for s in (state, state_pure))
     assert relative_error(flat, flat_pure) < 1e-12
     grads = torch.autograd.grad(y.pow(2).sum(), [x, *fast.parameters()])
@@ -138,18 +144,5 @@ def test_the_new_kernels_adapters_equal_the_pytorch_chunked_mode(monkeypatch, na
         return KERNELS[module]
 
     monkeypatch.setattr(fla_backend, "require", require)
-    torch.manual_seed(0)
-    fast = models.build(name, d_model=16, backend="fla", chunk_size=8, **options).double()
-    pure = models.build(name, d_model=16, chunk_size=8, **options).double()
-    pure.load_state_dict(fast.state_dict())
-    assert fast.backend_used("chunked") == "fla" and fast.backend_used("recurrent") == "torch"
-    x = torch.randn(2, length, 16, dtype=torch.float64, requires_grad=True)
-    (y, state), (y_pure, state_pure) = fast(x, mode="chunked", return_state=True), pure(x, mode="chunked", return_state=True)
-    assert calls and relative_error(y, y_pure) < 1e-12
-    flat, flat_pure = (torch.cat([t.flatten() for t in _tensors(s)]) for s in (state, state_pure))
-    assert relative_error(flat, flat_pure) < 1e-12
-    grads = torch.autograd.grad(y.pow(2).sum(), [x, *fast.parameters()])
-    grads_pure = torch.autograd.grad(y_pure.pow(2).sum(), [x, *pure.parameters()])
-    assert all((a - b).norm() <= 1e-10 * max(b.norm(), 1.0) for a, b in zip(grads, grads_pure))
-    y_t, _ = fast.step(torch.randn(2, 16, dtype=torch.float64), state)  # decoding continues from the kernel's state
-    assert torch.isfinite(y_t).all()
+    assert_adapter_equals_pytorch(name, options, length, backend="fla")
+    assert calls

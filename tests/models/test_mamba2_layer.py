@@ -9,7 +9,7 @@ import torch
 from seqbench import models
 from seqbench.models.backends import try_import
 from seqbench.models.mamba2 import layer as mamba2_layer
-from tests.helpers import relative_error
+from tests.models.test_fla_backend import assert_adapter_equals_pytorch
 
 
 def mamba_chunk_scan_combined_in_pytorch(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, initial_states=None,
@@ -32,18 +32,7 @@ def mamba_chunk_scan_combined_in_pytorch(x, dt, A, B, C, chunk_size, D=None, z=N
 def test_the_mamba_ssm_adapter_equals_the_pytorch_chunked_mode(monkeypatch, length):
     monkeypatch.setattr(mamba2_layer, "require", lambda module, *, backend, on_device: types.SimpleNamespace(
         mamba_chunk_scan_combined=mamba_chunk_scan_combined_in_pytorch))
-    torch.manual_seed(0)
-    options = {"d_state": 8, "head_dim": 8, "chunk_size": 8}
-    fast = models.build("mamba2", d_model=16, backend="mamba_ssm", **options).double()
-    pure = models.build("mamba2", d_model=16, **options).double()
-    pure.load_state_dict(fast.state_dict())
-    assert fast.backend_used("chunked") == "mamba_ssm" and fast.backend_used("recurrent") == "torch"
-    x = torch.randn(2, length, 16, dtype=torch.float64, requires_grad=True)
-    (y, state), (y_pure, state_pure) = fast(x, mode="chunked", return_state=True), pure(x, mode="chunked", return_state=True)
-    assert relative_error(y, y_pure) < 1e-12 and relative_error(state[0], state_pure[0]) < 1e-12
-    grads = torch.autograd.grad(y.pow(2).sum(), [x, *fast.parameters()])
-    grads_pure = torch.autograd.grad(y_pure.pow(2).sum(), [x, *pure.parameters()])
-    assert all((a - b).norm() <= 1e-10 * max(b.norm(), 1.0) for a, b in zip(grads, grads_pure))
+    assert_adapter_equals_pytorch("mamba2", {"d_state": 8, "head_dim": 8}, length, backend="mamba_ssm")
 
 
 def test_without_mamba_ssm_the_error_names_the_package():

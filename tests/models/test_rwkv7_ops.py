@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from seqbench.models.rwkv7.ops import MODES, dplr_delta_rule
 from seqbench.models.rwkv7.reference import dplr_reference
-from tests.helpers import relative_error
+from tests.helpers import assert_op_matches_reference, relative_error
 
 
 def inputs(length, *, rwkv=True, decay_scale=0.6, dtype=torch.float64, seed=0):
@@ -27,14 +27,6 @@ def inputs(length, *, rwkv=True, decay_scale=0.6, dtype=torch.float64, seed=0):
     return [q, k, v, a, b, log_decay, state]
 
 
-def outputs_and_grads(fn, tensors):
-    leaves = [t.clone().requires_grad_(True) for t in tensors]
-    o, state = fn(*leaves)
-    g = torch.Generator().manual_seed(9)
-    weights = [torch.randn(t.shape, generator=g, dtype=torch.float64).to(t.dtype) for t in (o, state)]
-    ((o * weights[0]).sum() + (state * weights[1]).sum()).backward()
-    return o.detach(), state.detach(), [torch.zeros_like(leaf) if leaf.grad is None else leaf.grad for leaf in leaves]
-
 
 def run(mode, chunk):
     return lambda q, k, v, a, b, g, s: dplr_delta_rule(q, k, v, a, b, g, mode=mode, chunk_size=chunk, initial_state=s)
@@ -46,14 +38,7 @@ def run(mode, chunk):
 @pytest.mark.parametrize("mode", MODES)
 def test_every_mode_matches_the_reference(mode, length, chunk, rwkv):
     tensors = inputs(length, rwkv=rwkv)
-    o, state, grads = outputs_and_grads(run(mode, chunk), [t.float() for t in tensors])
-    o_ref, state_ref, grads_ref = outputs_and_grads(dplr_reference, tensors)
-    assert relative_error(o, o_ref) < 1e-5 and relative_error(state, state_ref) < 1e-5
-    for name, grad, expected in zip(("q", "k", "v", "a", "b", "log_decay", "initial state"), grads, grads_ref):
-        assert relative_error(grad, expected) < 1e-5, name
-    o64, state64, grads64 = outputs_and_grads(run(mode, chunk), tensors)  # float64: the same function, to rounding
-    assert relative_error(o64, o_ref) < 1e-12 and relative_error(state64, state_ref) < 1e-12
-    assert all(relative_error(grad, expected) < 1e-10 for grad, expected in zip(grads64, grads_ref))
+    assert_op_matches_reference(run(mode, chunk), dplr_reference, tensors, ("q", "k", "v", "a", "b", "log_decay", "initial state"))
 
 
 def test_strong_decay_neither_overflows_nor_loses_the_recent_past():

@@ -76,18 +76,16 @@ def test_a_relaunch_refuses_finished_runs_of_a_mixer_whose_source_changed(tmp_pa
     """A mixer named by import path is code outside seqbench's commit: its source's sha256 is in every
     run's provenance, and once it is edited a relaunch does not count the old runs as finished without
     saying so — it refuses, naming run and mixer, unless told to accept them."""
-    import shutil
-
-    package = tmp_path / "packages"
-    shutil.copytree(THIRD_PARTY, package)
-    monkeypatch.syspath_prepend(str(package))
-    sweep = expand({"name": "edited", "seeds": [0], "base": tiny_run_config(steps=4, model={"name": GOOD, "options": {"init_decay": 0.8}})})
+    source = tmp_path / "edited_decay_mixer.py"  # a module of its own: no earlier test has imported (and cached) it
+    source.write_text((THIRD_PARTY / "seqbench_example_mixers" / "decay.py").read_text())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mixer = "edited_decay_mixer:DecayMixer"
+    sweep = expand({"name": "edited", "seeds": [0], "base": tiny_run_config(steps=4, model={"name": mixer, "options": {"init_decay": 0.8}})})
     submit(sweep, executor="debug", root=tmp_path / "runs", echo=lambda line: None)
-    source = package / "seqbench_example_mixers" / "decay.py"
     assert submit(sweep, executor="debug", root=tmp_path / "runs", echo=lambda line: None).finished  # unchanged: finished
     source.write_text(source.read_text() + "\n# an edit\n")
     with pytest.raises(ValueError, match=rf"1 finished run\(s\) were trained on code that has changed since: run {sweep.runs[0].run_id()}: "
-                                         rf"{GOOD} \(sha256 .*… then, .*… now\)\. Pass --accept-changed-code"):
+                                         rf"{mixer} \(sha256 .*… then, .*… now\)\. Pass --accept-changed-code"):
         submit(sweep, executor="debug", root=tmp_path / "runs", echo=lambda line: None)
     accepted = submit(sweep, executor="debug", root=tmp_path / "runs", echo=lambda line: None, accept_changed_code=True)
     assert accepted.finished == [sweep.runs[0].run_id()]

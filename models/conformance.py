@@ -91,7 +91,7 @@ CHECK_TIME_LIMIT_S = 120  # a check that runs longer hangs (the slowest, "trains
 
 
 class CheckTimedOut(Exception):
-    pass
+    """A check past its time limit: reported as a failure naming the limit."""
 
 
 @contextlib.contextmanager

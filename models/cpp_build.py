@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import sys
@@ -143,7 +144,7 @@ def _compile(source: Path, folder: Path):
         return module, None
     except Exception as error:  # noqa: BLE001 — a compiler or link error: recorded, and PyTorch is used
         last = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-        status = _killed_by(error)
+        status = _killed_by(error) or _signal_in_log(log)
         if status is not None:  # a timeout or a preemption, not the source: the next process builds again
             return None, f"build interrupted by a signal ({status}; not recorded as failed); compiler log: {log}"
         reason = f"build failed ({type(error).__name__}: {last}); compiler log: {log}"
@@ -161,6 +162,28 @@ def _killed_by(error: BaseException) -> str | None:
         if isinstance(code, int) and 128 < code < 160:  # 128 + N: how ninja and shells report a signal
             return f"exit status {code}"
         seen = seen.__cause__ or seen.__context__
+    return None
+
+
+# What a compile ended by a signal leaves in the log when the exit status does not show it: a group-wide
+# SIGTERM can reach the compiler before ninja, which then reports an ordinary failure (exit status 1).
+SIGNAL_MARKS = (
+    re.compile(r"signal terminated program"),  # gcc/clang's driver: its cc1plus died of a signal
+    re.compile(r"ninja: build stopped: interrupted by user"),  # ninja itself got SIGINT, SIGTERM or SIGHUP
+    re.compile(r"FAILED: \[code=(129|1[3-5][0-9])\]"),  # ninja: a command's exit status 128 + N
+)
+
+
+def _signal_in_log(log: Path) -> str | None:
+    """The compiler log's own evidence of a signal ("compiler log says: …"), if any."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return None
+    for mark in SIGNAL_MARKS:
+        found = mark.search(text)
+        if found:
+            return f"compiler log says: {found.group(0)!r}"
     return None
 
 

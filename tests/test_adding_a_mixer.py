@@ -23,7 +23,9 @@ def test_a_mixer_added_by_the_readmes_steps_passes_the_generic_suites(tmp_path):
                             "from seqbench.models.registry import register")
     (repo / "models" / "ema_example.py").write_text(source.replace("class DecayMixer(Mixer):", '@register("ema_example")\nclass DecayMixer(Mixer):'))
     init = repo / "models" / "__init__.py"
-    init.write_text(init.read_text().replace("from seqbench.models import gateloop,", "from seqbench.models import ema_example, gateloop,"))
+    anchor = "from seqbench.models.backbone import"  # the README's step: one import line beside the built-in mixers'
+    assert anchor in init.read_text(), "models/__init__.py changed: place the example's import elsewhere"
+    init.write_text(init.read_text().replace(anchor, "from seqbench.models import ema_example  # noqa: F401\n" + anchor))
     package = repo / "seqbench"  # the copy's folders as its seqbench.* namespace, found first (the working directory)
     for folder in FOLDERS:
         os.symlink(repo / folder, package / folder)

@@ -44,6 +44,22 @@ def test_instruction_sets_are_read_from_this_cpu():
         assert flags and flags == " ".join(sorted(flags.split()))
 
 
+@pytest.mark.parametrize("tail, interrupted", [
+    ("c++: fatal error: Terminated signal terminated program cc1plus\ncompilation terminated.\n"
+     "ninja: build stopped: subcommand failed.\n", True),  # SIGTERM reached cc1plus first: ninja exits 1
+    ("ninja: build stopped: interrupted by user.\n", True),
+    ("FAILED: [code=143] cpu_kernel.o\nninja: build stopped: subcommand failed.\n", True),
+    ("FAILED: [code=1] cpu_kernel.o\ncpu_kernel.cpp:3:1: error: 'x' was not declared in this scope\n"
+     "ninja: build stopped: subcommand failed.\n", False),  # the source's fault: recorded as failed
+])
+def test_a_compile_ended_by_a_signal_is_told_apart_from_a_compile_error_by_its_log(tmp_path, tail, interrupted):
+    """Ninja's exit status does not always show the signal (measured: 1 when the compiler died first)."""
+    log = tmp_path / "build.log"
+    log.write_text("[1/2] c++ -MMD -MF cpu_kernel.o.d -c cpu_kernel.cpp -o cpu_kernel.o\n" + tail)
+    assert (cpp_build._signal_in_log(log) is not None) == interrupted
+    assert cpp_build._signal_in_log(tmp_path / "absent.log") is None
+
+
 # --- builds that never hang (fault tier: each compiles a tiny extension, ~30 s) -------------------
 TINY_KERNEL = """
 #include <torch/extension.h>

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from pathlib import Path
 
 import pandas as pd
 
@@ -36,6 +37,11 @@ def collect(sweep: str, root=None, *, save: bool = True) -> tuple[pd.DataFrame, 
     """(runs, curves) of a sweep (collect_all says how)."""
     runs, curves, _ = collect_all(sweep, root, save=save)
     return runs, curves
+
+
+def table_path(sweep: str, root=None, table: str = "runs") -> Path:
+    """Where `collect` saves a sweep's table (runs, curves or rows) as parquet."""
+    return Store(root).sweep(sweep).table_path(table)
 
 
 def collect_all(sweep: str, root=None, *, save: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

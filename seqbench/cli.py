@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 from seqbench.core import RunStopped
 
@@ -41,7 +40,7 @@ def cmd_build(args) -> None:
 
 
 def cmd_gpu_check(args) -> None:
-    from seqbench.analysis.gpu_check import gpu_check
+    from seqbench.gpu_check import gpu_check
 
     result = gpu_check(device=args.device, quick=args.quick, out=args.out, tests=not args.no_tests)
     for part, text in result["summary"].items():
@@ -75,10 +74,8 @@ def cmd_compare(args) -> None:
 def cmd_run(args) -> None:
     from seqbench.bench.config import load_run_config
     from seqbench.bench.runner import run_in_foreground
-    from seqbench.bench.store import check_sweep_name
 
-    sweep = check_sweep_name(args.sweep)
-    summary = run_in_foreground(load_run_config(args.config), root=args.root, sweep=sweep)
+    summary = run_in_foreground(load_run_config(args.config), root=args.root, sweep=args.sweep)
     print(json.dumps({k: v for k, v in summary.items() if k != "layers"}, indent=1, default=str))
 
 
@@ -91,14 +88,14 @@ def _overrides(args) -> dict:
 
 def cmd_sweep(args) -> None:
     from seqbench.bench.sweep import load_sweep
-    from seqbench.slurm.executors import submit
+    from seqbench.campaign import run_sweep
 
-    sweep = load_sweep(args.file, args.set, max_runs=args.max_runs)
     if args.json:
-        print(json.dumps(sweep.expanded(), indent=1))
+        print(json.dumps(load_sweep(args.file, args.set, max_runs=args.max_runs).expanded(), indent=1))
         return
-    submission = submit(sweep, executor=args.executor, root=args.root, dry_run=args.dry_run, overrides=_overrides(args),
-                        parallel=args.parallel, command=args.invocation, accept_changed_code=args.accept_changed_code)
+    sweep, submission = run_sweep(args.file, args.set, max_runs=args.max_runs, root=args.root, executor=args.executor,
+                                  dry_run=args.dry_run, overrides=_overrides(args), parallel=args.parallel,
+                                  command=args.invocation, accept_changed_code=args.accept_changed_code)
     if args.dry_run or args.executor == "slurm":
         return
     from seqbench.analysis.collect import collect
@@ -113,16 +110,10 @@ def cmd_sweep(args) -> None:
 
 
 def cmd_speed(args) -> None:
-    from seqbench.bench.sweep import load_sweep
-    from seqbench.slurm.executors import submit
+    from seqbench.campaign import run_speed
 
-    sweeps = [load_sweep(path, args.set, max_runs=args.max_runs) for path in args.files]
-    names = {sweep.name for sweep in sweeps}
-    if len(names) != 1:
-        raise ValueError(f"speed sweep files given together must share one name (their results folder), got {sorted(names)}")
-    for sweep in sweeps:  # one run at a time: concurrent runs would share the cores being timed
-        submit(sweep, executor=args.executor, root=args.root, parallel=1, overrides=_overrides(args), command=args.invocation,
-               accept_changed_code=args.accept_changed_code)
+    name = run_speed(args.files, args.set, max_runs=args.max_runs, root=args.root, executor=args.executor,
+                     overrides=_overrides(args), command=args.invocation, accept_changed_code=args.accept_changed_code)
     if args.executor == "slurm":
         print(f"submitted; when done: seqbench speed {' '.join(args.files)} (skips what finished and writes the report)")
         return
@@ -130,7 +121,7 @@ def cmd_speed(args) -> None:
 
     from seqbench.analysis.report import speed_report
 
-    summary, written = speed_report(names.pop(), args.root, args.out)
+    summary, written = speed_report(name, args.root, args.out)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3g}".format):
         print(summary.to_string(index=False))
     for path in written:
@@ -144,12 +135,11 @@ def cmd_status(args) -> None:
 
 
 def cmd_collect(args) -> None:
-    from seqbench.analysis.collect import collect
+    from seqbench.analysis.collect import collect, table_path
     from seqbench.analysis.report import sweep_table
-    from seqbench.bench.store import Store
 
     print(sweep_table(collect(args.sweep, args.root)[0]))
-    print(f"saved {Store(args.root).sweep(args.sweep).table_path('runs')} and curves.parquet")
+    print(f"saved {table_path(args.sweep, args.root, 'runs')} and curves.parquet")
 
 
 def cmd_plot(args) -> None:
@@ -213,44 +203,17 @@ def cmd_findings(args) -> None:
 
     chosen = findings.select(args.ids)
     if args.action == "list":
-        from seqbench.analysis.findings_report import format_listing
+        from seqbench.analysis.findings.report import format_listing
 
         print(format_listing(chosen))
         return
     if args.action == "run":
-        from seqbench.analysis.collect import collect
-        from seqbench.analysis.findings_report import seed_plans
-        from seqbench.bench.store import Store
-        from seqbench.slurm.executors import submit
+        from seqbench.campaign import run_findings
 
-        corpora, started = args.corpus or [None], time.time()
-        for finding in chosen:  # each finding's sweep on its own, so each finishes (and can be committed) in turn
-            for number, corpus in enumerate(corpora):  # the first corpus tunes; the others replicate at its lrs
-                replication_of = corpora[0] if number > 0 else None
-                submitted = None
-                while True:  # a finished grid at an edge extends it, a finished pilot plans seeds (analysis/planning.py)
-                    store = Store(args.root).sweep(findings.STORE_FOLDER[args.scale])
-                    results, curves = collect(store.name, args.root, save=False) if store.exists() else (None, None)
-                    plans = {} if results is None else seed_plans(finding, args.scale, corpus, results, curves, args.root,
-                                                                  write=not args.dry_run, replication_of=replication_of)
-                    sweep, rows = finding.sweep(args.scale, corpus, results, plans, replication_of)
-                    run_ids = {run.run_id() for run in sweep.runs}
-                    if run_ids == submitted or args.dry_run and submitted is not None:
-                        break
-                    measures = any(run.kind != "train" for run in sweep.runs)  # timings need the machine to themselves
-                    undecided = sum(row["run_id"] is None for row in rows)
-                    print(f"finding {finding.id} ({args.scale}{f', {corpus}' if corpus else ''}):"
-                          + (f" {undecided} run(s) wait for an lr not decided yet" if undecided else ""))
-                    submit(sweep, executor=args.executor, root=args.root, dry_run=args.dry_run, overrides=_overrides(args),
-                           parallel=1 if measures else args.parallel, command=args.invocation)
-                    if store.cancelled_since(started):  # `seqbench cancel` ran: plan nothing more
-                        print(f"cancelled: {findings.STORE_FOLDER[args.scale]} was cancelled; nothing more is submitted")
-                        return
-                    if args.executor == "slurm":  # nothing has finished yet: extensions come with a later `findings run`
-                        break
-                    submitted = run_ids
+        run_findings(chosen, scale=args.scale, corpora=args.corpus or [None], root=args.root, executor=args.executor,
+                     parallel=args.parallel, dry_run=args.dry_run, overrides=_overrides(args), command=args.invocation)
         return
-    from seqbench.analysis.findings_report import write_report
+    from seqbench.analysis.findings.report import write_report
 
     for path in write_report(chosen, args.scale, root=args.root, out=args.out, corpora=args.corpus or [None]):
         print(f"wrote {path}")
@@ -258,8 +221,7 @@ def cmd_findings(args) -> None:
 
 def _executor_arguments(parser: argparse.ArgumentParser, *, overrides: bool = True) -> None:
     from seqbench.bench.sweep import MAX_RUNS
-    from seqbench.slurm.executors import EXECUTORS
-    from seqbench.slurm.parameters import DESCRIPTIONS, GENERIC, slurm_parameters
+    from seqbench.slurm.parameters import DESCRIPTIONS, EXECUTORS, GENERIC, slurm_parameters
 
     parser.add_argument("--executor", choices=EXECUTORS, default="local", help="where the runs execute")
     if overrides:

@@ -16,7 +16,6 @@ sweep: run again, it skips what finished. Budgets: `quick` (minutes, to see it w
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +35,8 @@ from seqbench.analysis.plots import (
 from seqbench.analysis.report import results_table, speed_report
 from seqbench.bench.store import FINISHED, Store
 from seqbench.bench.sweep import expand
+from seqbench.campaign import submit_unless_cancelled
 from seqbench.core import atomic_write_csv, atomic_write_text
-from seqbench.slurm.executors import submit
 
 SUITES = ("mqar", "mad", "lm", "speed", "state")
 # the state suite's tasks: abelian (Z_2, Z_5) and the smallest non-solvable group (A_5, tasks/groups.py)
@@ -150,11 +149,9 @@ def compare(mixer: str, *, suites: list[str], budget: str = "cpu", executor: str
     for suite in suites:
         specs = suite_specs(mixer, suite, budget, baselines=baselines, corpus=corpus)
         for spec in specs if run else ():
-            started = time.time()
-            submit(expand(spec), executor=executor, root=root, echo=echo, parallel=1 if suite == "speed" else None,
-                   accept_changed_code=accept_changed_code)
-            if Store(root).sweep(spec["name"]).cancelled_since(started):
-                echo(f"cancelled: {spec['name']} was cancelled; compare submits nothing more (run it again to resume)")
+            _, cancelled = submit_unless_cancelled(expand(spec), executor=executor, root=root, echo=echo,
+                                                   parallel=1 if suite == "speed" else None, accept_changed_code=accept_changed_code)
+            if cancelled:
                 return None
         if run and executor == "slurm":
             continue  # the jobs run later: `seqbench compare` again writes the report from what finished

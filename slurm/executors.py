@@ -21,9 +21,8 @@ from seqbench.bench.runner import Run
 from seqbench.bench.stop import LAUNCHER_ENV
 from seqbench.bench.store import Store, SweepDir
 from seqbench.bench.sweep import Sweep
-from seqbench.slurm.parameters import GENERIC, executor_parameters, submitit_names
+from seqbench.slurm.parameters import EXECUTORS, GENERIC, executor_parameters, submitit_names
 
-EXECUTORS = ("local", "slurm", "debug")
 SLURM_ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
                "PREEMPTED", "REVOKED")
 UNKNOWN_FOR_S = 3600  # sacct may not know a job submitted a moment ago: until then UNKNOWN means queued

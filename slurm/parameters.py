@@ -21,6 +21,8 @@ import typing
 from functools import cache
 from typing import Any
 
+# where a sweep runs: here (local), on Slurm, or in this process (debug, submitit's own debug executor)
+EXECUTORS = ("local", "slurm", "debug")
 GENERIC = {"timeout_min": int, "mem_gb": float, "cpus_per_task": int, "gpus_per_node": int, "tasks_per_node": int,
            "nodes": int, "stderr_to_stdout": bool}
 MINIMUM = {"timeout_min": 1, "mem_gb": 0, "cpus_per_task": 1, "gpus_per_node": 0, "tasks_per_node": 1, "nodes": 1,

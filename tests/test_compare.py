@@ -66,19 +66,20 @@ def test_a_users_mixer_is_compared_through_every_suite_into_one_report(tmp_path,
 @pytest.mark.slow
 def test_compare_submits_nothing_more_once_its_sweep_is_cancelled(tmp_path, monkeypatch, capsys):
     """`seqbench cancel` during one of compare's sweeps ends compare there: the later sweeps are not started."""
+    import seqbench.campaign as campaign
     import seqbench.compare as compare_module
     from seqbench.bench.store import Store
 
-    real_submit, root = compare_module.submit, tmp_path / "runs"
+    real_submit, root = campaign.submit, tmp_path / "runs"
 
     def submit_then_cancel(sweep, **options):  # the user's `seqbench cancel` lands while the first sweep runs
         submission = real_submit(sweep, **options)
         Store(root).sweep(sweep.name).request_cancel()
         return submission
 
-    monkeypatch.setattr(compare_module, "submit", submit_then_cancel)
+    monkeypatch.setattr(campaign, "submit", submit_then_cancel)
     readme = compare_module.compare("gateloop", suites=["mad"], budget="quick", executor="debug", root=root,
                                     out=tmp_path / "report", baselines=["gateloop"], echo=print)
-    assert readme is None and "compare submits nothing more" in capsys.readouterr().out
+    assert readme is None and "nothing more is submitted" in capsys.readouterr().out
     assert sorted(p.name for p in root.iterdir()) == ["compare-gateloop-mad-memorization"]
     assert not (tmp_path / "report").exists()

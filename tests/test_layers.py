@@ -1,4 +1,5 @@
-"""Imports flow one way: core ← models ← tasks ← bench ← slurm | analysis ← cli (README, "What is where")."""
+"""Imports flow one way: core ← models ← tasks ← bench ← slurm | analysis ← orchestration (campaign, compare,
+gpu-check) ← cli (README, "What is where")."""
 import ast
 from pathlib import Path
 
@@ -60,3 +61,30 @@ def test_no_plain_top_level_imports_of_the_folders():
                        [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
             offenders += [f"{path.relative_to(ROOT)}: {m}" for m in modules if m.split(".")[0] in FOLDERS]
     assert offenders == []
+
+
+# what only orchestration (seqbench/campaign.py, compare.py, gpu_check.py) may drive: the CLI parses
+# arguments and makes one library call per subcommand
+CLI_FORBIDDEN = ("seqbench.bench.store", "seqbench.slurm.executors", "seqbench.analysis.findings.planning",
+                 "seqbench.analysis.collect.collect_all")
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every dotted seqbench name a file imports (`from a.b import c` gives a.b and a.b.c)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("seqbench"):
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names if alias.name.startswith("seqbench"))
+    return names
+
+
+def test_the_cli_drives_no_store_executor_or_planning_itself():
+    assert sorted(imported_modules(ROOT / "seqbench" / "cli.py") & set(CLI_FORBIDDEN)) == []
+
+
+def test_orchestration_never_imports_the_cli():
+    for name in ("campaign", "compare", "gpu_check"):
+        assert "seqbench.cli" not in imported_modules(ROOT / "seqbench" / f"{name}.py"), name

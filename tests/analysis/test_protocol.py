@@ -88,7 +88,7 @@ def disagreeing_table() -> pd.DataFrame:
 
 
 def test_every_report_chooses_the_lr_by_the_mean_over_seeds_not_per_seed():
-    from seqbench.analysis.verdicts import at_chosen_lr
+    from seqbench.analysis.findings.verdicts import at_chosen_lr
 
     runs = disagreeing_table()
     warnings.simplefilter("ignore")  # 1e-3 is the grid's lower edge: flagged, which is not what this test is about

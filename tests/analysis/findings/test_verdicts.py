@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqbench.analysis.verdicts import Better, Crossover, Monotone, Ratio, Similar, at_chosen_lr, crossover_step
+from seqbench.analysis.findings.verdicts import Better, Crossover, Monotone, Ratio, Similar, at_chosen_lr, crossover_step
 
 EMPTY = pd.DataFrame()
 

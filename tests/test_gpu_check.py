@@ -1,4 +1,4 @@
-"""The GPU check's code path (analysis/gpu_check.py) on CPU at tiny sizes: every part writes its
+"""The GPU check's code path (seqbench/gpu_check.py) on CPU at tiny sizes: every part writes its
 table, the numerics agree with float64 here too, and what cannot run here is recorded as such."""
 import json
 
@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from seqbench import models
-from seqbench.analysis.gpu_check import gpu_check
+from seqbench.gpu_check import gpu_check
 
 
 @pytest.mark.slow

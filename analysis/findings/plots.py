@@ -1,4 +1,4 @@
-"""The plot of one finding (analysis/findings_report.py writes it beside its table): per probe, the
+"""The plot of one finding (analysis/findings/report.py writes it beside its table): per probe, the
 arms' values at their chosen lrs with intervals, validation curves for a crossover, accuracy per
 distance for the memory-horizon probes, cost against length for the measurements."""
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from seqbench.analysis.findings import Finding
+from seqbench.analysis.findings.finding import Finding
+from seqbench.analysis.findings.verdicts import Crossover, Ratio, Similar, at_chosen_lr
 from seqbench.analysis.protocol import MIN_SEEDS_FOR_INTERVAL, clipped_interval, higher_is_better, value_at_step
-from seqbench.analysis.verdicts import Crossover, Ratio, Similar, at_chosen_lr
 from seqbench.bench.store import FINISHED
 from seqbench.core import atomic_save_figure
 

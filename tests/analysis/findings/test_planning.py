@@ -1,10 +1,10 @@
-"""The rules that extend a finding's lr grid and plan its seeds (analysis/planning.py)."""
+"""The rules that extend a finding's lr grid and plan its seeds (analysis/findings/planning.py)."""
 import math
 
 import pandas as pd
 import pytest
 
-from seqbench.analysis.planning import MAX_SEEDS, extended_grid, half_width, plan_seeds
+from seqbench.analysis.findings.planning import MAX_SEEDS, extended_grid, half_width, plan_seeds
 
 GRID = [3e-3, 1e-2, 3e-2]
 CANDIDATES = [1e-3, 3e-3, 1e-2, 3e-2, 9e-2, 0.27]

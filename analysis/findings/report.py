@@ -1,7 +1,7 @@
 """`seqbench findings list` and `report`: what each finding claims and how it is decided; the verdicts.
 
 The report reads the scale's store folder once (analysis/collect.py), labels each run with its
-finding, probe, arm, lr and seed, applies every rule (analysis/verdicts.py) and writes, under
+finding, probe, arm, lr and seed, applies every rule (analysis/findings/verdicts.py) and writes, under
 `out`: README.md (the verdict table, then per finding the effects, intervals, parameter spread,
 compute and the commits the runs came from) and per finding `runs.csv` and `plot.png`.
 """
@@ -16,11 +16,12 @@ from pathlib import Path
 import pandas as pd
 
 from seqbench.analysis.collect import collect_all
-from seqbench.analysis.findings import SCALE_LIMITS, STORE_FOLDER, Finding
-from seqbench.analysis.findings_plots import plot_finding
-from seqbench.analysis.planning import PILOT_SEEDS, plan_seeds
+from seqbench.analysis.findings.finding import Finding
+from seqbench.analysis.findings.planning import PILOT_SEEDS, plan_seeds
+from seqbench.analysis.findings.plots import plot_finding
+from seqbench.analysis.findings.scales import SCALE_LIMITS, STORE_FOLDER
+from seqbench.analysis.findings.verdicts import Outcome, Similar, at_chosen_lr
 from seqbench.analysis.protocol import validation_metric
-from seqbench.analysis.verdicts import Outcome, Similar, at_chosen_lr
 from seqbench.bench.store import FINISHED, Store
 from seqbench.core import atomic_write_bytes, atomic_write_csv, atomic_write_json
 
@@ -52,7 +53,7 @@ def seed_plans(finding: Finding, scale: str, corpus: str | None, runs: pd.DataFr
                *, write: bool, replication_of: str | None = None) -> dict[int, dict]:
     """Rule index → the seed plan of each equivalence (Similar) rule: read from its record, or — once
     the pilot seeds of both arms have finished, with `write` (what `findings run` does) — computed by
-    analysis/planning.py and recorded, once; never recomputed, whatever later seeds show."""
+    analysis/findings/planning.py and recorded, once; never recomputed, whatever later seeds show."""
     plans = {}
     for index, rule in enumerate(finding.rules):
         if not isinstance(rule, Similar):
@@ -210,7 +211,7 @@ def write_report(findings: list[Finding], scale: str, *, root=None, out="results
     verdict), then per finding and corpus the effects, intervals, parameter spread, compute and the
     commits the runs came from; per finding `runs.csv` and `plot.png` (in a folder per corpus when
     there are several)."""
-    from seqbench.analysis.findings import missing_corpus
+    from seqbench.analysis.findings.finding import missing_corpus
 
     out, corpora = Path(out), list(corpora)
     runs, curves, rows = collect_all(STORE_FOLDER[scale], root) if Store(root).sweep(STORE_FOLDER[scale]).exists() else \
@@ -261,7 +262,7 @@ def write_report(findings: list[Finding], scale: str, *, root=None, out="results
         + (f", whose runs were launched by: {'; '.join(f'`{c}`' for c in launched)}. " if launched else ". ") +
         "Corpora of the language-modelling runs, as the runs recorded them: "
         + "; ".join(labels.get(c) or f"{c or 'the default'} (no run recorded it)" for c in corpora) + ". "
-        "Decision rules were fixed in analysis/findings.py before any run (analysis/verdicts.py says what each rule "
+        "Decision rules were fixed in analysis/findings/records.py before any run (analysis/findings/verdicts.py says what each rule "
         "means); effects are oriented so that positive favours the claim's first arm (for BPC: its BPC is lower). "
         "A finding any of whose runs is missing says 'not run (k of n)', never a verdict"
         + ("; 'robust' marks a decided verdict every corpus agrees on." if len(corpora) > 1 else "."), "",

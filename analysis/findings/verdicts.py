@@ -30,7 +30,7 @@ from dataclasses import KW_ONLY, dataclass, field
 import numpy as np
 import pandas as pd
 
-from seqbench.analysis.planning import PILOT_SEEDS
+from seqbench.analysis.findings.planning import PILOT_SEEDS
 from seqbench.analysis.protocol import (
     MIN_SEEDS_FOR_INTERVAL,
     choose_lr,
@@ -60,7 +60,7 @@ def _inconclusive(rule: str, why: str) -> Outcome:
 def at_chosen_lr(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Each (probe, arm) at its chosen lr (protocol.choose_lr: the best mean validation metric over
     seeds), chosen on the pilot seeds alone, so that seeds a plan adds at that lr later
-    (analysis/planning.py) can never move the choice; every seed at the chosen lr comes back. Pass
+    (analysis/findings/planning.py) can never move the choice; every seed at the chosen lr comes back. Pass
     every run of the probe, unfinished ones included: an arm whose grid has a run outstanding has no
     chosen lr, and none of its runs come back."""
     pilot = runs[runs["seed"] < PILOT_SEEDS] if "seed" in runs.columns else runs

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from seqbench.analysis.findings.scales import SEEDS
 from seqbench.analysis.protocol import choose_lr
-from seqbench.analysis.scales import SEEDS
 
 GRID_STEP = 3.0
 MAX_EXTENSIONS = 2

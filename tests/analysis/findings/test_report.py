@@ -1,4 +1,4 @@
-"""The findings report (analysis/findings_report.py) over stores that lack runs: missing data reads
+"""The findings report (analysis/findings/report.py) over stores that lack runs: missing data reads
 as 'not run (k of n)', never as a verdict; and the command line takes its options anywhere."""
 import re
 
@@ -41,7 +41,7 @@ def test_a_report_over_an_empty_store_says_not_run_for_every_finding(tmp_path, c
 def test_a_report_with_part_of_the_runs_is_not_a_verdict(tmp_path):
     """Two of U1's four measurements in the store (written as the runner writes them): 'not run (2 of 4)',
     although the two alone would decide its first rule."""
-    from seqbench.analysis.findings_report import write_report
+    from seqbench.analysis.findings.report import write_report
     from seqbench.bench.store import Store
 
     finding = findings.select(["U1"])[0]

@@ -1,14 +1,18 @@
 """The findings registry: 12 records with their rules, every sweep valid at both scales, fair by
 construction, and the report from real (tiny) runs to a README with verdicts."""
 import copy
+import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from seqbench.analysis import findings
 from seqbench.analysis.findings import FINDINGS, Arm, Finding, Probe
-from seqbench.analysis.findings_report import write_report
-from seqbench.analysis.verdicts import Better, Crossover, Monotone, Ratio, Similar
+from seqbench.analysis.findings.records import GATELOOP
+from seqbench.analysis.findings.report import write_report
+from seqbench.analysis.findings.scales import LR_GRID
+from seqbench.analysis.findings.verdicts import Better, Crossover, Monotone, Ratio, Similar
 from seqbench.cli import main
 from seqbench.slurm.executors import submit
 from seqbench.slurm.parameters import executor_parameters
@@ -70,7 +74,7 @@ def test_the_cluster_scale_is_the_reimplementation_setup():
     assert (run.optimizer.schedule, run.optimizer.weight_decay, run.optimizer.clip_grad_norm) == ("constant", 0.0, 0.5)
     assert run.model.n_layers == 6 and run.steps == 100_000
     assert sweep.executor["gpus_per_node"] == 1
-    assert {row["lr"] for row in rows} == set(findings.LR_GRID["cluster"])
+    assert {row["lr"] for row in rows} == set(LR_GRID["cluster"])
 
 
 def small_corpus(tmp_path):
@@ -85,7 +89,7 @@ def test_the_corpus_is_an_input_and_every_language_model_arm_is_tuned(tmp_path):
     sweep, rows = findings.BY_ID["U7a"].sweep("cpu", corpus)
     assert {run.task.options["path"] for run in sweep.runs} == {corpus}
     assert {run.task.data["bytes"] for run in sweep.runs} == {24_500}
-    assert {row["lr"] for row in rows} == set(findings.LR_GRID["cpu"])  # an ablation, tuned like every arm
+    assert {row["lr"] for row in rows} == set(LR_GRID["cpu"])  # an ablation, tuned like every arm
 
 
 def test_head_dim_arms_have_exactly_the_head_dimension_they_name(tmp_path):
@@ -135,7 +139,7 @@ def test_an_arm_best_at_the_top_of_its_grid_gets_the_next_lr_and_the_report_says
     """The base grid's runs written as the runner writes them (U8's two arms, 3 lrs × 3 seeds): the
     joint-kv arm is best at 3e-2, the top, so its grid gains 9e-2 (3 more runs); gateloop's is interior."""
     from seqbench.analysis.collect import collect
-    from seqbench.analysis.findings_report import write_report
+    from seqbench.analysis.findings.report import write_report
     from seqbench.bench.store import Store
 
     corpus, finding = small_corpus(tmp_path), findings.BY_ID["U8"]
@@ -163,7 +167,7 @@ def test_an_equivalence_rule_plans_its_seeds_from_the_pilot_once_and_runs_them_a
     """U8 (similar within ±0.02): pilot differences with sd 0.012 need 9 seeds for an expected
     half-width of 0.01; the plan is recorded once and the extra seeds run at each arm's chosen lr."""
     from seqbench.analysis.collect import collect
-    from seqbench.analysis.findings_report import plan_path, seed_plans, write_report
+    from seqbench.analysis.findings.report import plan_path, seed_plans, write_report
     from seqbench.bench.store import Store
 
     corpus, finding = small_corpus(tmp_path), findings.BY_ID["U8"]
@@ -218,7 +222,7 @@ def test_the_long_run_waits_for_the_short_grid_then_runs_each_arm_ten_times_long
     best = {"gateloop": 3e-2, "softmax_attention": 1e-2}
     write_finished(tmp_path / "runs", sweep, rows, lambda row: 2.0 + abs(row["lr"] - best[row["arm"]]) + row["seed"] / 100)
     results = collect("findings-cpu", tmp_path / "runs", save=False)[0]
-    interior = findings.Arm("gateloop", findings.GATELOOP)
+    interior = findings.Arm("gateloop", GATELOOP)
     assert finding.chosen_lr(finding.probe("lm/mixers"), interior, "cpu", corpus, results) is None  # 3e-2: the edge, extended
     extension = [row for row in finding.sweep("cpu", corpus, results)[1] if row["lr"] == 0.09]
     write_finished(tmp_path / "runs", finding.sweep("cpu", corpus, results)[0], extension, lambda row: 2.5)
@@ -277,8 +281,8 @@ def test_every_report_plan_and_replication_chooses_the_lr_by_the_mean_over_compl
     line, no extension below 3e-3, no replication run, no seed plan; once it has finished, the grid
     plan, the report, the verdicts, the replication and the seed plan all take 1e-2."""
     from seqbench.analysis.collect import collect
-    from seqbench.analysis.findings_report import seed_plans
-    from seqbench.analysis.verdicts import at_chosen_lr
+    from seqbench.analysis.findings.report import seed_plans
+    from seqbench.analysis.findings.verdicts import at_chosen_lr
 
     first, finding = small_corpus(tmp_path), findings.BY_ID["U8"]
     second = tmp_path / "other.txt"
@@ -314,3 +318,20 @@ def test_every_report_plan_and_replication_chooses_the_lr_by_the_mean_over_compl
     assert set(at_chosen_lr(table, "final_bpc")["lr"]) == {1e-2}  # the verdicts and plots
     plans = seed_plans(finding, "cpu", first, results, curves, root, write=True)
     assert plans[0]["lrs"] == {"gateloop": 1e-2, "joint kv": 1e-2}
+
+
+RUN_IDS = Path(__file__).resolve().parents[2] / "fixtures" / "findings_run_ids.json"
+
+
+@pytest.mark.parametrize("scale", [pytest.param("cpu"), pytest.param("cluster", marks=pytest.mark.slow)])
+def test_the_records_plan_the_runs_they_planned_when_their_runs_were_made(scale, tmp_path, monkeypatch):
+    """A run's id is the hash of its config: moving or re-wording the findings code must leave every
+    planned id as it was, or the archived campaign (results/findings/runs.tar.gz) stops counting. The
+    ids were recorded before the records moved into their own file; a deliberate change to a record
+    re-records them (and says so in its commit)."""
+    monkeypatch.setenv("SEQBENCH_DATA", str(tmp_path))
+    (tmp_path / "corpus.txt").write_bytes(bytes(range(32, 127)) * 40)  # fixed bytes: the cpu LM probes' ids
+    recorded = json.loads(RUN_IDS.read_text())
+    for finding in FINDINGS:
+        sweep, _ = finding.sweep(scale, "corpus.txt" if scale == "cpu" else None)
+        assert sorted(run.run_id() for run in sweep.runs) == recorded[f"{finding.id} {scale}"], finding.id

@@ -11,7 +11,6 @@ case boundary with the run left unfinished, so a re-launch measures it again.
 from __future__ import annotations
 
 import contextlib
-import copy
 import multiprocessing
 import os
 import queue as queue_module
@@ -26,17 +25,15 @@ from seqbench.bench.config import SpeedConfig
 from seqbench.bench.stop import StopRequest
 from seqbench.bench.timing import PeakMemory, over_lengths, summarise, synchronise, time_call
 from seqbench.core import RunStopped, resolve_device
+from seqbench.models.conformance import REFERENCE_TOLERANCE, reference_error
 
-CHECK_LENGTH, CHECK_TOLERANCE = 33, 1e-4
+CHECK_LENGTH = 33  # a small odd length: every chunked mode's ragged last chunk is checked too
 
 
 def check_mode(mixer, mode, device) -> float:
-    """Relative error of `mode` in float32 against the float64 reference at a small odd length."""
+    """Relative error of `mode` in float32 against the float64 reference (models/conformance.py)."""
     x = torch.randn(2, CHECK_LENGTH, mixer.d_model, generator=torch.Generator().manual_seed(0)).to(device)
-    with torch.no_grad():
-        y = mixer(x, mode=mode).double()
-        reference = copy.deepcopy(mixer).double().reference_forward(x.double())
-    return ((y - reference).norm() / reference.norm()).item()
+    return reference_error(mixer, mode, x)
 
 
 def default_mode(config: SpeedConfig) -> str:
@@ -63,7 +60,7 @@ def measure_mode(config: dict, mode: str, emit) -> None:
     if not {"forward", "forward_backward"} & set(spec.measures):
         return
     error = check_mode(mixer, mode, device)
-    if not error <= CHECK_TOLERANCE:
+    if not error <= REFERENCE_TOLERANCE:
         for length in spec.lengths:
             emit({**base, "length": length, "measure": "forward_backward", "status": "incorrect", "check_error": error})
         return

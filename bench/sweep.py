@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from seqbench.bench.config import RunConfig, parse_run_config
+from seqbench.bench.protocols import protocol_sweep
 from seqbench.bench.store import NAME_PATTERN
 
 SWEEP_KEYS = ("name", "seeds", "base", "grid", "zip", "vary", "executor")
@@ -144,7 +145,7 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
 
 def load_sweep(path: str | Path, overrides: list[str] = (), *, max_runs: int = MAX_RUNS) -> Sweep:
     path = Path(path)
-    spec = read_toml(path, "sweep file")
+    spec = with_protocol(read_toml(path, "sweep file"), str(path))
     for text in overrides:
         field_path, value = parse_override(text)
         for label in ("grid", "zip", "vary"):
@@ -156,3 +157,28 @@ def load_sweep(path: str | Path, overrides: list[str] = (), *, max_runs: int = M
             raise ValueError(f"--set {text!r}: seeds are the sweep's own key ('seeds = [...]' in {path}), not a base field")
         set_path(spec.setdefault("base", {}), field_path, value)
     return expand(spec, source=str(path), max_runs=max_runs)
+
+
+# what a sweep file that names a protocol may set beside it: the rest is the protocol's (bench/protocols.py)
+PROTOCOL_FILE_KEYS = ("protocol", "scale", "name", "seeds", "grid", "executor")
+
+
+def with_protocol(spec: dict[str, Any], source: str) -> dict[str, Any]:
+    """A sweep file's `protocol = "mad/<task>"` or `"mqar/<scale>"` (optionally `scale = "cpu"` for
+    MAD) expanded into its base, grid, zip and vary; the file adds grid axes (its mixers, usually)
+    and keeps its name, seeds and executor. A file without `protocol` is returned as it is."""
+    if "protocol" not in spec:
+        if "scale" in spec:
+            raise ValueError(f"{source}: 'scale' applies to a sweep file that names a protocol; valid keys: {', '.join(SWEEP_KEYS)}")
+        return spec
+    extra = sorted(set(spec) - set(PROTOCOL_FILE_KEYS))
+    if extra:
+        raise ValueError(f"{source}: {', '.join(map(repr, extra))} cannot be set beside 'protocol' (it defines them); "
+                         f"valid keys: {', '.join(PROTOCOL_FILE_KEYS)}")
+    resolved = protocol_sweep(spec["protocol"], **({"scale": spec["scale"]} if "scale" in spec else {}))
+    clashing = sorted(set(spec.get("grid", {})) & set(resolved["grid"]))
+    if clashing:
+        raise ValueError(f"{source}: {', '.join(clashing)} is an axis of protocol {spec['protocol']!r} "
+                         f"(values {[resolved['grid'][axis] for axis in clashing]}); it is not the file's to change")
+    resolved["grid"] = {**spec.get("grid", {}), **resolved["grid"]}
+    return {**resolved, **{key: spec[key] for key in ("name", "seeds", "executor") if key in spec}}

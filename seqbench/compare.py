@@ -33,6 +33,7 @@ from seqbench.analysis.plots import (
     plot_mad_scores,
 )
 from seqbench.analysis.report import results_table, speed_report
+from seqbench.bench.protocols import MAD_ORDER, mad_sweep, mqar_sweep
 from seqbench.bench.store import FINISHED, Store
 from seqbench.bench.sweep import expand
 from seqbench.campaign import submit_unless_cancelled
@@ -41,39 +42,24 @@ from seqbench.core import atomic_write_csv, atomic_write_text
 SUITES = ("mqar", "mad", "lm", "speed", "state")
 # the state suite's tasks: abelian (Z_2, Z_5) and the smallest non-solvable group (A_5, tasks/groups.py)
 STATE_TASKS = (("parity", {}), ("modular_arithmetic", {"modulus": 5}), ("word_problem", {"group": "A5"}))
-# The lm suite's steps, lr grid, seeds and parameter count sit at the top of a budget; `mqar` and `mad`
-# carry their own. MAD itself trains width 128 at batch 128 for 200 epochs (20,000 steps) over lr ×
-# weight decay; the cpu budget trains width 64 at batch 32 for 1,000 steps (2.5 epochs of 12,800
-# examples, a sixteenth of the work per step) at lr 3e-3 and 1e-2 (1e-3 lost to both on in-context
-# recall) and weight decay 0: six tasks × six mixers in 72 runs, one 2-core session. The cpu mqar suite
-# is Zoology's Figure 2 grid cut to its two shortest (L, N) cells, its two narrowest widths and its
-# two largest lrs, at vocab 512 for 500 steps (48 runs; sweeps/mqar-zoology-cpu.toml is the same grid):
-# at vocab 8,192, 500 steps left GateLoop at 0.000 accuracy, each key seen about 30 times. Both are
-# reduced protocols, not MAD's or Zoology's; the cluster budget is theirs.
+# The lm, speed and state suites' settings per budget; mqar and mad are the published protocols
+# (bench/protocols.py), at their sources' scale on `cluster` and at seqbench's named reductions on
+# `cpu` and `quick` (the report says which).
 BUDGETS = {
-    "quick": {"steps": 30, "lrs": [3e-3, 1e-2], "seeds": [0], "parameters": 20_000, "speed_lengths": [64, 256], "examples": 256,
-              "mqar": {"steps": 30, "lrs": [3e-3, 1e-2], "seeds": [0], "widths": [64], "vocab_size": 512, "cells": [(64, 4), (128, 8)]},
-              "mad": {"d_model": 64, "batch_size": 32, "steps": 30, "lrs": [3e-3, 1e-2], "weight_decays": [0.0]},
+    "quick": {"steps": 30, "lrs": [3e-3, 1e-2], "seeds": [0], "parameters": 20_000, "speed_lengths": [64, 256],
               "state": {"steps": 30, "lrs": [3e-3, 1e-2], "seeds": [0], "parameters": 20_000, "max_length": 16, "test_lengths": [16, 32]}},
     "cpu": {"steps": 1500, "lrs": [1e-3, 3e-3, 1e-2], "seeds": [0, 1, 2], "parameters": 120_000,
-            "speed_lengths": [256, 1024, 4096], "examples": 12_800,
-            "mqar": {"steps": 500, "lrs": [2.2e-3, 1e-2], "seeds": [0], "widths": [64, 128], "vocab_size": 512,
-                     "cells": [(64, 4), (128, 8)]},
-            "mad": {"d_model": 64, "batch_size": 32, "steps": 1000, "lrs": [3e-3, 1e-2], "weight_decays": [0.0]},
+            "speed_lengths": [256, 1024, 4096],
             "state": {"steps": 2000, "lrs": [1e-3, 3e-3, 1e-2], "seeds": [0], "parameters": 30_000, "max_length": 40,
                       "test_lengths": [40, 80, 160, 256]}},
     "cluster": {"steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2], "seeds": [0, 1, 2], "parameters": 1_000_000,
-                "speed_lengths": [1024, 4096, 16384], "examples": 12_800,
-                "mqar": {"steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2], "seeds": [0], "widths": [64, 128, 256, 512],
-                         "vocab_size": 8192, "cells": [(64, 4), (128, 8), (256, 16), (512, 64)]},
-                "mad": {"d_model": 128, "batch_size": 128, "steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2],
-                        "weight_decays": [0.0, 0.1]},
+                "speed_lengths": [1024, 4096, 16384],
                 "state": {"steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2], "seeds": [0, 1, 2], "parameters": 1_000_000,
                           "max_length": 40, "test_lengths": [40, 80, 160, 256, 512]}},
 }
-# cheapest first (per step on the CPU), so that a sweep stopped part-way has finished the most tasks
-MAD_TASKS = ("memorization", "compression", "in_context_recall", "fuzzy_in_context_recall", "noisy_in_context_recall",
-             "selective_copying")
+# each budget's scale of the published protocols
+PROTOCOL_SCALE = {"quick": {"mad": "quick", "mqar": "quick"}, "cpu": {"mad": "cpu", "mqar": "cpu"},
+                  "cluster": {"mad": "mad", "mqar": "zoology"}}
 
 
 def sweep_name(mixer: str, suite: str) -> str:
@@ -93,26 +79,10 @@ def suite_specs(mixer: str, suite: str, budget: str, *, baselines: list[str], co
         return {"steps": steps, "eval_every": every, "checkpoint_every": every, "batch_size": batch_size, "threads": 1}
 
     if suite == "mqar":
-        q = b["mqar"]
-        return [{"name": sweep_name(mixer, suite), "seeds": q["seeds"],
-                 "grid": {"model.name": names, "model.d_model": q["widths"], "optimizer.lr": q["lrs"]},
-                 "zip": {"task.options.seq_len": [length for length, _ in q["cells"]],
-                         "task.options.num_pairs": [pairs for _, pairs in q["cells"]]},
-                 "base": {**training(q["steps"], 64), "early_stop": {"metric": "accuracy", "threshold": 0.99},
-                          "optimizer": {"weight_decay": 0.1, "schedule": "cosine"},
-                          "model": {"n_layers": 2, "mlp_ratio": 0},
-                          "task": {"name": "mqar", "options": {"vocab_size": q["vocab_size"],
-                                                               "validation_examples": 500, "test_examples": 1000}}}}]
+        return [mqar_sweep(PROTOCOL_SCALE[budget]["mqar"], mixers=names, name=sweep_name(mixer, suite))]
     if suite == "mad":
-        m = b["mad"]
-        return [{"name": f"{sweep_name(mixer, suite)}-{task.replace('_', '-')}", "seeds": [0],
-                 "grid": {"model.name": names, "optimizer.lr": m["lrs"], "optimizer.weight_decay": m["weight_decays"]},
-                 "base": {**training(m["steps"], m["batch_size"]), "early_stop": {"metric": "accuracy", "threshold": 0.99},
-                          "model": {"d_model": m["d_model"], "n_layers": 2, "mlp_ratio": 4,
-                                    **({"backbone": "autoencoder"} if task == "compression" else {})},
-                          "task": {"name": f"mad_{task}", "options": {"num_train_examples": b["examples"],
-                                                                      "num_test_examples": 256 if budget == "quick" else 1280}}}}
-                for task in MAD_TASKS]
+        return [mad_sweep(task, PROTOCOL_SCALE[budget]["mad"], mixers=names, name=f"{sweep_name(mixer, suite)}-{task.replace('_', '-')}")
+                for task in MAD_ORDER]
     if suite == "state":
         t = b["state"]
         return [{"name": f"{sweep_name(mixer, suite)}-{task.replace('_', '-')}", "seeds": t["seeds"],
@@ -183,7 +153,7 @@ def _section(suite: str, specs: list[dict], root, folder: Path) -> list[str]:
     finished = (f"{len(done)} of {total} runs finished ({progress}; [runs.csv]({folder.name}/runs.csv));"
                 f" code: {commits}{' — some runs from a dirty tree' if dirty else ' (clean tree)'}")
     if suite == "mad":
-        scores = mad_scores(runs, tasks=MAD_TASKS)
+        scores = mad_scores(runs, tasks=MAD_ORDER)
         plot = plot_mad_scores(scores, folder / "mad_scores.png") if len(scores) else None
         return ["## MAD (baseline settings; macro accuracy, lr and weight decay chosen on validation)", "", finished, "",
                 _markdown(scores), "", "— : a run of that task's grid has not finished (a MAD score needs all six).", "",

@@ -13,6 +13,9 @@
 - Intervals are Student-t over seeds; fewer than `MIN_SEEDS_FOR_INTERVAL` seeds show none.
 - Two arms are compared through their per-seed differences at each arm's chosen lr: seeds fix the
   data stream and the initialisation for every arm alike, so the same seed pairs them.
+- An accuracy within `CHANCE_MARGIN` of its task's chance level is "at chance": a suite where every
+  arm is at chance is below the budget where it separates mixers, and is reported as that — never
+  ranked, never compared with published numbers.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from seqbench.bench.store import FINISHED  # a diverged run has finished: its lr
 
 LR = "optimizer.lr"
 MIN_SEEDS_FOR_INTERVAL = 3
+CHANCE_MARGIN = 0.05  # absolute accuracy: five points above guessing is not yet a mixer that learned the task
 LOWER_IS_BETTER = ("bpc", "loss")
 
 
@@ -70,7 +74,12 @@ def choose_lr(runs: pd.DataFrame, *, metric: str, groups: list[str], lr: str = L
         chosen = choose_lr(combined, metric=metric, groups=groups, lr="__lr", warn=False)
         if "chosen_lr" not in chosen.columns:
             return chosen
-        return chosen.drop(columns=["__lr", "lr_at_edge", "chosen_lr"]).assign(chosen_lr=chosen[lr])
+        span = runs.groupby(list(groups), dropna=False)[lr].agg(["min", "max", "nunique"]).reset_index() if groups else \
+            pd.DataFrame([{"min": runs[lr].min(), "max": runs[lr].max(), "nunique": runs[lr].nunique()}])
+        chosen = chosen.drop(columns=["__lr", "lr_at_edge", "chosen_lr"]).assign(chosen_lr=chosen[lr])
+        chosen = chosen.merge(span, on=list(groups), how="left") if groups else chosen.assign(**span.iloc[0].to_dict())
+        at_edge = (chosen["nunique"] > 1) & ((chosen[lr] == chosen["min"]) | (chosen[lr] == chosen["max"]))
+        return chosen.drop(columns=["min", "max", "nunique"]).assign(lr_at_edge=at_edge.astype(bool))
     if lr not in runs.columns or runs[lr].isna().all():
         return runs
     selector, keys = validation_metric(metric), list(groups)
@@ -99,6 +108,11 @@ def choose_lr(runs: pd.DataFrame, *, metric: str, groups: list[str], lr: str = L
         where = ", ".join(sorted(" ".join(f"{g}={row[g]}" for g in keys) or "all" for _, row in edge.iterrows()))
         warnings.warn(f"the best lr is at the edge of the grid for: {where}; widen the grid", stacklevel=2)
     return chosen.reset_index(drop=True)
+
+
+def at_chance(value: float, chance: float | None) -> bool:
+    """Whether an accuracy is within CHANCE_MARGIN of its task's chance level (False without one)."""
+    return chance is not None and not math.isnan(value) and value <= chance + CHANCE_MARGIN
 
 
 def best_over_lr(runs: pd.DataFrame, *, metric: str) -> pd.DataFrame:

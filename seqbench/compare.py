@@ -21,9 +21,9 @@ from typing import Any
 
 import pandas as pd
 
-from seqbench import models
+from seqbench import models, tasks
 from seqbench.analysis.collect import collect, collect_rows
-from seqbench.analysis.mad import mad_scores, published_agreement
+from seqbench.analysis.mad import calibration, chosen_settings, mad_scores
 from seqbench.analysis.plots import (
     FINAL_STATE_AT_LENGTH,
     final_table,
@@ -32,8 +32,9 @@ from seqbench.analysis.plots import (
     plot_length_generalisation,
     plot_mad_scores,
 )
+from seqbench.analysis.protocol import CHANCE_MARGIN, at_chance
 from seqbench.analysis.report import results_table, speed_report
-from seqbench.bench.protocols import MAD_ORDER, mad_sweep, mqar_sweep
+from seqbench.bench.protocols import MAD_ORDER, MAD_SCALES, MAD_TASKS, mad_sweep, mqar_sweep
 from seqbench.bench.store import FINISHED, Store
 from seqbench.bench.sweep import expand
 from seqbench.campaign import submit_unless_cancelled
@@ -125,12 +126,12 @@ def compare(mixer: str, *, suites: list[str], budget: str = "cpu", executor: str
                 return None
         if run and executor == "slurm":
             continue  # the jobs run later: `seqbench compare` again writes the report from what finished
-        sections += _section(suite, specs, root, out / suite)
+        sections += _section(suite, specs, root, out / suite, budget)
     atomic_write_text(out / "README.md", "\n".join(sections))
     return out / "README.md"
 
 
-def _section(suite: str, specs: list[dict], root, folder: Path) -> list[str]:
+def _section(suite: str, specs: list[dict], root, folder: Path, budget: str) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     if suite == "speed":
         if not Store(root).sweep(specs[0]["name"]).exists() or collect_rows(specs[0]["name"], root).empty:
@@ -153,13 +154,7 @@ def _section(suite: str, specs: list[dict], root, folder: Path) -> list[str]:
     finished = (f"{len(done)} of {total} runs finished ({progress}; [runs.csv]({folder.name}/runs.csv));"
                 f" code: {commits}{' — some runs from a dirty tree' if dirty else ' (clean tree)'}")
     if suite == "mad":
-        scores = mad_scores(runs, tasks=MAD_ORDER)
-        plot = plot_mad_scores(scores, folder / "mad_scores.png") if len(scores) else None
-        return ["## MAD (baseline settings; macro accuracy, lr and weight decay chosen on validation)", "", finished, "",
-                _markdown(scores), "", "— : a run of that task's grid has not finished (a MAD score needs all six).", "",
-                *([f"![MAD scores]({folder.name}/{plot.name})", ""] if plot else []),
-                "Published ranges (Poli et al. 2024, MAD's own protocol; docs/sources.md) against this budget's scores:", "",
-                _markdown(published_agreement(scores)), ""]
+        return _mad_lines(runs, budget, finished, folder)
     if suite == "state":
         return ["## state tracking and length generalisation (final state's test accuracy by word length; lr chosen on "
                 "validation)", "", finished, "", *_state_lines(runs, folder)]
@@ -168,9 +163,59 @@ def _section(suite: str, specs: list[dict], root, folder: Path) -> list[str]:
         lines.append(f"![accuracy against state size]({folder.name}/{plot_accuracy_against_state_size(runs, folder / 'state_size.png').name})")
     table, metric, _, protocol = final_table(runs)
     means = table.groupby("model.name")[metric].agg(["mean", "count"]).reset_index()
-    lines += ["", f"{metric} ({protocol}):", "", _markdown(means), "",
+    chance = tasks.TASKS.get_class("mqar").chance_accuracy(specs[0]["base"]["task"]["options"]) if suite == "mqar" else None
+    if chance is not None and len(means) and all(at_chance(value, chance) for value in means["mean"]):
+        lines += ["", f"**Below the budget where this suite separates mixers:** every arm is within {CHANCE_MARGIN} of chance "
+                  "(no ranking is read from it; run a larger budget)."]
+    lines += ["", f"{metric} ({protocol}):", "", _markdown(means), "", *_edge_lines(table),
               f"![final]({folder.name}/{plot_final(runs, folder / 'final.png').name})", ""]
     return lines
+
+
+def _edge_lines(table: pd.DataFrame) -> list[str]:
+    """The configurations whose chosen lr sits at an edge of the grid tried (the optimum may lie beyond)."""
+    if "lr_at_edge" not in table.columns or not table["lr_at_edge"].any():
+        return ["Every chosen lr is inside its grid.", ""]
+    flagged = table[table["lr_at_edge"].astype(bool)]
+    axes = [c for c in table.columns if (c.startswith("task.options.") or c == "model.d_model") and table[c].astype(str).nunique() > 1]
+    def name(row) -> str:
+        settings = [f"{axis.split('.')[-1]}={row[axis]:g}" for axis in axes]
+        return f"{row['model.name']} ({', '.join([*settings, f'lr {row.chosen_lr:g}'])})"
+
+    names = sorted({name(row) for _, row in flagged.iterrows()})
+    return [f"**lr at edge of the grid** (the optimum may lie beyond it): {'; '.join(names)}.", ""]
+
+
+def _mad_lines(runs: pd.DataFrame, budget: str, finished: str, folder: Path) -> list[str]:
+    """MAD's scores, each choice's lr (flagged at an edge) and the scores against the published
+    values — unless every arm is at chance, when the budget cannot separate mixers."""
+    scale = PROTOCOL_SCALE[budget]["mad"]
+    s = MAD_SCALES[scale]
+    protocol = ("MAD's own protocol" if scale == "mad" else
+                f"seqbench's {scale} reduction of MAD: width {s['d_model']}, batch {s['batch_size']}, {s['steps']} steps, lr "
+                f"{', '.join(f'{lr:g}' for lr in s['lrs'])}, weight decay {', '.join(f'{w:g}' for w in s['weight_decays'])}, "
+                "baseline settings only (MAD: width 128, batch 128, 200 epochs, lr 1e-4, 5e-4, 1e-3 × weight decay 0, 0.1, "
+                "every difficulty setting)")
+    scores = mad_scores(runs, tasks=MAD_ORDER)
+    chance = {task: 1 / MAD_TASKS[task]["baseline"]["vocab_size"] for task in MAD_TASKS}
+    measured = scores.set_index("model")[list(MAD_ORDER)] if len(scores) else pd.DataFrame()
+    below = len(measured) and all(at_chance(measured.at[m, t], chance[t]) for m in measured.index for t in MAD_ORDER
+                                  if pd.notna(measured.at[m, t]))
+    choices = chosen_settings(runs)
+    plot = plot_mad_scores(scores, folder / "mad_scores.png") if len(scores) else None
+    lines = ["## MAD (baseline settings; macro accuracy, lr and weight decay chosen on validation)", "", finished, "",
+             f"Protocol: {protocol}.", "", _markdown(scores), "", "— : a run of that task's grid has not finished (a MAD score needs all six).", "",
+             *([f"![MAD scores]({folder.name}/{plot.name})", ""] if plot else [])]
+    edge = choices[choices["lr at edge"]] if len(choices) else choices
+    lines += (["**lr at edge of the grid** (the optimum may lie beyond it): "
+               + "; ".join(f"{r.model} on {r.task} (lr {r.lr:g})" for r in edge.itertuples()) + ".", ""]
+              if len(edge) else ["Every chosen lr is inside its grid.", ""] if len(choices) else [])
+    if below:
+        return lines + [f"**Below the budget where this suite separates mixers:** every arm is within {CHANCE_MARGIN} of chance "
+                        "on every task; published values are not compared.", ""]
+    return lines + ["Against published MAD results (min–max over sources at MAD's own protocol, docs/sources.md; "
+                    f"\"at chance\": within {CHANCE_MARGIN} of guessing, not compared):", "",
+                    _markdown(calibration(scores, chance)), ""]
 
 
 def _state_lines(runs: pd.DataFrame, folder: Path) -> list[str]:
@@ -182,7 +227,7 @@ def _state_lines(runs: pd.DataFrame, folder: Path) -> list[str]:
         columns = sorted((c for c in table.columns if FINAL_STATE_AT_LENGTH.match(c)), key=lambda c: int(FINAL_STATE_AT_LENGTH.match(c).group(1)))
         means = table.groupby("model.name")[columns].mean().rename(columns=lambda c: f"L={FINAL_STATE_AT_LENGTH.match(c).group(1)}")
         plot = plot_length_generalisation(of_task, folder / f"{task}.png")
-        lines += [f"### {task}", "", _markdown(means.reset_index()), "", f"![{task}]({folder.name}/{plot.name})", ""]
+        lines += [f"### {task}", "", _markdown(means.reset_index()), "", *_edge_lines(table), f"![{task}]({folder.name}/{plot.name})", ""]
     return lines
 
 

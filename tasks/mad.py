@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import inspect
 from collections.abc import Iterator
 
 import numpy as np
@@ -49,6 +50,12 @@ class MADTask(Task):
     """Common to the six: fixed datasets per split, generated once per process and options."""
 
     metrics = ("accuracy", "macro_accuracy")
+
+    @classmethod
+    def chance_accuracy(cls, options):
+        """A uniform guess over the vocabulary (every target is a vocabulary token; per class too, so
+        for the macro accuracy as well)."""
+        return 1 / options.get("vocab_size", inspect.signature(cls.__init__).parameters["vocab_size"].default)
 
     def __init__(self, *, vocab_size: int, seq_len: int, num_train_examples: int, num_test_examples: int, data_seed: int):
         for name, value, least in (("vocab_size", vocab_size, 4), ("seq_len", seq_len, 4),

@@ -85,3 +85,37 @@ def test_compare_submits_nothing_more_once_its_sweep_is_cancelled(tmp_path, monk
     assert readme is None and "nothing more is submitted" in capsys.readouterr().out
     assert sorted(p.name for p in root.iterdir()) == ["compare-gateloop-mad-memorization"]
     assert not (tmp_path / "report").exists()
+
+
+def write_finished(root, spec, values):
+    """Every run of `spec` as the runner leaves it, its accuracies from `values(run)`."""
+    from seqbench.bench.store import Store
+
+    for run in expand(spec).runs:
+        run_dir = Store(root).run(spec["name"], run.run_id())
+        run_dir.write_config(run.model_dump(mode="json"), {"commit": "0" * 40, "dirty": False})
+        accuracy = values(run)
+        run_dir.write_summary({"status": "completed", "steps": run.steps, "parameters": 10_000, "state_size": 512,
+                               "validation_accuracy": accuracy, "final_accuracy": accuracy,
+                               "validation_macro_accuracy": accuracy, "final_macro_accuracy": accuracy})
+
+
+def test_a_suite_with_every_arm_at_chance_is_reported_below_separation_not_ranked_or_calibrated(tmp_path):
+    """The quick budget's MQAR (0.003–0.005 at chance 1/256) and MAD at chance: the report says the
+    budget cannot separate mixers and compares nothing with published numbers; an lr at an edge is flagged."""
+    from seqbench.compare import compare
+
+    root, baselines = tmp_path / "runs", ["softmax_attention"]
+    for suite in ("mqar", "mad"):
+        for spec in suite_specs("gateloop", suite, "quick", baselines=baselines, corpus=None):
+            write_finished(root, spec, lambda run: 0.003 + run.optimizer.lr / 10)  # the largest lr best: at the edge
+    text = compare("gateloop", suites=["mqar", "mad"], budget="quick", root=root, out=tmp_path / "report",
+                   baselines=baselines, run=False).read_text()
+    assert text.count("**Below the budget where this suite separates mixers:**") == 2
+    assert "Against published MAD results" not in text and "seqbench's quick reduction of MAD" in text
+    assert "**lr at edge of the grid**" in text and "softmax_attention on memorization (lr 0.01)" in text
+    for spec in suite_specs("gateloop", "mad", "quick", baselines=baselines, corpus=None)[:1]:  # one task learned: calibrated
+        write_finished(root, spec, lambda run: 0.9)
+    text = compare("gateloop", suites=["mad"], budget="quick", root=root, out=tmp_path / "report2",
+                   baselines=baselines, run=False).read_text()
+    assert "Below the budget" not in text and "Against published MAD results" in text

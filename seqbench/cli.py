@@ -61,12 +61,17 @@ def cmd_check(args) -> None:
 
 
 def cmd_compare(args) -> None:
-    from seqbench.compare import SUITES, compare
+    from seqbench.compare import SUITES, compare, plan
 
     suites = list(SUITES) if args.suite == "all" else args.suite.split(",")
     baselines = args.baselines.split(",") if args.baselines else None
+    if args.dry_run:
+        plan(args.mixer, suites=suites, budget=args.budget, root=args.root, baselines=baselines, corpus=args.corpus,
+             parallel=args.parallel)
+        return
     readme = compare(args.mixer, suites=suites, budget=args.budget, executor=args.executor, root=args.root, out=args.out,
-                     baselines=baselines, corpus=args.corpus, run=not args.report_only, accept_changed_code=args.accept_changed_code)
+                     baselines=baselines, corpus=args.corpus, run=not args.report_only, accept_changed_code=args.accept_changed_code,
+                     overrides=_overrides(args), parallel=args.parallel)
     if readme is not None:
         print(f"wrote {readme}")
 
@@ -286,14 +291,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--suite", default="all", help="mqar, mad, lm, speed, state (comma-separated) or all")
     compare.add_argument("--budget", default="cpu", choices=["quick", "cpu", "cluster"],
                          help="quick: minutes, to see it work; cpu: a 2-core machine; cluster: the suites' published scale")
-    compare.add_argument("--executor", default="local", choices=["local", "slurm", "debug"], help="where the runs execute")
     compare.add_argument("--baselines", default=None, help="comma-separated mixers (default: every registered one)")
     compare.add_argument("--corpus", default=None, help="lm suite: the corpus file (default: gcide.dict.dz)")
     compare.add_argument("--out", default=None, help="report folder (default: results/compare/compare-<mixer>-report)")
-    compare.add_argument("--accept-changed-code", action="store_true",
-                         help="count finished runs although the mixer's source changed since they trained (default: refuse)")
     compare.add_argument("--report-only", action="store_true",
                          help="write the report from the runs that finished (the rest shown as missing); submit nothing")
+    compare.add_argument("--dry-run", action="store_true",
+                         help="print each suite's sweeps, runs and the machine time left here (measured step costs); submit nothing")
+    compare.add_argument("--parallel", type=int, default=None, help="local: training runs at once (speed runs alone)")
+    _executor_arguments(compare, overrides=False)  # --executor, every Slurm parameter, --slurm, --accept-changed-code
     compare.set_defaults(func=cmd_compare)
 
     run = commands.add_parser("run", help="one run config (JSON or TOML) in the foreground", parents=[rooted])

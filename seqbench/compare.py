@@ -34,11 +34,13 @@ from seqbench.analysis.plots import (
 )
 from seqbench.analysis.protocol import CHANCE_MARGIN, at_chance
 from seqbench.analysis.report import results_table, speed_report
+from seqbench.bench.estimate import estimate, format_duration
 from seqbench.bench.protocols import MAD_ORDER, MAD_SCALES, MAD_TASKS, mad_sweep, mqar_sweep
 from seqbench.bench.store import FINISHED, Store
 from seqbench.bench.sweep import expand
 from seqbench.campaign import submit_unless_cancelled
 from seqbench.core import atomic_write_csv, atomic_write_text
+from seqbench.slurm.parameters import executor_parameters
 
 SUITES = ("mqar", "mad", "lm", "speed", "state")
 # the state suite's tasks: abelian (Z_2, Z_5) and the smallest non-solvable group (A_5, tasks/groups.py)
@@ -107,21 +109,26 @@ def suite_specs(mixer: str, suite: str, budget: str, *, baselines: list[str], co
 
 def compare(mixer: str, *, suites: list[str], budget: str = "cpu", executor: str = "local", root=None,
             out: str | Path | None = None, baselines: list[str] | None = None, corpus: str | None = None,
-            echo=print, run: bool = True, accept_changed_code: bool = False) -> Path | None:
+            echo=print, run: bool = True, accept_changed_code: bool = False, overrides: dict | None = None,
+            parallel: int | None = None) -> Path | None:
     """Run (or resume) every suite's sweeps and write the report; returns README.md's path, or None
     when `seqbench cancel` stopped one of its sweeps (nothing more is submitted; run again to resume).
-    `run=False` writes the report from what has finished and submits nothing."""
+    `run=False` writes the report from what has finished and submits nothing. `overrides` are the
+    executor's parameters (Slurm's included), checked before anything is submitted."""
     models.registry.get_class(mixer)  # a bad mixer name or path fails here, before anything runs
     baselines = [name for name in (baselines or models.available()) if name != mixer]
+    plans = {suite: suite_specs(mixer, suite, budget, baselines=baselines, corpus=corpus) for suite in suites}
+    for specs in plans.values():  # every sweep expands and every executor parameter is checked before the first run
+        for spec in specs:
+            executor_parameters(expand(spec).executor, overrides or {})
     out = Path(out or Path("results") / "compare" / sweep_name(mixer, "report"))
     sections = [f"# {mixer} against {', '.join(baselines)}", "",
                 f"`seqbench compare {mixer} --suite {','.join(suites)} --budget {budget}`. Every model of a suite at one "
                 "parameter count (±2%) or width, each arm's lr chosen on mean validation over seeds, test reported.", ""]
-    for suite in suites:
-        specs = suite_specs(mixer, suite, budget, baselines=baselines, corpus=corpus)
+    for suite, specs in plans.items():
         for spec in specs if run else ():
-            _, cancelled = submit_unless_cancelled(expand(spec), executor=executor, root=root, echo=echo,
-                                                   parallel=1 if suite == "speed" else None, accept_changed_code=accept_changed_code)
+            _, cancelled = submit_unless_cancelled(expand(spec), executor=executor, root=root, echo=echo, overrides=overrides,
+                                                   parallel=1 if suite == "speed" else parallel, accept_changed_code=accept_changed_code)
             if cancelled:
                 return None
         if run and executor == "slurm":
@@ -129,6 +136,30 @@ def compare(mixer: str, *, suites: list[str], budget: str = "cpu", executor: str
         sections += _section(suite, specs, root, out / suite, budget)
     atomic_write_text(out / "README.md", "\n".join(sections))
     return out / "README.md"
+
+
+def plan(mixer: str, *, suites: list[str], budget: str = "cpu", root=None, baselines: list[str] | None = None,
+         corpus: str | None = None, parallel: int | None = None, echo=print) -> float:
+    """`compare --dry-run`: each suite's sweeps, their runs (finished and to run) and the machine time
+    the rest will take here (bench/estimate.py: measured step costs); submits nothing. Returns the
+    estimated seconds in all."""
+    models.registry.get_class(mixer)
+    baselines = [name for name in (baselines or models.available()) if name != mixer]
+    at_once = parallel or 1
+    total = 0.0
+    for suite in suites:
+        for spec in suite_specs(mixer, suite, budget, baselines=baselines, corpus=corpus):
+            sweep = expand(spec)
+            if suite == "speed":
+                budget_s = spec["base"]["speed"]["time_budget_s"] * len(spec["grid"]["model.name"])
+                echo(f"{suite:6} {sweep.name}: {len(sweep.runs)} measurements, at most ≈ {format_duration(budget_s)} (their time budget)")
+                total += budget_s
+                continue
+            found = estimate(sweep, root)
+            echo(f"{suite:6} {sweep.name}: {found.describe(at_once)}")
+            total += found.seconds / at_once
+    echo(f"in all: ≈ {format_duration(total)} of machine time here for what is left (training steps; evaluations add to it)")
+    return total
 
 
 def _section(suite: str, specs: list[dict], root, folder: Path, budget: str) -> list[str]:

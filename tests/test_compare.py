@@ -119,3 +119,24 @@ def test_a_suite_with_every_arm_at_chance_is_reported_below_separation_not_ranke
     text = compare("gateloop", suites=["mad"], budget="quick", root=root, out=tmp_path / "report2",
                    baselines=baselines, run=False).read_text()
     assert "Below the budget" not in text and "Against published MAD results" in text
+
+
+def test_dry_run_prints_each_suites_runs_and_time_left_from_measured_step_costs(tmp_path, capsys):
+    """Nothing is submitted; a suite with finished runs is timed by them (wall time over steps), the
+    rest by a few probe steps of each shape; a bad Slurm parameter fails before anything runs."""
+    from seqbench.bench.store import Store
+
+    root = tmp_path / "runs"
+    [spec, *_] = suite_specs("gateloop", "state", "quick", baselines=["retnet"], corpus=None)
+    for run in [run for run in expand(spec).runs if run.optimizer.lr == 3e-3]:  # each mixer at one lr: 6 s for 30 steps
+        run_dir = Store(root).run(spec["name"], run.run_id())
+        run_dir.write_config(run.model_dump(mode="json"), {"commit": "0" * 40, "dirty": False})
+        run_dir.write_summary({"status": "completed", "steps": 30, "wall_time_s": 6.0})
+    main(["--root", str(root), "compare", "gateloop", "--suite", "state", "--budget", "quick", "--baselines", "retnet", "--dry-run"])
+    out = capsys.readouterr().out
+    assert f"{spec['name']}: 4 runs, 2 finished, 2 to run: ≈ 12 s here at 1 at once (from the finished runs)" in out, out
+    assert "compare-gateloop-state-word-problem: 4 runs, 0 finished, 4 to run" in out and "from a probe of each shape" in out
+    assert "in all: ≈" in out and sorted(p.name for p in root.iterdir()) == [spec["name"]]  # nothing else written
+    with pytest.raises(SystemExit, match="mem_gb"):
+        main(["--root", str(root), "compare", "gateloop", "--suite", "state", "--budget", "quick", "--executor", "slurm",
+              "--mem-gb", "-3"])

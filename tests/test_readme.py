@@ -41,3 +41,41 @@ def test_the_mixer_skeleton_runs_as_written_once_its_bodies_are_filled(tmp_path,
     monkeypatch.syspath_prepend(str(tmp_path))
     results = list(conformance.run_checks("readme_mixer:MyMixer"))
     assert results and all(r.passed for r in results), [(r.check, r.detail) for r in results if not r.passed]
+
+
+def test_the_readme_is_short_and_every_page_it_links_exists():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 250
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
+    assert links and all((ROOT / link).exists() for link in links), [link for link in links if not (ROOT / link).exists()]
+    for page in (ROOT / "docs").glob("*.md"):  # the pages it points to link on, relative to docs/
+        broken = [link for link in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()) if not (page.parent / link).exists()]
+        assert broken == [], page.name
+
+
+def test_the_readme_lists_every_registered_mixer():
+    from seqbench import models
+
+    listed = re.findall(r"^\| `([a-z0-9_]+)` \|", (ROOT / "README.md").read_text(), flags=re.M)
+    assert sorted(listed) == models.available()  # the table groups them by era; every one is there once
+
+
+def test_the_demo_numbers_quoted_are_the_committed_runs():
+    """Means and 95% t-intervals per model, and the paired differences, recomputed from runs.csv."""
+    import pandas as pd
+
+    from seqbench.analysis.protocol import paired_differences, t_interval
+
+    runs = pd.read_csv(ROOT / "results" / "demo-mqar" / "runs.csv")
+    text = " ".join((ROOT / "README.md").read_text().split())
+    names = {"softmax_attention": "softmax attention", "retnet": "RetNet", "gateloop": "GateLoop"}
+    for model, runs_of in runs.groupby("model.name"):
+        low, high = t_interval(runs_of["final_accuracy"])
+        assert f"{names[model]} {runs_of['final_accuracy'].mean():.3f} [{low:.3f}, {high:.3f}]" in text
+    for a, b in (("softmax_attention", "retnet"), ("retnet", "gateloop")):
+        difference = paired_differences(runs, arm="model.name", a=a, b=b, value="final_accuracy")
+        low, high = t_interval(difference)
+        short = {"softmax_attention": "softmax", "retnet": "RetNet", "gateloop": "GateLoop"}
+        assert f"{short[a]} − {short[b]} = {difference.mean():+.3f} [{low:+.3f}, {high:+.3f}]" in text
+    commit = re.search(r"commit ([0-9a-f]{40})", (ROOT / "results" / "demo-mqar" / "README.md").read_text()).group(1)
+    assert f"commit {commit[:7]}" in text

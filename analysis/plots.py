@@ -13,6 +13,7 @@ import seaborn as sns
 
 from seqbench.analysis.collect import main_metric, varying_columns
 from seqbench.analysis.protocol import (
+    CHANCE_MARGIN,
     LR,
     MIN_SEEDS_FOR_INTERVAL,
     best_over_lr,
@@ -21,6 +22,7 @@ from seqbench.analysis.protocol import (
     configuration_columns,
     validation_metric,
 )
+from seqbench.analysis.style import draw_chance, mixer_colours
 from seqbench.core import atomic_save_figure
 
 CURVE_POINTS = 200  # per training curve; the 20-step running mean makes more points redundant
@@ -120,54 +122,84 @@ def plot_final(runs: pd.DataFrame, path: Path) -> Path:
     return _save(final_grid(runs), path)
 
 
+MAX_WIDTH_IN = 13.0  # ≈ 1,560 px at the 120 dpi figures are written at: wider grids wrap their columns
+
+
 def final_grid(runs: pd.DataFrame) -> sns.FacetGrid:
-    """Mean and t-interval per configuration, a colour per configuration (the model, when only the
-    model varies: an lr set per model in the sweep is part of the model's configuration, not a
-    colour of its own), every seed a dot, the task's chance level as a line."""
+    """Mean and t-interval per configuration, a colour per mixer (the same in every plot:
+    `mixer_colours`), every seed a dot, the task's chance level as a line, each configuration's
+    chosen lr said under the title. Axes that only change together (a [zip]) are one channel, so no
+    facet is empty; facets are titled by their field's short name and wrap beyond ~1,560 px."""
     table, metric, higher, protocol = final_table(runs)
     per_configuration = "chosen_lr" in table.columns or protocol == "one lr per configuration, set in the sweep"
     axes = configuration_columns(table) if per_configuration else varying_columns(table)
-    if len(axes) > 4:
-        table, axes = merge_linked_axes(table, axes)
-    layout = _layout(axes)
+    others = [axis for axis in axes if axis != "model.name"]
+    table, others = merge_linked_axes(table, others)
+    if "model.name" in axes and others:  # the mixer is the colour wherever it varies: one colour per mixer in every plot
+        if len(others) > 3:
+            raise ValueError(f"{len(others) + 1} sweep axes vary (model.name, {', '.join(others)}); a plot shows at most 4 "
+                             "(x, hue, column, row): filter the runs or aggregate an axis explicitly first")
+        layout = dict(zip(("x", "hue", "col", "row"), [others[0], "model.name", *others[1:]] + [None] * (3 - len(others))))
+    else:
+        layout = _layout((["model.name"] if "model.name" in axes else []) + others)
     for column in layout.values():
         if column:
             table[column] = table[column].astype(str)
     seeds = table.groupby([c for c in layout.values() if c], dropna=False).size()
     interval = seeds.min() >= MIN_SEEDS_FOR_INTERVAL
     hue = layout["hue"] or layout["x"]
+    names = {column: _label(column) for column in layout.values() if column}
+    table, layout = table.rename(columns=names), {k: names.get(v) for k, v in layout.items()}
+    hue = names[hue]
+    palette = mixer_colours(table[hue].unique()) if hue == "model" else None
+    columns = table[layout["col"]].nunique() if layout["col"] else 1
+    aspect = max(1.0, 0.35 * table[layout["x"]].nunique())
+    wrap = max(1, int(MAX_WIDTH_IN // (4 * aspect))) if columns * 4 * aspect > MAX_WIDTH_IN and not layout["row"] else None
     grid = sns.catplot(data=table, kind="point", y=metric, errorbar=clipped_interval(metric) if interval else None, capsize=0.15,
-                       dodge=0.4 if layout["hue"] else False, linestyle="none", markers="D", height=4,
-                       aspect=max(1.0, 0.35 * table[layout["x"]].nunique()), legend=bool(layout["hue"]),
+                       dodge=0.4 if layout["hue"] else False, linestyle="none", markers="D", height=4, aspect=aspect,
+                       legend=bool(layout["hue"]), palette=palette, col_wrap=wrap,
                        **{**{k: v for k, v in layout.items() if v}, "hue": hue})
     grid.map_dataframe(sns.stripplot, x=layout["x"], y=metric, hue=layout["hue"], dodge=bool(layout["hue"]), size=3,
                        palette="dark:black" if layout["hue"] else None, color=None if layout["hue"] else "black", legend=False)
+    grid.set_titles(col_template="{col_var} = {col_name}", row_template="{row_var} = {row_name}")
     chance = chance_level(runs, metric)
-    if chance is not None:
+    for axis in grid.axes.flat:
+        draw_chance(axis, chance)
+    if table[layout["x"]].str.len().max() > 12:  # long mixer names: slanted, not overlapping
         for axis in grid.axes.flat:
-            axis.axhline(chance, color="0.5", linestyle=":", linewidth=1)
-            axis.annotate(f"chance ≈ {chance:.3g}", (0.01, chance), xycoords=("axes fraction", "data"), fontsize=7,
-                          color="0.4", va="bottom")
+            axis.tick_params(axis="x", labelrotation=25)
     label = metric_label(metric, runs)
     seed_text = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
     shown = f"mean and 95% t-interval over {seed_text} seeds" if interval else f"{seed_text} seed(s): points only, no interval"
     title = f"{label} ({'higher' if higher else 'lower'} is better) — {protocol}; {shown}; dots: seeds"
-    grid.figure.suptitle(textwrap.fill(title, width=max(60, int(70 * grid.figure.get_figwidth() / 5))), fontsize=9)
-    grid.set_axis_labels(_label(layout["x"]), label)
+    width = grid.figure.get_figwidth()
+    lines = [textwrap.fill(title, width=max(60, int(70 * width / 5)))]
+    if "chosen_lr" in table.columns and "model" in table.columns:
+        chosen = table.groupby("model")["chosen_lr"].agg(lambda lrs: ", ".join(f"{lr:g}" for lr in sorted(set(lrs))))
+        lines.append(textwrap.fill("chosen lr — " + "; ".join(f"{model}: {lrs}" for model, lrs in chosen.items()),
+                                   width=max(60, int(70 * width / 5))))
+    grid.figure.suptitle("\n".join(lines), fontsize=9)
+    grid.set_axis_labels(_label(layout["x"]) if layout["x"] != "model" else "model", label)
     grid.figure.tight_layout()
     return grid
 
 
 def plot_curves(runs: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
-    axes_ = sorted(varying_columns(runs) or ["model.name"], key=lambda column: column != "model.name")
+    """Train loss and the validation metric against step, one curve per configuration (seeds
+    averaged, t-interval with 3 or more): the mixer is the colour (`mixer_colours`), every other
+    varying axis — an lr, a width — the line style, so one mixer keeps one colour."""
+    axes_ = [column for column in varying_columns(runs) if column != "model.name"]
     indexed = runs.set_index("run_id")
-    named = lambda column: indexed[column].astype(str) if column == "model.name" else f"{_label(column)}=" + indexed[column].astype(str)  # noqa: E731
-    label = named(axes_[0])
-    for column in axes_[1:]:  # every axis in the label: one curve per configuration, seeds averaged
-        label = label + ", " + named(column)
-    seeds = runs.groupby(label.reindex(runs["run_id"]).values).size()
+    mixer = indexed["model.name"].astype(str) if "model.name" in indexed.columns else pd.Series("run", index=indexed.index)
+    rest = None
+    for column in axes_:
+        part = f"{_label(column)}=" + indexed[column].astype(str)
+        rest = part if rest is None else rest + ", " + part
+    seeds = runs.groupby([mixer.reindex(runs["run_id"]).values, *([rest.reindex(runs["run_id"]).values] if rest is not None else [])]).size()
     interval = len(seeds) and seeds.min() >= MIN_SEEDS_FOR_INTERVAL
-    table = curves.assign(configuration=curves["run_id"].map(label))
+    table = curves.assign(model=curves["run_id"].map(mixer))
+    if rest is not None:
+        table["setting"] = table["run_id"].map(rest)
     validation = table[(table["split"] == "validation") & table["metric"].isin(["accuracy", "bpc"])]
     train = table[(table["split"] == "train") & (table["metric"] == "loss")].copy()
     train["value"] = train.groupby("run_id")["value"].transform(lambda s: s.rolling(20, min_periods=1).mean())
@@ -177,11 +209,15 @@ def plot_curves(runs: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
     if len(validation):
         name = validation["metric"].iloc[0]
         panels.append((validation, f"validation {METRIC_NAMES.get(name, name)}", name))
+    colours = mixer_colours(table["model"].dropna().unique())
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
     for ax, (data, title, metric) in zip(axes[0], panels):
-        sns.lineplot(data=data, x="step", y="value", hue="configuration", errorbar=clipped_interval(metric) if interval else None, ax=ax)
-        ax.set_title(f"{title}\n{'mean, 95% t-interval over seeds' if interval else 'mean over seeds (fewer than 3: no interval)'}")
+        sns.lineplot(data=data, x="step", y="value", hue="model", palette=colours, style="setting" if rest is not None else None,
+                     errorbar=clipped_interval(metric) if interval else None, ax=ax)
+        ax.set_title(f"{title}\n{'mean, 95% t-interval over seeds' if interval else 'mean over seeds (fewer than 3: no interval)'}",
+                     fontsize=9)
         ax.set_ylabel(title)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     atomic_save_figure(fig, path, dpi=120)
     plt.close(fig)
@@ -206,27 +242,27 @@ def state_size_grid(runs: pd.DataFrame) -> sns.FacetGrid:
     whole = {c: points.index.get_level_values(c).astype(float).astype(int).astype(str) for c in ZOOLOGY_CELL}  # 64, not 64.0
     points = points.reset_index().assign(cell=["L=" + length + ", N=" + pairs for length, pairs in zip(*whole.values())])
     cells = points.sort_values(list(ZOOLOGY_CELL))["cell"].drop_duplicates().tolist()  # shortest first, as Zoology's panels
-    grid = sns.relplot(data=points.sort_values("state_size"), x="state_size", y="accuracy", hue="model.name", col="cell",
-                       col_order=cells, kind="line", marker="o", height=3.6, facet_kws={"sharex": False})
+    points = points.rename(columns={"model.name": "model"})
+    grid = sns.relplot(data=points.sort_values("state_size"), x="state_size", y="accuracy", hue="model", col="cell",
+                       col_order=cells, kind="line", marker="o", height=3.6, facet_kws={"sharex": False},
+                       palette=mixer_colours(points["model"].unique()), col_wrap=min(len(cells), 3) if len(cells) > 3 else None)
     grid.set(xscale="log", ylim=(0, 1.02))
+    grid.set_titles("{col_name}")
     grid.set_axis_labels("state size (real scalars per sequence)", "MQAR test accuracy")
-    grid.figure.suptitle("MQAR accuracy against state size (Zoology, Figure 2); lr chosen on validation", fontsize=9)
+    vocab = runs["task.options.vocab_size"].dropna().unique() if "task.options.vocab_size" in runs.columns else []
+    chance = chance_level(runs.assign(**{c: None for c in ZOOLOGY_CELL}), "final_accuracy") if len(vocab) == 1 else None
+    title = "MQAR accuracy against state size (Zoology, Figure 2); lr chosen on validation"
+    for axis in grid.axes.flat:
+        draw_chance(axis, chance)
+    if chance is not None:
+        if len(points) and (points["accuracy"] <= chance + CHANCE_MARGIN).all():
+            title += f" — every mixer within {CHANCE_MARGIN} of chance ({chance:.3g}): this budget does not separate them"
+    grid.figure.suptitle(textwrap.fill(title, 110), fontsize=9)
     grid.figure.tight_layout()
     return grid
 
 
 FINAL_STATE_AT_LENGTH = re.compile(r"final_accuracy/end/L(\d+)$")  # tasks/state_tracking.py's test slices
-
-
-def mixer_colours(names) -> dict:
-    """One colour per mixer, the same in every plot: the registered mixers in registry order, any other
-    (a user's mixer, a hybrid) after them."""
-    from seqbench import models
-
-    known = models.available()
-    ordered = [*known, *sorted(set(map(str, names)) - set(known))]
-    palette = [*sns.color_palette("tab10"), *sns.color_palette("Dark2"), *sns.color_palette("husl", max(0, len(ordered) - 18))]
-    return {name: palette[number] for number, name in enumerate(ordered) if name in set(map(str, names))}
 
 
 def plot_length_generalisation(runs: pd.DataFrame, path: Path) -> Path:
@@ -253,10 +289,7 @@ def length_generalisation_figure(runs: pd.DataFrame):
     if trained is not None and pd.notna(trained):
         axis.axvline(trained, color="0.3", linestyle="--", linewidth=1)
         axis.annotate("longest training word", (trained, 1.0), fontsize=7, color="0.3", ha="right", va="top", rotation=90)
-    chance = chance_level(runs, "final_accuracy")
-    if chance is not None:
-        axis.axhline(chance, color="0.5", linestyle=":", linewidth=1)
-        axis.annotate(f"chance ≈ {chance:.3g}", (0.01, chance), xycoords=("axes fraction", "data"), fontsize=7, color="0.4", va="bottom")
+    draw_chance(axis, chance_level(runs, "final_accuracy"))
     task = ", ".join(sorted(set(runs["task.name"].dropna())))
     shown = f"mean and 95% t-interval over {seeds} seeds" if seeds >= MIN_SEEDS_FOR_INTERVAL else f"{seeds} seed(s): no interval"
     axis.set(xscale="log", ylim=(0, 1.02), xlabel="test word length", ylabel="accuracy of the final state (test)")
@@ -284,12 +317,19 @@ def plot_mad_scores(scores: pd.DataFrame, path: Path) -> Path:
     """MAD's table as a heatmap: a row per model, a column per task and the MAD score last."""
     table = scores.set_index("model")
     tasks = [c for c in table.columns if c != "MAD score"] + ["MAD score"]
+    values = table[tasks].astype(float)
     figure, axes = plt.subplots(figsize=(1.2 * len(tasks) + 2, 0.45 * len(table) + 1.6))
-    sns.heatmap(table[tasks].astype(float), annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", ax=axes,
+    sns.heatmap(values, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", ax=axes,
                 cbar_kws={"label": "test accuracy (macro)"})
+    for row, model in enumerate(values.index):  # a cell with no score says so: never a blank that reads as zero
+        for column, task in enumerate(tasks):
+            if pd.isna(values.at[model, task]):
+                axes.add_patch(plt.Rectangle((column, row), 1, 1, facecolor="0.92", edgecolor="0.7", hatch="//"))
+                axes.text(column + 0.5, row + 0.5, "missing", ha="center", va="center", fontsize=7, color="0.3")
     axes.set_xticklabels([textwrap.fill(t.replace("_", " "), 12) for t in tasks], rotation=0, fontsize=7)
     axes.set(xlabel="", ylabel="")
-    axes.set_title("MAD: test accuracy at the lr chosen on validation, per task; MAD score = their mean", fontsize=9)
+    axes.set_title("MAD: test accuracy at the lr chosen on validation, per task; MAD score = their mean; "
+                   "missing: a run of its grid has not finished", fontsize=9)
     figure.tight_layout()
     atomic_save_figure(figure, path, dpi=120)
     plt.close(figure)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from seqbench.analysis.style import mixer_colours
 from seqbench.core import atomic_save_figure
 
 BASELINE = ("softmax_attention", "parallel")
@@ -130,10 +131,14 @@ def plot_throughput(table: pd.DataFrame, out_dir: Path, title: str = "") -> Path
     """Training tokens/s and peak memory of the whole LM against length, one line per model."""
     out_dir.mkdir(parents=True, exist_ok=True)
     ok = table[table["status"] == "ok"].assign(model_label=lambda t: t.apply(throughput_label, axis=1))
+    colours = mixer_colours(ok["model"].unique())  # a variant (heads=4) keeps its mixer's colour, dashed
+    palette = {label: colours[model] for label, model in zip(ok["model_label"], ok["model"])}
+    dashes = {label: "" if label == model else (4, 2) for label, model in zip(ok["model_label"], ok["model"])}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
-    sns.lineplot(data=ok, x="length", y="tokens_per_s", hue="model_label", marker="o", ax=axes[0])
-    sns.lineplot(data=ok.assign(mib=ok["peak_memory_bytes"] / 2**20), x="length", y="mib", hue="model_label", marker="o",
-                 ax=axes[1], legend=False)
+    sns.lineplot(data=ok, x="length", y="tokens_per_s", hue="model_label", style="model_label", palette=palette, dashes=dashes,
+                 marker="o", ax=axes[0])
+    sns.lineplot(data=ok.assign(mib=ok["peak_memory_bytes"] / 2**20), x="length", y="mib", hue="model_label", style="model_label",
+                 palette=palette, dashes=dashes, marker="o", ax=axes[1], legend=False)
     axes[0].set(xscale="log", yscale="log", ylabel="training tokens/s (optimizer step)", xlabel="sequence length")
     axes[1].set(xscale="log", yscale="log", ylabel="peak memory during the steps, MiB\n(CPU: the process's resident peak)", xlabel="sequence length")
     axes[0].legend(fontsize=7, title=None)

@@ -13,6 +13,7 @@ import pandas as pd
 from seqbench.analysis.findings.finding import Finding
 from seqbench.analysis.findings.verdicts import Crossover, Ratio, Similar, at_chosen_lr
 from seqbench.analysis.protocol import MIN_SEEDS_FOR_INTERVAL, clipped_interval, higher_is_better, value_at_step
+from seqbench.analysis.style import mixer_colours
 from seqbench.bench.store import FINISHED
 from seqbench.core import atomic_save_figure
 
@@ -64,12 +65,13 @@ def _plot_arms(axis, chosen, metric, order, sns):
         return
     order = [arm for arm in order if arm in set(chosen["arm"])]
     sns.stripplot(data=chosen, x="arm", y=metric, order=order, ax=axis, color="0.4", size=5, jitter=0.1)
+    colours = mixer_colours(order)  # an arm named after a mixer has that mixer's colour in every plot
     interval = clipped_interval(metric)
     for position, arm in enumerate(order):
         values = chosen.loc[chosen["arm"] == arm, metric].dropna().to_numpy()
         low, high = interval(values) if len(values) >= MIN_SEEDS_FOR_INTERVAL else (math.nan, math.nan)
         axis.errorbar(position + 0.25, values.mean(), yerr=[[values.mean() - low], [high - values.mean()]] if math.isfinite(low) else None,
-                      fmt="o", color="C3", capsize=4)
+                      fmt="o", color=colours[arm], capsize=4)
     axis.set_xlabel("")
     axis.set_ylabel(f"{metric} ({'higher' if higher_is_better(metric.split(' at step ')[0]) else 'lower'} is better)")
     lrs = chosen.groupby("arm")["lr"].first() if "lr" in chosen.columns else {}
@@ -84,8 +86,10 @@ def _plot_curves(axis, chosen, curves, rule: Crossover, sns):
         axis.text(0.5, 0.5, "no curves yet", ha="center", transform=axis.transAxes)
         return
     interval = clipped_interval(rule.metric) if _enough_seeds(valid, ["arm", "step"]) else None
-    sns.lineplot(data=valid, x="step", y=name, hue="arm", errorbar=interval, ax=axis)
-    sns.lineplot(data=valid, x="step", y=name, hue="arm", units="seed", estimator=None, alpha=0.25, lw=0.7, legend=False, ax=axis)
+    colours = mixer_colours(valid["arm"].unique())
+    sns.lineplot(data=valid, x="step", y=name, hue="arm", palette=colours, errorbar=interval, ax=axis)
+    sns.lineplot(data=valid, x="step", y=name, hue="arm", palette=colours, units="seed", estimator=None, alpha=0.25, lw=0.7,
+                 legend=False, ax=axis)
     axis.set_ylabel(f"validation {name}, mean" + (" and 95% t-interval" if interval else "") + " over seeds")
 
 
@@ -98,7 +102,8 @@ def _plot_buckets(axis, chosen, sns):
     long["horizon"] = long["horizon"].str.removeprefix("final_accuracy/")
     order = sorted(long["horizon"].unique(), key=lambda name: int(re.match(r"h(\d+)", name).group(1)) if re.match(r"h\d+", name) else 0)
     interval = clipped_interval("accuracy") if _enough_seeds(long, ["arm", "horizon"]) else None
-    sns.pointplot(data=long, x="horizon", y="accuracy", hue="arm", order=order, errorbar=interval, capsize=0.1,
+    sns.pointplot(data=long, x="horizon", y="accuracy", hue="arm", palette=mixer_colours(long["arm"].unique()), order=order,
+                  errorbar=interval, capsize=0.1,
                   dodge=0.3 if chosen["arm"].nunique() > 1 else False, ax=axis)
     axis.set(ylim=(0, 1.02), ylabel="test accuracy per distance from RESET" + (" (95% t-interval)" if interval else ""))
 
@@ -111,6 +116,6 @@ def _plot_speed(axis, rows, rule, sns):
         axis.text(0.5, 0.5, "no measurements yet", ha="center", transform=axis.transAxes)
         return
     shown = shown.assign(value=shown[quantity] / (2**20 if quantity.endswith("bytes") else 1))
-    sns.lineplot(data=shown, x="length", y="value", hue="arm", marker="o", ax=axis)
+    sns.lineplot(data=shown, x="length", y="value", hue="arm", palette=mixer_colours(shown["arm"].unique()), marker="o", ax=axis)
     axis.set(xscale="log", yscale="log", xlabel="sequence length",
              ylabel=f"{quantity.replace('_bytes', ' (MiB)').replace('median_ms', 'median ms')}, {measure}")

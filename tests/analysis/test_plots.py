@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from seqbench.analysis.plots import final_grid, plot_curves, plot_final, plot_sweep
+from seqbench.analysis.plots import final_grid, plot_curves, plot_final, plot_mad_scores, plot_sweep
 from seqbench.analysis.speed_plots import plot_gateloop_op, plot_speed
+from seqbench.analysis.style import mixer_colours
 
 
 def runs_and_curves():
@@ -80,7 +81,7 @@ def test_accuracy_against_state_size_has_a_panel_per_cell_and_a_line_per_mixer(t
     runs = pd.DataFrame(rows)
     grid = state_size_grid(runs)
     axes = list(grid.axes.flat)
-    assert [axis.get_title() for axis in axes] == ["cell = L=64, N=4", "cell = L=128, N=8"]
+    assert [axis.get_title() for axis in axes] == ["L=64, N=4", "L=128, N=8"]  # human titles, no field names
     for axis in axes:
         lines = [line for line in axis.lines if len(line.get_xdata()) == 2]
         assert len(lines) == 2  # one per mixer, through its two widths
@@ -89,6 +90,14 @@ def test_accuracy_against_state_size_has_a_panel_per_cell_and_a_line_per_mixer(t
     plt.close(grid.figure)
     written = plot_sweep(runs, pd.DataFrame(columns=["run_id", "step", "split", "metric", "value"]), tmp_path)
     assert [p.name for p in written] == ["final.png", "curves.png", "accuracy_vs_state_size.png"]
+    at_chance = runs.assign(**{"task.options.vocab_size": 512, "final_accuracy": 0.004})  # the quick budget's picture
+    grid = state_size_grid(at_chance)
+    axis = grid.axes.flat[0]
+    assert any(list(line.get_ydata()) == [1 / 256, 1 / 256] for line in axis.lines)  # chance drawn
+    assert "every mixer within 0.05 of chance" in " ".join(grid.figure._suptitle.get_text().split())
+    colours = {matplotlib.colors.to_hex(line.get_color()) for line in axis.lines if line.get_linestyle() != ":"}
+    assert colours == {matplotlib.colors.to_hex(c) for c in mixer_colours(["a", "b"]).values()}
+    plt.close(grid.figure)
 
 
 def test_a_zip_of_several_fields_is_one_axis_of_the_final_plot():
@@ -110,7 +119,7 @@ def test_length_generalisation_draws_a_line_per_mixer_with_the_training_length_a
     """A state-tracking sweep's plot: x = the test lengths, one line per mixer in its fixed colour, the
     longest training word and chance drawn, the protocol and the seeds in the title."""
 
-    from seqbench.analysis.plots import length_generalisation_figure, mixer_colours, plot_length_generalisation
+    from seqbench.analysis.plots import length_generalisation_figure, plot_length_generalisation
 
     rows = []
     for name, slope in (("gateloop", 0.7), ("gated_deltanet", 0.2)):
@@ -131,3 +140,23 @@ def test_length_generalisation_draws_a_line_per_mixer_with_the_training_length_a
     assert "Length generalisation on modular_arithmetic" in title and "over 3 seeds" in title
     assert mixer_colours(["gateloop"])["gateloop"] == mixer_colours(["gateloop", "rwkv7", "mine:Mixer"])["gateloop"]
     assert plot_length_generalisation(runs, tmp_path / "length.png").exists()
+
+
+def test_one_style_across_plot_kinds_mixer_colours_chosen_lr_and_missing_cells(tmp_path):
+    """The final plot colours each mixer as every other plot does, names its chosen lrs, titles facets
+    by their short field name; the MAD heatmap marks a score that does not exist as missing."""
+    rows = [{"run_id": f"{m}{l}{n}{lr}{s}", "model.name": m, "task.name": "mqar", "task.options.seq_len": l,
+             "task.options.num_pairs": n, "optimizer.lr": lr, "seed": s, "status": "completed",
+             "validation_accuracy": 0.5 + lr, "final_accuracy": 0.5 + lr + s / 100}
+            for m in ("gateloop", "rwkv7") for l in (64, 128) for n in (4, 8) for lr in (0.01, 0.03) for s in range(3)]
+    grid = final_grid(pd.DataFrame(rows))
+    assert sorted(axis.get_title() for axis in grid.axes.flat) == ["num_pairs = 4", "num_pairs = 8"]
+    assert grid.axes.flat[0].get_xlabel() == "seq_len"  # the mixer is the colour, the other axes x and facets
+    markers = [line for line in grid.axes.flat[0].lines if line.get_marker() == "D"]
+    drawn = {matplotlib.colors.to_hex(line.get_color()) for line in markers}
+    assert drawn == {matplotlib.colors.to_hex(c) for c in mixer_colours(["gateloop", "rwkv7"]).values()}
+    assert "chosen lr — gateloop: 0.03; rwkv7: 0.03" in " ".join(grid.figure._suptitle.get_text().split())
+    plt.close(grid.figure)
+    scores = pd.DataFrame({"model": ["gateloop", "mamba"], "memorization": [0.9, float("nan")], "MAD score": [0.9, float("nan")]})
+    path = plot_mad_scores(scores, tmp_path / "mad.png")
+    assert path.exists()

@@ -13,7 +13,6 @@ import contextlib
 import io
 import math
 import os
-import resource
 import sys
 import time
 import traceback
@@ -28,6 +27,7 @@ from seqbench.bench.lease import HEARTBEAT_S, STALE_AFTER_S, LeaseHeld
 from seqbench.bench.provenance import provenance, slurm_job_id
 from seqbench.bench.stop import StopRequest, preemption_requests, stop_when_launcher_dies
 from seqbench.bench.store import RunDir, Store, quarantine
+from seqbench.bench.timing import peak_memory
 from seqbench.bench.tracking import Trackers
 from seqbench.core import remove_stale_temporaries, resolve_device
 
@@ -36,12 +36,6 @@ CHECKPOINT_FORMAT = 2
 
 def batch_seed(run_seed: int, step: int) -> int:
     return run_seed * 1_000_003 + step
-
-
-def peak_memory(device: torch.device) -> dict:
-    if device.type == "cuda":
-        return {"peak_memory_bytes": torch.cuda.max_memory_allocated(device), "peak_memory_kind": "cuda_allocated"}
-    return {"peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "peak_memory_kind": "cpu_max_rss"}
 
 
 def is_finite(value) -> bool:

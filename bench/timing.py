@@ -63,6 +63,14 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def peak_memory(device: torch.device) -> dict:
+    """A whole run's peak, the one measure every run records: CUDA's allocator peak, or the
+    process's resident high-water mark (VmHWM, what PeakMemory reads per case)."""
+    if device.type == "cuda":
+        return {"peak_memory_bytes": torch.cuda.max_memory_allocated(device), "peak_memory_kind": "cuda_allocated"}
+    return {"peak_memory_bytes": peak_rss_bytes(), "peak_memory_kind": "cpu_max_rss"}
+
+
 class PeakMemory:
     """The peak memory of one case: CUDA's allocator peak, or the process's resident high-water mark
     (Linux ≥ 4.0: writing '5' to /proc/self/clear_refs resets VmHWM)."""

@@ -16,6 +16,7 @@ shared `timeout_min` and `mem_gb` (setting both would be ambiguous); `job_name` 
 """
 from __future__ import annotations
 
+import collections.abc
 import inspect
 import typing
 from functools import cache
@@ -45,15 +46,36 @@ DESCRIPTIONS = {
 }
 
 
+# submitit has no public list of its Slurm parameters and their types; these two private names are the
+# source of its own check (SlurmExecutor._valid_parameters) and of the sbatch lines it writes
+# (_make_sbatch_string's annotated signature). Read here and nowhere else; a submitit that moves them
+# fails loudly, naming them (tests/slurm/test_parameters.py).
+SUBMITIT_PRIVATE = ("submitit.slurm.slurm._make_sbatch_string", "submitit.slurm.slurm.SlurmExecutor._valid_parameters")
+
+
+def submitit_private():
+    """(sbatch writer, valid-parameter list) from the installed submitit, or a clear error."""
+    from submitit.slurm import slurm
+
+    writer = getattr(slurm, "_make_sbatch_string", None)
+    valid = getattr(getattr(slurm, "SlurmExecutor", None), "_valid_parameters", None)
+    if not callable(writer) or not callable(valid):
+        import submitit
+
+        raise RuntimeError(f"submitit {submitit.__version__} no longer has {' and '.join(SUBMITIT_PRIVATE)}, which "
+                           "seqbench reads its Slurm parameters from: pin the submitit seqbench was tested with, or "
+                           "update slurm/parameters.py")
+    return writer, valid
+
+
 @cache
 def slurm_parameters() -> dict[str, Any]:
     """name → annotation of every parameter submitit's SlurmExecutor accepts (its sbatch writer's
     signature, the source of its own list of valid parameters)."""
-    from submitit.slurm import slurm
-
-    hints = typing.get_type_hints(slurm._make_sbatch_string)
-    valid = set(slurm.SlurmExecutor._valid_parameters())
-    found = {name: hints.get(name, Any) for name in inspect.signature(slurm._make_sbatch_string).parameters if name in valid}
+    writer, valid_parameters = submitit_private()
+    hints = typing.get_type_hints(writer)
+    valid = set(valid_parameters())
+    found = {name: hints.get(name, Any) for name in inspect.signature(writer).parameters if name in valid}
     return {**found, "max_num_timeout": int}
 
 
@@ -101,9 +123,9 @@ def _matches(value: Any, kind: Any) -> bool:
         return True
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
         return value is None or any(_matches(value, option) for option in args if option is not type(None))
-    if origin in (list, list) or str(origin) in ("<class 'collections.abc.Iterable'>",):
+    if origin in (list, collections.abc.Iterable):
         return isinstance(value, list) and all(_matches(item, args[0] if args else Any) for item in value)
-    if origin in (dict, dict):
+    if origin is dict:
         return isinstance(value, dict) and all(isinstance(key, str) for key in value)
     if kind is bool:
         return isinstance(value, bool)
@@ -122,9 +144,9 @@ def _describe(kind: Any) -> str:
         return names[kind]
     args = [a for a in typing.get_args(kind) if a is not type(None)]
     origin = typing.get_origin(kind)
-    if origin in (list, list) or "Iterable" in str(origin):
+    if origin in (list, collections.abc.Iterable):
         return f"a list of {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s" if args else "a list"
-    if origin in (dict, dict):
+    if origin is dict:
         return "a table of name = value"
     if args:
         return " or ".join(_describe(a) for a in args)

@@ -43,3 +43,17 @@ def test_peak_memory_sees_a_cases_allocation():
     block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
     assert memory.rise_bytes() >= 60 * 2**20 and memory.peak_bytes() >= memory.rise_bytes()
     del block
+
+
+def test_a_runs_peak_memory_is_the_resident_high_water_mark_the_benchmarks_read():
+    """One measure of peak memory: a run's summary and a benchmark case read the same VmHWM."""
+    import torch
+
+    from seqbench.bench.timing import current_rss_bytes, peak_memory, peak_rss_bytes
+
+    held = torch.ones(8 * 2**20, dtype=torch.uint8)  # 8 MiB touched
+    held.add_(1)
+    peak = peak_memory(torch.device("cpu"))
+    assert peak["peak_memory_kind"] == "cpu_max_rss"
+    assert current_rss_bytes() <= peak["peak_memory_bytes"] <= peak_rss_bytes()
+    del held

@@ -20,7 +20,8 @@ import tarfile
 import zlib
 from pathlib import Path
 
-from seqbench.bench.store import RUN_ID_PATTERN, Store, StoreError, check_run_id, check_sweep_name, read_json
+from seqbench.bench.files import read_json
+from seqbench.bench.store import RUN_ID_PATTERN, Store, StoreError, check_run_id, check_sweep_name
 from seqbench.core import atomic_write_bytes
 
 RUN_FILES = ("config.json", "status.json", "summary.json", "metrics.jsonl", "rows.jsonl")

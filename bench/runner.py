@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from seqbench import tasks
+from seqbench.bench.checkpoint import CHECKPOINT_FORMAT, check_checkpoint
 from seqbench.bench.config import OpBenchConfig, RunConfig, SpeedConfig, ThroughputConfig, TrainConfig
 from seqbench.bench.lease import HEARTBEAT_S, STALE_AFTER_S, LeaseHeld
 from seqbench.bench.provenance import provenance, slurm_job_id
@@ -30,8 +31,6 @@ from seqbench.bench.store import RunDir, Store, quarantine
 from seqbench.bench.timing import peak_memory
 from seqbench.bench.tracking import Trackers
 from seqbench.core import remove_stale_temporaries, resolve_device
-
-CHECKPOINT_FORMAT = 2
 
 
 def batch_seed(run_seed: int, step: int) -> int:
@@ -238,24 +237,6 @@ class Trainer:
         run_dir.write_summary(summary)
         run_dir.write_status(status, step=self.step)
         return summary
-
-
-CHECKPOINT_FIELDS = {"format": int, "run_id": str, "step": int, "stopped_early": bool, "resumed_from": list,
-                     "model": dict, "optimizer": dict, "scheduler": dict}
-
-
-def check_checkpoint(state, run_id: str) -> None:
-    if not isinstance(state, dict):
-        raise ValueError(f"a checkpoint is a dict, found {type(state).__name__}")
-    wrong = [key for key, kind in CHECKPOINT_FIELDS.items() if not isinstance(state.get(key), kind)]
-    if wrong:
-        raise ValueError(f"checkpoint fields missing or of the wrong type: {', '.join(wrong)}")
-    if state["format"] != CHECKPOINT_FORMAT:
-        raise ValueError(f"checkpoint format {state['format']}, expected {CHECKPOINT_FORMAT}")
-    if state["run_id"] != run_id:
-        raise ValueError(f"checkpoint of run {state['run_id']!r}, not {run_id!r}")
-    if state["step"] < 0:
-        raise ValueError(f"negative step {state['step']}")
 
 
 def lease_wait_s() -> float:

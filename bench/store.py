@@ -19,7 +19,6 @@ A run is trained by at most one process at a time: `RunDir.lease()` takes its le
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import time
@@ -27,6 +26,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from seqbench.bench.files import finite_json, quarantine, read_json
 from seqbench.bench.lease import Lease, read_lease
 from seqbench.core import atomic_write_bytes, atomic_write_json, atomic_write_jsonl, remove_stale_temporaries
 
@@ -56,57 +56,6 @@ def check_run_id(run_id: Any) -> str:
 
 def results_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root or os.environ.get(RESULTS_ENV) or "runs").expanduser()
-
-
-# --- reading files, defensively ----------------------------------------------------------------
-def quarantine(path: Path, reason: str = "") -> Path | None:
-    """Move a bad file aside, keeping it for inspection, and say so once. A file another reader
-    moved first is not an error; where the folder cannot be written (a read-only copy of the
-    results), the file stays, is reported, and is read as absent all the same."""
-    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
-    try:
-        os.replace(path, target)
-    except FileNotFoundError:
-        return None  # a concurrent reader quarantined it already
-    except OSError as error:
-        warnings.warn(f"{path}: {reason or 'unreadable'}; could not move it aside ({error.strerror}): treated as absent",
-                      stacklevel=3)
-        return None
-    warnings.warn(f"{path}: {reason or 'unreadable'}; moved aside to {target.name}", stacklevel=3)
-    return target
-
-
-def _finite_json(value: Any) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(_finite_json(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_finite_json(v) for v in value)
-    return True
-
-
-def read_json(path: Path, required: dict[str, type | tuple[type, ...]] | None = None) -> dict | None:
-    """A JSON object whose `required` keys have the given types; None if absent; anything else is
-    quarantined → None."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    try:
-        value = json.loads(raw.decode("utf-8"))  # a non-UTF-8 byte is a damaged file like any other
-        if not isinstance(value, dict):
-            raise ValueError(f"expected a JSON object, found {type(value).__name__}")
-        for key, kind in (required or {}).items():
-            if not isinstance(value.get(key), kind):
-                raise ValueError(f"field {key!r} missing or not {kind}")
-    except UnicodeDecodeError as error:
-        quarantine(path, f"not UTF-8 text (byte {error.start})")
-        return None
-    except ValueError as error:
-        quarantine(path, str(error))
-        return None
-    return value
 
 
 # --- a run ----------------------------------------------------------------------------------------
@@ -226,7 +175,7 @@ class RunDir:
         atomic_write_jsonl(self.rows_path, rows)
 
     def write_summary(self, summary: dict) -> None:
-        if summary.get("status") == "completed" and not _finite_json(summary):
+        if summary.get("status") == "completed" and not finite_json(summary):
             raise ValueError("a completed run's summary must hold finite numbers only (diverged runs say 'diverged')")
         atomic_write_json(self.summary_path, {"run_id": self.run_id, **summary})
 

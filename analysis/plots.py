@@ -3,7 +3,6 @@ lr is swept; t-intervals over seeds, none with fewer than 3) and learning curves
 axis is a visual channel; nothing is pooled."""
 from __future__ import annotations
 
-import re
 import textwrap
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from seqbench.analysis.protocol import (
     configuration_columns,
     validation_metric,
 )
-from seqbench.analysis.style import draw_chance, mixer_colours
+from seqbench.analysis.style import draw_chance, length_slices, mixer_colours
 from seqbench.core import atomic_save_figure
 
 CURVE_POINTS = 200  # per training curve; the 20-step running mean makes more points redundant
@@ -262,50 +261,12 @@ def state_size_grid(runs: pd.DataFrame) -> sns.FacetGrid:
     return grid
 
 
-FINAL_STATE_AT_LENGTH = re.compile(r"final_accuracy/end/L(\d+)$")  # tasks/state_tracking.py's test slices
-
-
-def plot_length_generalisation(runs: pd.DataFrame, path: Path) -> Path:
-    figure = length_generalisation_figure(runs)
-    atomic_save_figure(figure, path, dpi=120)
-    plt.close(figure)
-    return path
-
-
-def length_generalisation_figure(runs: pd.DataFrame):
-    """Accuracy of the final state against the test word's length, a line per mixer (at each
-    configuration's chosen lr), seeds as dots, the longest training word and chance marked."""
-    table, _, _, protocol = final_table(runs)
-    columns = {c: int(m.group(1)) for c in table.columns if (m := FINAL_STATE_AT_LENGTH.match(c))}
-    long = table.melt(id_vars=["model.name", "seed"], value_vars=list(columns), var_name="slice", value_name="accuracy").dropna()
-    long["length"] = long["slice"].map(columns)
-    seeds = int(long.groupby(["model.name", "length"])["seed"].nunique().min()) if len(long) else 0
-    colours = mixer_colours(long["model.name"].unique())
-    figure, axis = plt.subplots(figsize=(7.5, 4.4))
-    sns.lineplot(data=long, x="length", y="accuracy", hue="model.name", palette=colours, marker="o", ax=axis,
-                 errorbar=clipped_interval("accuracy") if seeds >= MIN_SEEDS_FOR_INTERVAL else None)
-    sns.scatterplot(data=long, x="length", y="accuracy", hue="model.name", palette=colours, s=12, alpha=0.5, legend=False, ax=axis)
-    trained = runs["task.options.max_length"].dropna().max() if "task.options.max_length" in runs.columns else None
-    if trained is not None and pd.notna(trained):
-        axis.axvline(trained, color="0.3", linestyle="--", linewidth=1)
-        axis.annotate("longest training word", (trained, 1.0), fontsize=7, color="0.3", ha="right", va="top", rotation=90)
-    draw_chance(axis, chance_level(runs, "final_accuracy"))
-    task = ", ".join(sorted(set(runs["task.name"].dropna())))
-    shown = f"mean and 95% t-interval over {seeds} seeds" if seeds >= MIN_SEEDS_FOR_INTERVAL else f"{seeds} seed(s): no interval"
-    axis.set(xscale="log", ylim=(0, 1.02), xlabel="test word length", ylabel="accuracy of the final state (test)")
-    lengths = sorted(set(columns.values()))
-    axis.set_xticks(lengths, [str(n) for n in lengths])
-    axis.minorticks_off()
-    axis.set_title(textwrap.fill(f"Length generalisation on {task} — {protocol}; {shown}; dots: seeds", 90), fontsize=9)
-    axis.legend(title="mixer", fontsize=7)
-    figure.tight_layout()
-    return figure
-
-
 def plot_sweep(runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [plot_final(runs, out_dir / "final.png"), plot_curves(runs, curves, out_dir / "curves.png")]
-    if any(FINAL_STATE_AT_LENGTH.match(c) for c in runs.columns):
+    if length_slices(runs.columns)[0]:
+        from seqbench.analysis.length_plots import plot_length_generalisation
+
         written.append(plot_length_generalisation(runs, out_dir / "length_generalisation.png"))
     zoology = set(ZOOLOGY_CELL) <= set(runs.columns) and "state_size" in runs.columns and runs.get("task.name").eq("mqar").all()
     if zoology and runs[list(ZOOLOGY_CELL)].drop_duplicates().shape[0] > 1:

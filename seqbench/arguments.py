@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="a mixer against the baselines through the standard suites, one report",
                                   parents=[rooted])
     compare.add_argument("mixer", help="a registered name or package.module:Class")
-    compare.add_argument("--suite", default="all", help="mqar, mad, lm, speed, state (comma-separated) or all")
+    compare.add_argument("--suite", default="all", help="mqar, mad, lm, speed, state, length (comma-separated) or all")
     compare.add_argument("--budget", default="cpu", choices=["quick", "cpu", "cluster"],
                          help="quick: minutes, to see it work; cpu: a 2-core machine; cluster: the suites' published scale")
     compare.add_argument("--baselines", default=None, help="comma-separated mixers (default: every registered one)")

@@ -8,6 +8,8 @@ baselines through the standard suites, with the fair protocol — every model at
     speed   forward+backward time and memory of each mixer's default mode against length
     state   state tracking with length generalisation: parity, a running sum mod 5, the word problem of
             A5 — trained on words of 3–40, the final state's accuracy at every test length up to 256
+    length  length generalisation beyond the training length: MQAR trained at one length and tested
+            at up to 8× it; bytes trained on short windows, bits per byte per position of 8× longer ones
 
 Each suite is a sweep under the results root (`compare-<mixer>-<suite>`), resumable like every
 sweep: run again, it skips what finished. Budgets: `quick` (minutes, to see it work), `cpu` (a
@@ -23,17 +25,17 @@ import pandas as pd
 
 from seqbench import models, tasks
 from seqbench.analysis.collect import collect, collect_rows
+from seqbench.analysis.length_plots import plot_length_generalisation
 from seqbench.analysis.mad import calibration, chosen_settings, mad_scores
 from seqbench.analysis.plots import (
-    FINAL_STATE_AT_LENGTH,
     final_table,
     plot_accuracy_against_state_size,
     plot_final,
-    plot_length_generalisation,
     plot_mad_scores,
 )
 from seqbench.analysis.protocol import CHANCE_MARGIN, at_chance
 from seqbench.analysis.report import results_table, speed_report
+from seqbench.analysis.style import length_slices
 from seqbench.bench.estimate import estimate, format_duration
 from seqbench.bench.protocols import MAD_ORDER, MAD_SCALES, MAD_TASKS, mad_sweep, mqar_sweep
 from seqbench.bench.store import FINISHED, Store
@@ -42,7 +44,7 @@ from seqbench.campaign import submit_unless_cancelled
 from seqbench.core import atomic_write_csv, atomic_write_text
 from seqbench.slurm.parameters import executor_parameters
 
-SUITES = ("mqar", "mad", "lm", "speed", "state")
+SUITES = ("mqar", "mad", "lm", "speed", "state", "length")
 # the state suite's tasks: abelian (Z_2, Z_5) and the smallest non-solvable group (A_5, tasks/groups.py)
 STATE_TASKS = (("parity", {}), ("modular_arithmetic", {"modulus": 5}), ("word_problem", {"group": "A5"}))
 # The lm, speed and state suites' settings per budget; mqar and mad are the published protocols
@@ -50,15 +52,21 @@ STATE_TASKS = (("parity", {}), ("modular_arithmetic", {"modulus": 5}), ("word_pr
 # `cpu` and `quick` (the report says which).
 BUDGETS = {
     "quick": {"steps": 30, "lrs": [3e-3, 1e-2], "seeds": [0], "parameters": 20_000, "speed_lengths": [64, 256],
-              "state": {"steps": 30, "lrs": [3e-3, 1e-2], "seeds": [0], "parameters": 20_000, "max_length": 16, "test_lengths": [16, 32]}},
+              "state": {"steps": 30, "lrs": [3e-3, 1e-2], "seeds": [0], "parameters": 20_000, "max_length": 16, "test_lengths": [16, 32]},
+              "length": {"steps": 30, "lrs": [3e-3, 1e-2], "seeds": [0], "parameters": 20_000, "mqar": (32, 4, [32, 64, 128], 256),
+                         "bytes": (32, 128)}},
     "cpu": {"steps": 1500, "lrs": [1e-3, 3e-3, 1e-2], "seeds": [0, 1, 2], "parameters": 120_000,
             "speed_lengths": [256, 1024, 4096],
             "state": {"steps": 2000, "lrs": [1e-3, 3e-3, 1e-2], "seeds": [0], "parameters": 30_000, "max_length": 40,
-                      "test_lengths": [40, 80, 160, 256]}},
+                      "test_lengths": [40, 80, 160, 256]},
+            "length": {"steps": 1000, "lrs": [1e-3, 3e-3, 1e-2], "seeds": [0], "parameters": 60_000,
+                       "mqar": (64, 4, [64, 128, 256, 512], 1024), "bytes": (128, 1024)}},
     "cluster": {"steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2], "seeds": [0, 1, 2], "parameters": 1_000_000,
                 "speed_lengths": [1024, 4096, 16384],
                 "state": {"steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2], "seeds": [0, 1, 2], "parameters": 1_000_000,
-                          "max_length": 40, "test_lengths": [40, 80, 160, 256, 512]}},
+                          "max_length": 40, "test_lengths": [40, 80, 160, 256, 512]},
+                "length": {"steps": 20_000, "lrs": [1e-4, 4.6e-4, 2.2e-3, 1e-2], "seeds": [0, 1, 2], "parameters": 1_000_000,
+                           "mqar": (256, 16, [256, 512, 1024, 2048], 4096), "bytes": (512, 4096)}},
 }
 # each budget's scale of the published protocols
 PROTOCOL_SCALE = {"quick": {"mad": "quick", "mqar": "quick"}, "cpu": {"mad": "cpu", "mqar": "cpu"},
@@ -95,6 +103,21 @@ def suite_specs(mixer: str, suite: str, budget: str, *, baselines: list[str], co
                                                              "test_lengths": t["test_lengths"], "validation_examples": 256,
                                                              "test_examples": 64 if budget == "quick" else 512}}}}
                 for task, options in STATE_TASKS]
+    if suite == "length":
+        t = b["length"]
+        (length, pairs, test_lengths, vocab), (window, test_window) = t["mqar"], t["bytes"]
+        common = {"seeds": t["seeds"], "grid": {"model.name": names, "optimizer.lr": t["lrs"]}}
+        model = {"n_layers": 2, "mlp_ratio": 2, "target_parameters": t["parameters"]}
+        return [{"name": f"{sweep_name(mixer, suite)}-mqar", **common,
+                 "base": {**training(t["steps"], 32), "model": model,
+                          "task": {"name": "mqar", "options": {"vocab_size": vocab, "seq_len": length, "num_pairs": pairs,
+                                                               "test_configs": [[n, pairs] for n in test_lengths],
+                                                               "validation_examples": 256, "test_examples": 256}}}},
+                {"name": f"{sweep_name(mixer, suite)}-bytes", **common,
+                 "base": {**training(t["steps"], 16), "model": model,
+                          "task": {"name": "bytes", "options": {"path": corpus or "gcide.dict.dz", "seq_len": window,
+                                                                "test_seq_len": test_window,
+                                                                "eval_bytes": 20_000 if budget == "quick" else 200_000}}}}]
     grid = {"model.name": names, "optimizer.lr": b["lrs"]}
     if suite == "lm":
         return [{"name": sweep_name(mixer, suite), "seeds": b["seeds"], "grid": grid,
@@ -174,7 +197,8 @@ def _section(suite: str, specs: list[dict], root, folder: Path, budget: str) -> 
     runs = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["run_id", "status"])
     runs = runs[runs["run_id"].isin(set().union(*expected.values()))]  # a run of an earlier grid is not this suite's
     done = set(runs.loc[runs["status"].isin(FINISHED), "run_id"])
-    labels = {spec["name"]: spec["base"]["task"]["name"].removeprefix("mad_") if suite in ("mad", "state") else suite for spec in specs}
+    labels = {spec["name"]: spec["base"]["task"]["name"].removeprefix("mad_") if suite in ("mad", "state", "length") else suite
+              for spec in specs}
     progress = ", ".join(f"{labels[name]} {len(ids & done)} of {len(ids)}" for name, ids in expected.items())
     if runs.empty or not done:
         return [f"## {suite}", "", f"no finished runs yet (finished: {progress})", ""]
@@ -188,7 +212,10 @@ def _section(suite: str, specs: list[dict], root, folder: Path, budget: str) -> 
         return _mad_lines(runs, budget, finished, folder)
     if suite == "state":
         return ["## state tracking and length generalisation (final state's test accuracy by word length; lr chosen on "
-                "validation)", "", finished, "", *_state_lines(runs, folder)]
+                "validation)", "", finished, "", *_length_lines(runs, folder)]
+    if suite == "length":
+        return ["## length generalisation (MQAR's test accuracy by sequence length; bits per byte by position in test windows "
+                "longer than training; lr chosen on validation at the training length)", "", finished, "", *_length_lines(runs, folder)]
     lines = [f"## {suite}", "", finished, ""]
     if suite == "mqar":
         lines.append(f"![accuracy against state size]({folder.name}/{plot_accuracy_against_state_size(runs, folder / 'state_size.png').name})")
@@ -249,14 +276,15 @@ def _mad_lines(runs: pd.DataFrame, budget: str, finished: str, folder: Path) -> 
                     _markdown(calibration(scores, chance)), ""]
 
 
-def _state_lines(runs: pd.DataFrame, folder: Path) -> list[str]:
-    """Per task: the mean accuracy of the final state at each test length per mixer (each at its chosen
-    lr; a mixer whose grid is unfinished is left out) and the length-generalisation plot."""
+def _length_lines(runs: pd.DataFrame, folder: Path) -> list[str]:
+    """Per task: each mixer's mean at every length it was tested at (each at its chosen lr; a mixer
+    whose grid is unfinished is left out), the chosen lrs at an edge, and the length plot."""
     lines = []
     for task, of_task in runs.groupby("task.name"):
         table, _, _, _ = final_table(of_task)
-        columns = sorted((c for c in table.columns if FINAL_STATE_AT_LENGTH.match(c)), key=lambda c: int(FINAL_STATE_AT_LENGTH.match(c).group(1)))
-        means = table.groupby("model.name")[columns].mean().rename(columns=lambda c: f"L={FINAL_STATE_AT_LENGTH.match(c).group(1)}")
+        columns, _ = length_slices(table.columns)
+        ordered = sorted(columns, key=columns.get)
+        means = table.groupby("model.name")[ordered].mean().rename(columns=lambda c: f"L={columns[c]}")
         plot = plot_length_generalisation(of_task, folder / f"{task}.png")
         lines += [f"### {task}", "", _markdown(means.reset_index()), "", *_edge_lines(table), f"![{task}]({folder.name}/{plot.name})", ""]
     return lines

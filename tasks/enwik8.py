@@ -70,11 +70,19 @@ class ByteCorpus(Task):
 
     metrics = ("bpc", "scored_bytes")
 
-    def __init__(self, path: Path, seq_len: int, eval_bytes: int | None):
-        self.check_values({"seq_len": seq_len, "eval_bytes": eval_bytes})
+    def __init__(self, path: Path, seq_len: int, eval_bytes: int | None, test_seq_len: int | None = None):
+        self.check_values({"seq_len": seq_len, "eval_bytes": eval_bytes, "test_seq_len": test_seq_len})
         self.path, self.data = path, open_bytes(path)
-        self.seq_len, self.eval_bytes = seq_len, eval_bytes
+        self.seq_len, self.eval_bytes, self.test_seq_len = seq_len, eval_bytes, test_seq_len or seq_len
         self.boundaries = self.split_boundaries(len(self.data))
+
+    def position_edges(self) -> list[int]:
+        """Where the test windows' positions are bucketed for length generalisation: the training
+        length, then doubling up to the test window (one bucket when they are equal)."""
+        edges = [self.seq_len]
+        while edges[-1] * 2 < self.test_seq_len:
+            edges.append(edges[-1] * 2)
+        return edges if edges[-1] == self.test_seq_len else [*edges, self.test_seq_len]
 
     @classmethod
     def vocab_size_of(cls, options: dict) -> int:
@@ -86,6 +94,10 @@ class ByteCorpus(Task):
         seq_len, eval_bytes = options.get("seq_len", 256), options.get("eval_bytes")
         if not isinstance(seq_len, int) or isinstance(seq_len, bool) or seq_len < 1:
             raise ValueError(f"{cls.registry_name}: seq_len must be a positive integer, got {seq_len!r}")
+        test_seq_len = options.get("test_seq_len")
+        if test_seq_len is not None and (not isinstance(test_seq_len, int) or isinstance(test_seq_len, bool) or test_seq_len < seq_len):
+            raise ValueError(f"{cls.registry_name}: test_seq_len must be an integer ≥ seq_len = {seq_len} (None: seq_len), "
+                             f"got {test_seq_len!r}")
         if eval_bytes is not None and (not isinstance(eval_bytes, int) or eval_bytes < 2):
             raise ValueError(f"{cls.registry_name}: eval_bytes must be an integer ≥ 2 or None (whole split), got {eval_bytes!r}")
 
@@ -108,34 +120,54 @@ class ByteCorpus(Task):
         return windows[:, :-1], windows[:, 1:]
 
     def eval_batches(self, split, batch_size) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Windows w: inputs data[wL : wL+L], targets data[wL+1 : wL+L+1]; the last is padded with −100."""
+        """Windows w of length L (the test split: test_seq_len): inputs data[wL : wL+L], targets
+        data[wL+1 : wL+L+1]; the last is padded with −100."""
         self._check_batch_size(batch_size)
         data = self.split_bytes(split)
         if self.eval_bytes is not None:
             data = data[: self.eval_bytes]
-        window_starts = range(0, len(data) - 1, self.seq_len)
+        length = self.test_seq_len if split == "test" else self.seq_len
+        window_starts = range(0, len(data) - 1, length)
         for first in range(0, len(window_starts), batch_size):
-            inputs = torch.zeros(min(batch_size, len(window_starts) - first), self.seq_len, dtype=torch.long)
+            inputs = torch.zeros(min(batch_size, len(window_starts) - first), length, dtype=torch.long)
             targets = torch.full_like(inputs, IGNORE)
             for row, start in enumerate(window_starts[first : first + batch_size]):
-                window = torch.from_numpy(data[start : start + self.seq_len + 1].astype(np.int64))
+                window = torch.from_numpy(data[start : start + length + 1].astype(np.int64))
                 inputs[row, : len(window) - 1], targets[row, : len(window) - 1] = window[:-1], window[1:]
             yield inputs, targets
 
     def evaluation(self):
-        return BitsPerByte()
+        return BitsPerByte(self.position_edges() if self.test_seq_len > self.seq_len else [])
 
 
 class BitsPerByte(Evaluation):
-    def __init__(self):
-        self.nats, self.count = 0.0, 0
+    """Bits per byte over every scored byte and, given `edges`, per bucket of positions in the window
+    (`bpc/to<edge>`: positions from the previous edge up to this one) — length generalisation read
+    from one pass over windows longer than the training length."""
+
+    def __init__(self, edges: list[int] = ()):
+        self.nats, self.count, self.edges = 0.0, 0, list(edges)
+        self.bucket_nats, self.bucket_count = [0.0] * len(self.edges), [0] * len(self.edges)
 
     def update(self, logits, inputs, targets):
         self.nats += F.cross_entropy(logits.double().flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="sum").item()
-        self.count += int((targets != IGNORE).sum())
+        scored = targets != IGNORE
+        self.count += int(scored.sum())
+        if not self.edges:
+            return
+        nats = F.cross_entropy(logits.double().transpose(1, 2), targets, ignore_index=IGNORE, reduction="none")
+        low = 0
+        for index, edge in enumerate(self.edges):
+            self.bucket_nats[index] += nats[:, low:edge].sum().item()
+            self.bucket_count[index] += int(scored[:, low:edge].sum())
+            low = edge
 
     def result(self):
-        return {"bpc": self.nats / max(self.count, 1) / math.log(2), "scored_bytes": float(self.count)}
+        metrics = {"bpc": self.nats / max(self.count, 1) / math.log(2), "scored_bytes": float(self.count)}
+        for edge, nats, count in zip(self.edges, self.bucket_nats, self.bucket_count):
+            if count:
+                metrics[f"bpc/to{edge}"] = nats / count / math.log(2)
+        return metrics
 
 
 @functools.lru_cache(maxsize=64)
@@ -176,11 +208,13 @@ class Bytes(ByteCorpus):
         data_dir: where relative paths and unpacked copies live (None = $SEQBENCH_DATA or ~/.cache/seqbench)
         seq_len: training and evaluation window length
         eval_bytes: score only the first eval_bytes of a split (None = the whole split)
+        test_seq_len: the test split's window length (None = seq_len); longer windows give bits per byte per position bucket (bpc/to<edge>)
     """
 
-    def __init__(self, *, path: str, seq_len: int = 256, eval_bytes: int | None = None, data_dir: str | None = None):
+    def __init__(self, *, path: str, seq_len: int = 256, eval_bytes: int | None = None, data_dir: str | None = None,
+                 test_seq_len: int | None = None):
         self.given = find_corpus(path, data_dir)
-        super().__init__(locate_corpus(path, data_dir), seq_len, eval_bytes)
+        super().__init__(locate_corpus(path, data_dir), seq_len, eval_bytes, test_seq_len)
 
     def verify_data(self, recorded):
         """The corpus as given, re-read now (no cache: a file replaced with the same size and time is

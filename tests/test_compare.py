@@ -18,8 +18,18 @@ def test_suites_compare_at_one_protocol_and_refuse_unknown_names():
     [lm] = suite_specs("gateloop", "lm", "cpu", baselines=["retnet"], corpus="/data/x.txt")
     assert lm["grid"]["model.name"] == ["gateloop", "retnet"] and lm["base"]["model"]["target_parameters"] == 120_000
     assert len(suite_specs("gateloop", "mad", "cpu", baselines=[], corpus=None)) == 6
-    with pytest.raises(ValueError, match="unknown suite 'zoo'; valid: mqar, mad, lm, speed, state, all"):
+    with pytest.raises(ValueError, match="unknown suite 'zoo'; valid: mqar, mad, lm, speed, state, length, all"):
         suite_specs("gateloop", "zoo", "cpu", baselines=[], corpus=None)
+
+
+def test_the_length_suite_trains_at_one_length_and_tests_at_up_to_eight_times_it(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(b"x" * 50_000)
+    mqar, text = suite_specs("gateloop", "length", "cpu", baselines=["retnet"], corpus=str(corpus))
+    options = mqar["base"]["task"]["options"]
+    assert options["seq_len"] == 64 and [n for n, _ in options["test_configs"]] == [64, 128, 256, 512]
+    assert text["base"]["task"]["options"]["test_seq_len"] == 8 * text["base"]["task"]["options"]["seq_len"]
+    assert len(expand(mqar).runs) == len(expand(text).runs) == 2 * 3  # mixers × lrs, validated now
 
 
 def test_the_cpu_mqar_suite_is_the_committed_zoology_cpu_subset():
@@ -55,11 +65,13 @@ def test_a_users_mixer_is_compared_through_every_suite_into_one_report(tmp_path,
             "--corpus", str(corpus), "--out", str(tmp_path / "report"), "--executor", "debug"]
     main(argv)
     readme = (tmp_path / "report" / "README.md").read_text()
-    for heading in ("## mqar", "## MAD", "## lm", "## speed", "## state tracking"):
+    for heading in ("## mqar", "## MAD", "## lm", "## speed", "## state tracking", "## length generalisation"):
         assert heading in readme, readme
     assert MIXER in readme and "MAD score" in readme and "final_bpc" in readme
     assert (tmp_path / "report" / "mqar" / "state_size.png").exists() and (tmp_path / "report" / "speed" / "speed.png").exists()
     assert (tmp_path / "report" / "state" / "word_problem.png").exists()
+    assert (tmp_path / "report" / "length" / "mqar.png").exists() and (tmp_path / "report" / "length" / "bytes.png").exists()
+    assert "| L=32 | L=64 | L=128 |" in readme  # MQAR at the training length and beyond
     capsys.readouterr()
     main(argv)  # resumable: nothing runs again
     assert "0 to run" in capsys.readouterr().out

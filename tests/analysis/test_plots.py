@@ -5,7 +5,6 @@ import matplotlib.colors
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import pytest
 from PIL import Image
 
 from seqbench.analysis.plots import final_grid, plot_curves, plot_final, plot_mad_scores, plot_sweep
@@ -113,33 +112,6 @@ def test_a_zip_of_several_fields_is_one_axis_of_the_final_plot():
     assert legend == "seq_len · max_horizon · bucket_edges"  # the three fields that only change together
     assert len(grid.axes.flat) == 2  # num_symbols (16, 64) is not one-to-one with seq_len: its own channel
     plt.close(grid.figure)
-
-
-def test_length_generalisation_draws_a_line_per_mixer_with_the_training_length_and_chance(tmp_path):
-    """A state-tracking sweep's plot: x = the test lengths, one line per mixer in its fixed colour, the
-    longest training word and chance drawn, the protocol and the seeds in the title."""
-
-    from seqbench.analysis.plots import length_generalisation_figure, plot_length_generalisation
-
-    rows = []
-    for name, slope in (("gateloop", 0.7), ("gated_deltanet", 0.2)):
-        for seed in range(3):
-            row = {"run_id": f"{name}{seed}", "model.name": name, "seed": seed, "status": "completed", "task.name": "modular_arithmetic",
-                   "task.options.modulus": 5, "task.options.max_length": 40, "final_accuracy": 0.5, "validation_accuracy": 0.5}
-            row.update({f"final_accuracy/end/L{n}": 1 - slope * n / 256 + seed / 100 for n in (40, 80, 160, 256)})
-            rows.append(row)
-    runs = pd.DataFrame(rows)
-    axis = length_generalisation_figure(runs).axes[0]
-    assert [int(t) for t in axis.get_xticks()] == [40, 80, 160, 256]
-    assert any(list(line.get_xdata()) == [40, 40] and line.get_linestyle() == "--" for line in axis.get_lines())  # training length
-    assert any(list(line.get_ydata()) == [0.2, 0.2] for line in axis.get_lines())  # chance = 1/5
-    means = {matplotlib.colors.to_hex(line.get_color()): list(line.get_ydata()) for line in axis.get_lines() if len(line.get_xdata()) == 4}
-    colours = {name: matplotlib.colors.to_hex(colour) for name, colour in mixer_colours(["gateloop", "gated_deltanet"]).items()}
-    assert means[colours["gated_deltanet"]] == pytest.approx([1 - 0.2 * n / 256 + 0.01 for n in (40, 80, 160, 256)])
-    title = axis.get_title().replace("\n", " ")
-    assert "Length generalisation on modular_arithmetic" in title and "over 3 seeds" in title
-    assert mixer_colours(["gateloop"])["gateloop"] == mixer_colours(["gateloop", "rwkv7", "mine:Mixer"])["gateloop"]
-    assert plot_length_generalisation(runs, tmp_path / "length.png").exists()
 
 
 def test_one_style_across_plot_kinds_mixer_colours_chosen_lr_and_missing_cells(tmp_path):

@@ -158,3 +158,25 @@ def test_enwik8_zip_without_the_member(tmp_path):
         z.writestr("readme.txt", "hello")
     with pytest.raises(DataError, match="not a member named 'enwik8'"):
         tasks.build("enwik8", data_dir=str(tmp_path))
+
+
+def test_longer_test_windows_give_bits_per_byte_per_position_bucket(tmp_path):
+    """Length generalisation on bytes: trained at 16, tested in windows of 64 — bpc/to16, to32, to64
+    are the buckets of positions, and they average (by bytes) to the overall bpc."""
+    from seqbench.tasks.enwik8 import Bytes
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_bytes(bytes(range(256)) * 40)
+    task = Bytes(path=str(corpus), seq_len=16, test_seq_len=64)
+    assert task.position_edges() == [16, 32, 64]
+    assert {inputs.shape[1] for inputs, _ in task.eval_batches("test", 4)} == {64}
+    assert {inputs.shape[1] for inputs, _ in task.eval_batches("validation", 4)} == {16}
+    torch.manual_seed(0)
+    predict = lambda inputs: torch.randn(*inputs.shape, 256) * (1 + torch.arange(inputs.shape[1])[None, :, None] / 16)  # noqa: E731
+    metrics = task.evaluate(predict, "test", 8)
+    assert set(metrics) == {"bpc", "scored_bytes", "bpc/to16", "bpc/to32", "bpc/to64"}
+    assert metrics["bpc/to16"] < metrics["bpc/to32"] < metrics["bpc/to64"]  # worse predictions later in the window
+    assert set(task.evaluate(predict, "validation", 8)) == {"bpc", "scored_bytes", "bpc/to16"}
+    assert set(Bytes(path=str(corpus), seq_len=16).evaluate(predict, "test", 8)) == {"bpc", "scored_bytes"}
+    with pytest.raises(ValueError, match="test_seq_len must be an integer ≥ seq_len = 16"):
+        Bytes(path=str(corpus), seq_len=16, test_seq_len=8)

@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--suite", default="all", help="mqar, mad, lm, speed, state, length (comma-separated) or all")
     compare.add_argument("--budget", default="cpu", choices=["quick", "cpu", "cluster"],
                          help="quick: minutes, to see it work; cpu: a 2-core machine; cluster: the suites' published scale")
-    compare.add_argument("--baselines", default=None, help="comma-separated mixers (default: every registered one)")
+    compare.add_argument("--baselines", default=None, help="comma-separated mixers (default: every registered one; "
+                         "quick: softmax_attention and gla)")
     compare.add_argument("--corpus", default=None, help="lm suite: the corpus file (default: gcide.dict.dz)")
     compare.add_argument("--out", default=None, help="report folder (default: results/compare/compare-<mixer>-report)")
     compare.add_argument("--report-only", action="store_true",

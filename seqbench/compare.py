@@ -73,6 +73,16 @@ PROTOCOL_SCALE = {"quick": {"mad": "quick", "mqar": "quick"}, "cpu": {"mad": "cp
                   "cluster": {"mad": "mad", "mqar": "zoology"}}
 
 
+# `quick` is for seeing it work in minutes on a laptop: two baselines, a 2017 one and a 2024 one, unless
+# named; `cpu` and `cluster` compare with every registered mixer
+QUICK_BASELINES = ("softmax_attention", "gla")
+
+
+def default_baselines(mixer: str, budget: str, baselines: list[str] | None) -> list[str]:
+    chosen = baselines or (list(QUICK_BASELINES) if budget == "quick" else models.available())
+    return [name for name in chosen if name != mixer]
+
+
 def sweep_name(mixer: str, suite: str) -> str:
     return f"compare-{re.sub(r'[^A-Za-z0-9_.-]', '-', mixer)[:80]}-{suite}"
 
@@ -139,7 +149,7 @@ def compare(mixer: str, *, suites: list[str], budget: str = "cpu", executor: str
     `run=False` writes the report from what has finished and submits nothing. `overrides` are the
     executor's parameters (Slurm's included), checked before anything is submitted."""
     models.registry.get_class(mixer)  # a bad mixer name or path fails here, before anything runs
-    baselines = [name for name in (baselines or models.available()) if name != mixer]
+    baselines = default_baselines(mixer, budget, baselines)
     plans = {suite: suite_specs(mixer, suite, budget, baselines=baselines, corpus=corpus) for suite in suites}
     for specs in plans.values():  # every sweep expands and every executor parameter is checked before the first run
         for spec in specs:
@@ -167,7 +177,7 @@ def plan(mixer: str, *, suites: list[str], budget: str = "cpu", root=None, basel
     the rest will take here (bench/estimate.py: measured step costs); submits nothing. Returns the
     estimated seconds in all."""
     models.registry.get_class(mixer)
-    baselines = [name for name in (baselines or models.available()) if name != mixer]
+    baselines = default_baselines(mixer, budget, baselines)
     at_once = parallel or 1
     total = 0.0
     for suite in suites:

@@ -18,6 +18,12 @@ def test_suites_compare_at_one_protocol_and_refuse_unknown_names():
     [lm] = suite_specs("gateloop", "lm", "cpu", baselines=["retnet"], corpus="/data/x.txt")
     assert lm["grid"]["model.name"] == ["gateloop", "retnet"] and lm["base"]["model"]["target_parameters"] == 120_000
     assert len(suite_specs("gateloop", "mad", "cpu", baselines=[], corpus=None)) == 6
+    from seqbench import models
+    from seqbench.compare import default_baselines
+
+    assert default_baselines("gla", "quick", None) == ["softmax_attention"]  # quick: two baselines, never the mixer itself
+    assert default_baselines("gateloop", "cpu", None) == [name for name in models.available() if name != "gateloop"]
+    assert default_baselines("gateloop", "quick", ["retnet"]) == ["retnet"]
     with pytest.raises(ValueError, match="unknown suite 'zoo'; valid: mqar, mad, lm, speed, state, length, all"):
         suite_specs("gateloop", "zoo", "cpu", baselines=[], corpus=None)
 

@@ -21,9 +21,11 @@ from seqbench import models, tasks
 SCHEMA_VERSION = 2  # bump when a field's meaning changes; every run id changes with it
 # Fields and mixer options added after schema 2 enter the hash only when they differ from these
 # defaults, so adding an option never changes the id (and so never re-runs) a run that could not set it.
-HASHED_WHEN_SET = {("model", "norm"): "pre", ("model", "backbone"): "lm", ("grad_accumulation",): 1, ("task", "data"): None}
+HASHED_WHEN_SET = {("model", "norm"): "pre", ("model", "backbone"): "lm", ("grad_accumulation",): 1, ("task", "data"): None,
+                   ("task", "options", "test_seq_len"): None}
 MIXER_OPTIONS_HASHED_WHEN_SET = {"gateloop": {"real_transition_sign": False, "state_operator": "complex"},
-                                 "retnet": {"backend": "torch"}, "linear_attention": {"backend": "torch"}}
+                                 "retnet": {"backend": "torch"}, "linear_attention": {"backend": "torch"},
+                                 "mamba": {"negative_eigenvalues": False}}
 
 
 class Strict(BaseModel):

@@ -17,7 +17,7 @@ from torch import nn
 from seqbench.models.backends import check_backend, require, resolve_compiled
 from seqbench.models.base import Mixer, full_precision, op_dtype
 from seqbench.models.mamba import compiled
-from seqbench.models.mamba.ops import MODES, selective_scan
+from seqbench.models.mamba.ops import MODES, selective_scan, signed_decay
 from seqbench.models.mamba.reference import selective_scan_reference
 from seqbench.models.registry import register
 
@@ -35,6 +35,7 @@ class Mamba(Mixer):
         expand: inner width as a multiple of d_model
         dt_rank: rank of the Δ projection; None = ceil(d_model / 16)
         backend: 'auto' (CPU: the compiled loop where it builds; CUDA: mamba-ssm if installed; else PyTorch), 'cpp', 'torch', 'mamba_ssm'
+        negative_eigenvalues: decays 2exp(ΔA) − 1 ∈ (−1, 1), not exp(ΔA) ∈ (0, 1): a state can flip sign (arXiv 2411.12537); PyTorch only
     """
 
     modes = MODES
@@ -42,9 +43,14 @@ class Mamba(Mixer):
     DEFAULT_MODE = "recurrent"  # O(L); compiled on CPU
 
     def __init__(self, *, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
-                 dt_rank: int | None = None, backend: str = "auto"):
+                 dt_rank: int | None = None, backend: str = "auto", negative_eigenvalues: bool = False):
         super().__init__(d_model=d_model)
         check_backend("mamba", backend, BACKENDS)
+        if not isinstance(negative_eigenvalues, bool):
+            raise ValueError(f"mamba: negative_eigenvalues must be true or false, got {negative_eigenvalues!r}")
+        if negative_eigenvalues and backend in ("cpp", "mamba_ssm"):
+            raise ValueError(f"mamba: backend {backend!r} has decays in (0, 1) only; negative_eigenvalues needs 'torch' or 'auto'")
+        self.negative_eigenvalues = negative_eigenvalues
         for name, value, least in (("d_state", d_state, 1), ("d_conv", d_conv, 2), ("expand", expand, 1)):
             if not isinstance(value, int) or value < least:
                 raise ValueError(f"mamba: {name} must be an integer ≥ {least}, got {value!r}")
@@ -70,12 +76,14 @@ class Mamba(Mixer):
     def _scan_inputs(self, u):
         dt, b, c = self._selection(u)
         a = -self.log_neg_a.exp()
-        decay = torch.exp(dt.unsqueeze(-1) * a)  # (…, d_inner, d_state)
+        decay = signed_decay(torch.exp(dt.unsqueeze(-1) * a), self.negative_eigenvalues)  # (…, d_inner, d_state)
         inputs = (dt * u).unsqueeze(-1) * b.unsqueeze(-2)
         return decay, inputs, c
 
     def resolve_backend(self, mode: str, device: torch.device) -> str:
-        """The implementation `backend` means for this mode on this device."""
+        """The implementation `backend` means for this mode on this device (negative eigenvalues: PyTorch's)."""
+        if self.negative_eigenvalues:
+            return "torch"
         return resolve_compiled("mamba", self.backend, device=device, applies=mode == "recurrent",
                                 available=compiled.available, cuda_module=MAMBA_SSM, cuda_backend="mamba_ssm")
 
@@ -91,7 +99,8 @@ class Mamba(Mixer):
             with full_precision(x.device):  # the scan in float32 under autocast (bf16 projections around it)
                 real = op_dtype(x.dtype)
                 y, ssm_state = selective_scan(*(t.to(real) for t in (u, dt)), -self.log_neg_a.exp().to(real),
-                                              *(t.to(real) for t in (b, c, self.skip)), mode=mode, backend=backend)
+                                              *(t.to(real) for t in (b, c, self.skip)), mode=mode, backend=backend,
+                                              negative_eigenvalues=self.negative_eigenvalues)
             y = y.to(z.dtype) * F.silu(z)
         conv_state = F.pad(pre_conv.transpose(1, 2), (self.d_conv - 1, 0))[..., -(self.d_conv - 1):]
         return self.out_proj(y), (conv_state, ssm_state)
@@ -134,7 +143,7 @@ class Mamba(Mixer):
         u = F.silu(torch.stack([(padded[:, t : t + self.d_conv].transpose(1, 2) * weight).sum(-1)
                                 for t in range(x.shape[1])], dim=1) + self.conv.bias)
         dt, b, c = self._selection(u)
-        y, _ = selective_scan_reference(u, dt, -self.log_neg_a.exp(), b, c, self.skip)
+        y, _ = selective_scan_reference(u, dt, -self.log_neg_a.exp(), b, c, self.skip, negative_eigenvalues=self.negative_eigenvalues)
         return self.out_proj(y * F.silu(z))
 
     def backend_used(self, mode=None):

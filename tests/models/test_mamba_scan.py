@@ -88,3 +88,32 @@ def test_mamba_recurrent_mode_runs_the_compiled_scan_on_cpu_and_matches_its_refe
     assert relative_error(double(x, mode="recurrent"), double.reference_forward(x)) < 1e-12
     with pytest.raises(RuntimeError, match="backend 'cpp' runs its compiled loop on CPU tensors"):
         models.build("mamba", d_model=16, backend="cpp")(torch.randn(1, 3, 16), mode="scan")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("length", [2, 13, 40])  # from 2: a decay acts only on an earlier state
+def test_negative_eigenvalues_stretch_each_decay_to_minus_one_to_one_in_every_mode(mode, length):
+    """2 e^{ΔA} − 1 (arXiv 2411.12537): outputs, final state and gradients against the float64 loop,
+    and a state that really changes sign where a decay is below ½."""
+    u, dt, A, Bm, C, skip = (t.requires_grad_(True) for t in inputs(length, dtype=torch.float64))
+    y, state = selective_scan(u, dt, A, Bm, C, skip, mode=mode, backend="auto", negative_eigenvalues=True)
+    y_ref, state_ref = selective_scan_reference(u, dt, A, Bm, C, skip, negative_eigenvalues=True)
+    assert relative_error(y, y_ref) < 1e-12 and relative_error(state, state_ref) < 1e-12
+    grads = torch.autograd.grad(y.square().sum(), (u, dt, A, Bm))
+    grads_ref = torch.autograd.grad(y_ref.square().sum(), (u, dt, A, Bm))
+    assert all(relative_error(g, r) < 1e-10 for g, r in zip(grads, grads_ref))
+    positive, _ = selective_scan_reference(u, dt, A, Bm, C, skip)
+    assert not torch.allclose(y_ref, positive)
+    with pytest.raises(ValueError, match="negative_eigenvalues runs on backend 'torch'"):
+        selective_scan(u, dt, A, Bm, C, skip, mode=mode, backend="cpp", negative_eigenvalues=True)
+
+
+def test_the_mamba_layer_with_negative_eigenvalues_runs_on_pytorch_and_passes_its_contract():
+    from seqbench.models import conformance
+
+    layer = models.build("mamba", d_model=16, negative_eigenvalues=True)
+    assert layer.backend_used("recurrent") == "torch"
+    with pytest.raises(ValueError, match="backend 'cpp' has decays in \\(0, 1\\) only"):
+        models.build("mamba", d_model=16, negative_eigenvalues=True, backend="cpp")
+    failed = [(r.check, r.detail) for r in conformance.run_checks("mamba", {"negative_eigenvalues": True}) if not r.passed]
+    assert failed == []

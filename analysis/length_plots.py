@@ -13,8 +13,7 @@ import seaborn as sns
 
 from seqbench.analysis.plots import chance_level, final_table
 from seqbench.analysis.protocol import MIN_SEEDS_FOR_INTERVAL, clipped_interval
-from seqbench.analysis.style import draw_chance, length_slices, mixer_colours
-from seqbench.core import atomic_save_figure
+from seqbench.analysis.style import atomic_save_figure, draw_chance, length_slices, mixer_colours
 
 
 def plot_length_generalisation(runs: pd.DataFrame, path: Path) -> Path:

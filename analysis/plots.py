@@ -21,8 +21,7 @@ from seqbench.analysis.protocol import (
     configuration_columns,
     validation_metric,
 )
-from seqbench.analysis.style import draw_chance, length_slices, mixer_colours
-from seqbench.core import atomic_save_figure
+from seqbench.analysis.style import atomic_save_figure, draw_chance, length_slices, mixer_colours
 
 CURVE_POINTS = 200  # per training curve; the 20-step running mean makes more points redundant
 

@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from seqbench.analysis.style import mixer_colours
-from seqbench.core import atomic_save_figure
+from seqbench.analysis.style import atomic_save_figure, mixer_colours
 
 BASELINE = ("softmax_attention", "parallel")
 

@@ -3,8 +3,12 @@ writes, a user's mixer included) and the chance line every accuracy plot draws."
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 import seaborn as sns
+
+from seqbench.core import atomic_write
 
 
 def mixer_colours(names) -> dict:
@@ -48,3 +52,14 @@ def length_slices(columns) -> tuple[dict, dict | None]:
         if len(set(found.values())) >= kind["lengths"]:
             return found, kind
     return {}, None
+
+
+def atomic_save_figure(figure, path: Path, **savefig: Any) -> Path:
+    """A matplotlib figure saved atomically (a killed plot never leaves a truncated PNG in results/);
+    a PNG carries its figure's title as its `Title` text, so what a plot states can be read back."""
+    path = Path(path)
+    fmt = savefig.pop("format", path.suffix.lstrip(".") or "png")
+    if fmt == "png" and figure.get_suptitle():
+        savefig["metadata"] = {**savefig.get("metadata", {}), "Title": figure.get_suptitle()}
+    atomic_write(path, lambda out: figure.savefig(out, format=fmt, **savefig))
+    return path

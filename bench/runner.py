@@ -24,13 +24,14 @@ import torch.nn.functional as F
 from seqbench import tasks
 from seqbench.bench.checkpoint import CHECKPOINT_FORMAT, check_checkpoint
 from seqbench.bench.config import OpBenchConfig, RunConfig, SpeedConfig, ThroughputConfig, TrainConfig
+from seqbench.bench.device import resolve_device
 from seqbench.bench.lease import HEARTBEAT_S, STALE_AFTER_S, LeaseHeld
 from seqbench.bench.provenance import provenance, slurm_job_id
 from seqbench.bench.stop import StopRequest, preemption_requests, stop_when_launcher_dies
 from seqbench.bench.store import RunDir, Store, quarantine
 from seqbench.bench.timing import peak_memory
 from seqbench.bench.tracking import Trackers
-from seqbench.core import remove_stale_temporaries, resolve_device
+from seqbench.core import remove_stale_temporaries
 
 
 def batch_seed(run_seed: int, step: int) -> int:

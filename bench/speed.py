@@ -22,9 +22,10 @@ import torch
 
 from seqbench import models
 from seqbench.bench.config import SpeedConfig
+from seqbench.bench.device import resolve_device
 from seqbench.bench.stop import StopRequest
 from seqbench.bench.timing import PeakMemory, over_lengths, summarise, synchronise, time_call
-from seqbench.core import RunStopped, resolve_device
+from seqbench.core import RunStopped
 from seqbench.models.conformance import REFERENCE_TOLERANCE, reference_error
 
 CHECK_LENGTH = 33  # a small odd length: every chunked mode's ragged last chunk is checked too

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from seqbench.bench.config import ThroughputConfig
+from seqbench.bench.device import resolve_device
 from seqbench.bench.stop import StopRequest
 from seqbench.bench.timing import over_lengths, summarise, synchronise, time_call
-from seqbench.core import resolve_device
 
 
 def training_throughput(config: ThroughputConfig, stop: StopRequest | None = None, emit=None) -> list[dict]:

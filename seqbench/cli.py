@@ -2,27 +2,42 @@
 functions the tests call). The top of the house: cli → slurm | analysis → bench → tasks → models."""
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
+from typing import Any
 
 from seqbench.arguments import build_parser
 from seqbench.core import RunStopped
 
 
+def format_registry(rows: list[dict[str, Any]]) -> str:
+    """What `seqbench models` / `seqbench tasks` print: name, modes, summary, each option with its
+    default and its one-line meaning."""
+    lines = []
+    for row in rows:
+        modes = ""
+        if "modes" in row:
+            modes = "  modes: " + ", ".join(f"{m}*" if m == row["default_mode"] else m for m in row["modes"])
+        origin = "" if row.get("origin", "built-in") == "built-in" else f"  [{row['origin']}]"
+        lines += [f"{row['name']}{modes}{origin}", f"  {row['summary']}"]
+        for option, default in row["options"].items():
+            shown = "(required)" if default is inspect.Parameter.empty else repr(default)
+            meaning = row["option_docs"].get(option, "")
+            lines.append(f"    {option} = {shown}" + (f"  — {meaning}" if meaning else ""))
+    return "\n".join(lines)
+
+
 def cmd_models(args) -> None:
     from seqbench import models
-    from seqbench.core import format_listing
-
-    print(format_listing(models.describe()))
+    print(format_registry(models.describe()))
     print("(* default mode)")
 
 
 def cmd_tasks(args) -> None:
     from seqbench import tasks
-    from seqbench.core import format_listing
-
-    print(format_listing(tasks.describe()))
+    print(format_registry(tasks.describe()))
 
 
 def cmd_build(args) -> None:

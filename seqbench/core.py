@@ -160,23 +160,6 @@ def _keyword_only(cls: type, reserved: tuple[str, ...]) -> tuple[tuple[str, Any]
                  if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in reserved)
 
 
-def format_listing(rows: list[dict[str, Any]]) -> str:
-    """What `seqbench models` / `seqbench tasks` print: name, modes, summary, each option with its
-    default and its one-line meaning."""
-    lines = []
-    for row in rows:
-        modes = ""
-        if "modes" in row:
-            modes = "  modes: " + ", ".join(f"{m}*" if m == row["default_mode"] else m for m in row["modes"])
-        origin = "" if row.get("origin", "built-in") == "built-in" else f"  [{row['origin']}]"
-        lines += [f"{row['name']}{modes}{origin}", f"  {row['summary']}"]
-        for option, default in row["options"].items():
-            shown = "(required)" if default is inspect.Parameter.empty else repr(default)
-            meaning = row["option_docs"].get(option, "")
-            lines.append(f"    {option} = {shown}" + (f"  — {meaning}" if meaning else ""))
-    return "\n".join(lines)
-
-
 class RunStopped(RuntimeError):
     """A run that cannot go on for a reason its message states whole (another trainer holds it, its
     worker was killed): the command line says it in one line, never as a traceback."""
@@ -272,17 +255,6 @@ def atomic_write_csv(path: Path, frame) -> None:
     atomic_write_text(path, frame.to_csv(index=False))
 
 
-def atomic_save_figure(figure, path: Path, **savefig: Any) -> Path:
-    """A matplotlib figure saved atomically (a killed plot never leaves a truncated PNG in results/);
-    a PNG carries its figure's title as its `Title` text, so what a plot states can be read back."""
-    path = Path(path)
-    fmt = savefig.pop("format", path.suffix.lstrip(".") or "png")
-    if fmt == "png" and figure.get_suptitle():
-        savefig["metadata"] = {**savefig.get("metadata", {}), "Title": figure.get_suptitle()}
-    atomic_write(path, lambda out: figure.savefig(out, format=fmt, **savefig))
-    return path
-
-
 def process_here(host: Any, pid: Any) -> bool | None:
     """Whether the process `pid` of `host` runs, when `host` is this one; None for another host
     (nothing here can tell). A lock or lease of a dead process on this host is free at once."""
@@ -297,14 +269,3 @@ def process_here(host: Any, pid: Any) -> bool | None:
     except PermissionError:
         return True
     return True
-
-
-def resolve_device(name: str):
-    """'auto' → CUDA where torch sees a device, else CPU; 'cuda' without one is an error saying so."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for, but torch sees no CUDA device here; use device='cpu' or 'auto'")
-    return torch.device(name)

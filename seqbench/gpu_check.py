@@ -30,9 +30,10 @@ import torch.nn.functional as F
 from seqbench import models
 from seqbench.analysis.report import speed_report
 from seqbench.bench.config import parse_run_config
+from seqbench.bench.device import resolve_device
 from seqbench.bench.provenance import provenance
 from seqbench.bench.runner import run_in_foreground
-from seqbench.core import atomic_write_csv, atomic_write_json, atomic_write_text, resolve_device
+from seqbench.core import atomic_write_csv, atomic_write_json, atomic_write_text
 from seqbench.models.backends import try_import
 from seqbench.models.conformance import REFERENCE_TOLERANCE, relative_error
 

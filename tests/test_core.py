@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from seqbench.core import Registry, atomic_write, atomic_write_json, check_choice, format_listing, strict_json
+from seqbench.cli import format_registry
+from seqbench.core import Registry, atomic_write, atomic_write_json, check_choice, strict_json
 
 
 class Base:
@@ -62,7 +63,7 @@ def test_an_import_path_names_a_class_and_each_wrong_part_is_said():
 
 def test_the_listing_shows_defaults_required_options_and_meanings():
     registry, _ = make_registry()
-    text = format_listing(registry.describe())
+    text = format_registry(registry.describe())  # what `seqbench models` prints
     assert "round" in text and "radius = 1.0  — how round" in text and "colour = (required)" in text
 
 

@@ -13,9 +13,8 @@ import pandas as pd
 from seqbench.analysis.findings.finding import Finding
 from seqbench.analysis.findings.verdicts import Crossover, Ratio, Similar, at_chosen_lr
 from seqbench.analysis.protocol import MIN_SEEDS_FOR_INTERVAL, clipped_interval, higher_is_better, value_at_step
-from seqbench.analysis.style import mixer_colours
+from seqbench.analysis.style import atomic_save_figure, mixer_colours
 from seqbench.bench.store import FINISHED
-from seqbench.core import atomic_save_figure
 
 
 def plot_finding(finding: Finding, verdict: str, table, curves, rows, path: Path, scale: str = "cpu") -> Path:

@@ -13,7 +13,7 @@ def summary_rows(readme: str) -> list[str]:
 
 
 def plot_title(path) -> str:
-    """The title a written plot states (core.atomic_save_figure stores it in the PNG)."""
+    """The title a written plot states (style.atomic_save_figure stores it in the PNG)."""
     from PIL import Image
 
     with Image.open(path) as image:

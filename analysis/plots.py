@@ -172,10 +172,11 @@ def final_grid(runs: pd.DataFrame) -> sns.FacetGrid:
     title = f"{label} ({'higher' if higher else 'lower'} is better) — {protocol}; {shown}; dots: seeds"
     width = grid.figure.get_figwidth()
     lines = [textwrap.fill(title, width=max(60, int(70 * width / 5)))]
-    if "chosen_lr" in table.columns and "model" in table.columns:
-        chosen = table.groupby("model")["chosen_lr"].agg(lambda lrs: ", ".join(f"{lr:g}" for lr in sorted(set(lrs))))
-        lines.append(textwrap.fill("chosen lr — " + "; ".join(f"{model}: {lrs}" for model, lrs in chosen.items()),
-                                   width=max(60, int(70 * width / 5))))
+    lr_column = "chosen_lr" if "chosen_lr" in table.columns else LR if per_configuration and LR in table.columns else None
+    if lr_column and "model" in table.columns:  # the lr each mixer ran at: chosen on validation, or set per model in the sweep
+        chosen = table.groupby("model")[lr_column].agg(lambda lrs: ", ".join(f"{lr:g}" for lr in sorted(set(lrs))))
+        lines.append(textwrap.fill(("chosen lr — " if lr_column == "chosen_lr" else "lr — ")
+                                   + "; ".join(f"{model}: {lrs}" for model, lrs in chosen.items()), width=max(60, int(70 * width / 5))))
     grid.figure.suptitle("\n".join(lines), fontsize=9)
     grid.set_axis_labels(_label(layout["x"]) if layout["x"] != "model" else "model", label)
     grid.figure.tight_layout()

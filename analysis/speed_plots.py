@@ -140,6 +140,10 @@ def plot_throughput(table: pd.DataFrame, out_dir: Path, title: str = "") -> Path
                  palette=palette, dashes=dashes, marker="o", ax=axes[1], legend=False)
     axes[0].set(xscale="log", yscale="log", ylabel="training tokens/s (optimizer step)", xlabel="sequence length")
     axes[1].set(xscale="log", yscale="log", ylabel="peak memory during the steps, MiB\n(CPU: the process's resident peak)", xlabel="sequence length")
+    lengths = sorted(ok["length"].unique())
+    for axis in axes:  # the measured lengths as ticks: log axes' minor labels overlap at these few points
+        axis.set_xticks(lengths, [str(int(n)) for n in lengths])
+        axis.xaxis.set_minor_locator(plt.NullLocator())
     axes[0].legend(fontsize=7, title=None)
     parameters = ok.groupby("model_label")["parameters"].first()
     spread = (parameters.max() / parameters.min() - 1) if len(parameters) else 0

@@ -95,19 +95,22 @@ def metric_label(metric: str, runs: pd.DataFrame) -> str:
 
 
 def chance_level(runs: pd.DataFrame, metric: str) -> float | None:
-    """The task's chance accuracy when every run has one task and one setting of it."""
+    """The task's chance accuracy when every run has one task and every setting of it has the same
+    chance (MQAR's does not depend on its lengths: one line serves every cell); else None."""
     from seqbench import tasks
 
     if not metric.endswith("accuracy") or "task.name" not in runs.columns or runs["task.name"].nunique() != 1:
         return None
     runs = runs.dropna(subset=["task.name"])  # a listed run that never started has no config
     options_columns = [c for c in runs.columns if c.startswith("task.options.")]
-    if any(runs[c].astype(str).nunique() > 1 for c in options_columns):
-        return None
-    # a column of a table turns an integer option into a float (5 → 5.0): back to what the task was given
-    options = {c.removeprefix("task.options."): int(v) if isinstance(v, float) and v.is_integer() else v
-               for c in options_columns if pd.notna(v := runs[c].iloc[0])}
-    return tasks.TASKS.get_class(runs["task.name"].iloc[0]).chance_accuracy(options)
+    task = tasks.TASKS.get_class(runs["task.name"].iloc[0])
+    levels = set()
+    for _, row in runs[options_columns].astype(object).drop_duplicates().iterrows():
+        # a column of a table turns an integer option into a float (5 → 5.0): back to what the task was given
+        options = {c.removeprefix("task.options."): int(v) if isinstance(v, float) and v.is_integer() else v
+                   for c, v in row.items() if not (isinstance(v, float) and pd.isna(v)) and v is not None}
+        levels.add(task.chance_accuracy(options))
+    return levels.pop() if len(levels) == 1 else None
 
 
 def _save(grid: sns.FacetGrid, path: Path) -> Path:
@@ -153,11 +156,14 @@ def final_grid(runs: pd.DataFrame) -> sns.FacetGrid:
     columns = table[layout["col"]].nunique() if layout["col"] else 1
     aspect = max(1.0, 0.35 * table[layout["x"]].nunique())
     wrap = max(1, int(MAX_WIDTH_IN // (4 * aspect))) if columns * 4 * aspect > MAX_WIDTH_IN and not layout["row"] else None
+    hues = table[layout["hue"]].nunique() if layout["hue"] else 1  # the means sit where stripplot dodges each hue's seeds
+    hue_order, x_order = list(dict.fromkeys(table[hue])), list(dict.fromkeys(table[layout["x"]]))  # one order in every facet
     grid = sns.catplot(data=table, kind="point", y=metric, errorbar=clipped_interval(metric) if interval else None, capsize=0.15,
-                       dodge=0.4 if layout["hue"] else False, linestyle="none", markers="D", height=4, aspect=aspect,
-                       legend=bool(layout["hue"]), palette=palette, col_wrap=wrap,
+                       dodge=0.8 * (1 - 1 / hues) if layout["hue"] else False, linestyle="none", markers="D", height=4, aspect=aspect,
+                       legend=bool(layout["hue"]), palette=palette, col_wrap=wrap, hue_order=hue_order, order=x_order,
                        **{**{k: v for k, v in layout.items() if v}, "hue": hue})
-    grid.map_dataframe(sns.stripplot, x=layout["x"], y=metric, hue=layout["hue"], dodge=bool(layout["hue"]), size=3,
+    grid.map_dataframe(sns.stripplot, x=layout["x"], y=metric, hue=layout["hue"], dodge=bool(layout["hue"]), size=3, jitter=0.04,
+                       hue_order=hue_order if layout["hue"] else None, order=x_order,
                        palette="dark:black" if layout["hue"] else None, color=None if layout["hue"] else "black", legend=False)
     grid.set_titles(col_template="{col_var} = {col_name}", row_template="{row_var} = {row_name}")
     chance = chance_level(runs, metric)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from seqbench.analysis.collect import collect
 from seqbench.bench.store import Store
 from seqbench.bench.sweep import Sweep, load_sweep
+from seqbench.core import atomic_write_json
 from seqbench.slurm.executors import Submission, submit
 
 
@@ -53,7 +54,6 @@ def run_findings(chosen: list, *, scale: str, corpora: list[str | None], root=No
     (analysis/findings/planning.py) — until a round submits nothing new; on Slurm nothing has finished
     yet, so the extensions come with a later `findings run`."""
     from seqbench.analysis.findings import STORE_FOLDER
-    from seqbench.analysis.findings.report import seed_plans
 
     folder = STORE_FOLDER[scale]
     for finding in chosen:
@@ -63,8 +63,8 @@ def run_findings(chosen: list, *, scale: str, corpora: list[str | None], root=No
             while True:
                 store = Store(root).sweep(folder)
                 results, curves = collect(store.name, root, save=False) if store.exists() else (None, None)
-                plans = {} if results is None else seed_plans(finding, scale, corpus, results, curves, root,
-                                                              write=not dry_run, replication_of=replication_of)
+                plans = {} if results is None else record_seed_plans(finding, scale, corpus, results, curves, root,
+                                                                     write=not dry_run, replication_of=replication_of)
                 sweep, rows = finding.sweep(scale, corpus, results, plans, replication_of)
                 run_ids = {run.run_id() for run in sweep.runs}
                 if run_ids == submitted or dry_run and submitted is not None:
@@ -81,3 +81,18 @@ def run_findings(chosen: list, *, scale: str, corpora: list[str | None], root=No
                     break
                 submitted = run_ids
 
+
+
+def record_seed_plans(finding, scale: str, corpus: str | None, results, curves, root, *, write: bool = True,
+                      replication_of: str | None = None) -> dict[int, dict]:
+    """Rule index → seed plan: the recorded ones, and — with `write` — each new one a completed pilot
+    allows, recorded in the store once before any of its seeds is submitted (analysis/findings/report.py
+    computes them; this, the campaign, is what writes)."""
+    from seqbench.analysis.findings.report import pilot_seed_plans, plan_path, recorded_seed_plans
+
+    plans = recorded_seed_plans(finding, scale, corpus, root)
+    if write:
+        for index, plan in pilot_seed_plans(finding, scale, corpus, results, curves, root, replication_of).items():
+            atomic_write_json(plan_path(finding, index, scale, corpus, root), plan)
+            plans[index] = plan
+    return plans

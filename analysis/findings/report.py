@@ -23,7 +23,7 @@ from seqbench.analysis.findings.scales import SCALE_LIMITS, STORE_FOLDER
 from seqbench.analysis.findings.verdicts import Outcome, Similar, at_chosen_lr
 from seqbench.analysis.protocol import validation_metric
 from seqbench.bench.store import FINISHED, Store
-from seqbench.core import atomic_write_bytes, atomic_write_csv, atomic_write_json
+from seqbench.core import atomic_write_bytes, atomic_write_csv
 
 RUN_COLUMNS = ("status", "task.data.file", "task.data.sha256", "task.data.bytes",
                "parameters", "steps", "wall_time_s", "final_bpc", "validation_bpc", "final_accuracy",
@@ -49,20 +49,20 @@ def folder_name(finding_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "-", finding_id)
 
 
-def seed_plans(finding: Finding, scale: str, corpus: str | None, runs: pd.DataFrame, curves: pd.DataFrame, root,
-               *, write: bool, replication_of: str | None = None) -> dict[int, dict]:
-    """Rule index → the seed plan of each equivalence (Similar) rule: read from its record, or — once
-    the pilot seeds of both arms have finished, with `write` (what `findings run` does) — computed by
-    analysis/findings/planning.py and recorded, once; never recomputed, whatever later seeds show."""
-    plans = {}
+def recorded_seed_plans(finding: Finding, scale: str, corpus: str | None, root) -> dict[int, dict]:
+    """Rule index → the seed plan recorded for each equivalence (Similar) rule (reading never plans)."""
+    return {index: json.loads(path.read_text()) for index, rule in enumerate(finding.rules) if isinstance(rule, Similar)
+            and (path := plan_path(finding, index, scale, corpus, root)).exists()}
+
+
+def pilot_seed_plans(finding: Finding, scale: str, corpus: str | None, runs: pd.DataFrame, curves: pd.DataFrame, root,
+                     replication_of: str | None = None) -> dict[int, dict]:
+    """Rule index → a seed plan for each equivalence rule that has none recorded and whose pilot seeds
+    of both arms have all finished, computed by analysis/findings/planning.py — for the campaign to
+    record, once (seqbench/campaign.py); never recomputed, whatever later seeds show."""
+    recorded, plans = recorded_seed_plans(finding, scale, corpus, root), {}
     for index, rule in enumerate(finding.rules):
-        if not isinstance(rule, Similar):
-            continue
-        path = plan_path(finding, index, scale, corpus, root)
-        if path.exists():
-            plans[index] = json.loads(path.read_text())
-            continue
-        if not write or runs.empty:
+        if not isinstance(rule, Similar) or index in recorded or runs.empty:
             continue
         table, wide, _ = finding_tables(finding, scale, runs, curves, pd.DataFrame(), corpus, {}, replication_of)
         probe = rule.probe or finding.probes[0].name
@@ -76,7 +76,6 @@ def seed_plans(finding: Finding, scale: str, corpus: str | None, runs: pd.DataFr
         chosen = at_chosen_lr(pilot, rule.metric).groupby("arm")["lr"].first()
         plans[index] = {**plan, "rule": rule.describe(), "lrs": {arm: float(lr) for arm, lr in chosen.items()},
                         "pilot_differences": differences.tolist(), "written": time.time()}
-        atomic_write_json(path, plans[index])
     return plans
 
 
@@ -227,7 +226,7 @@ def write_report(findings: list[Finding], scale: str, *, root=None, out="results
                 cells.append((f"not run (corpus {Path(str(corpus or 'gcide.dict.dz')).name} not found here)", "–", "–"))
                 continue
             replication_of = corpora[0] if number > 0 else None  # the first corpus tunes, the others replicate at its lrs
-            plans = seed_plans(finding, scale, corpus, runs, curves, root, write=False, replication_of=replication_of)
+            plans = recorded_seed_plans(finding, scale, corpus, root)
             table, wide, measured = finding_tables(finding, scale, runs, curves, rows, corpus, plans, replication_of)
             outcomes = evaluate(finding, scale, table, wide, measured)
             if corpus not in labels and "task.data.sha256" in table.columns and table["task.data.sha256"].notna().any():

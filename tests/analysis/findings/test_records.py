@@ -167,8 +167,9 @@ def test_an_equivalence_rule_plans_its_seeds_from_the_pilot_once_and_runs_them_a
     """U8 (similar within ±0.02): pilot differences with sd 0.012 need 9 seeds for an expected
     half-width of 0.01; the plan is recorded once and the extra seeds run at each arm's chosen lr."""
     from seqbench.analysis.collect import collect
-    from seqbench.analysis.findings.report import plan_path, seed_plans, write_report
+    from seqbench.analysis.findings.report import plan_path, recorded_seed_plans, write_report
     from seqbench.bench.store import Store
+    from seqbench.campaign import record_seed_plans
 
     corpus, finding = small_corpus(tmp_path), findings.BY_ID["U8"]
     sweep, rows = finding.sweep("cpu", corpus)
@@ -180,8 +181,9 @@ def test_an_equivalence_rule_plans_its_seeds_from_the_pilot_once_and_runs_them_a
         value = {3e-3: 2.0, 1e-2: 1.8, 3e-2: 1.9}[row["lr"]] + (offset[row["seed"]] if row["arm"] == "joint kv" else 0.0)
         run_dir.write_summary({"status": "completed", "steps": 1000, "validation_bpc": value, "final_bpc": value, "parameters": 1})
     runs, curves = collect("findings-cpu", tmp_path / "runs", save=False)
-    assert seed_plans(finding, "cpu", corpus, runs, curves, tmp_path / "runs", write=False) == {}  # reading never plans
-    plans = seed_plans(finding, "cpu", corpus, runs, curves, tmp_path / "runs", write=True)
+    assert recorded_seed_plans(finding, "cpu", corpus, tmp_path / "runs") == {}  # reading never plans
+    assert record_seed_plans(finding, "cpu", corpus, runs, curves, tmp_path / "runs", write=False) == {}  # a dry run neither
+    plans = record_seed_plans(finding, "cpu", corpus, runs, curves, tmp_path / "runs")
     assert plans[0]["seeds"] == 9 and plans[0]["lrs"] == {"gateloop": 1e-2, "joint kv": 1e-2} and not plans[0]["capped"]
     _, planned = finding.sweep("cpu", corpus, runs, plans)
     extra = [row for row in planned if row["seed"] >= 3]
@@ -189,7 +191,7 @@ def test_an_equivalence_rule_plans_its_seeds_from_the_pilot_once_and_runs_them_a
     assert len(extra) == 2 * 6
     record = plan_path(finding, 0, "cpu", corpus, tmp_path / "runs")
     before = record.read_text()
-    seed_plans(finding, "cpu", corpus, runs.assign(final_bpc=runs["final_bpc"] * 2), curves, tmp_path / "runs", write=True)
+    record_seed_plans(finding, "cpu", corpus, runs.assign(final_bpc=runs["final_bpc"] * 2), curves, tmp_path / "runs")
     assert record.read_text() == before  # recorded once: later numbers never re-plan
     write_report([finding], "cpu", root=tmp_path / "runs", out=tmp_path / "report", corpora=[corpus])
     readme = (tmp_path / "report" / "README.md").read_text()
@@ -281,8 +283,8 @@ def test_every_report_plan_and_replication_chooses_the_lr_by_the_mean_over_compl
     line, no extension below 3e-3, no replication run, no seed plan; once it has finished, the grid
     plan, the report, the verdicts, the replication and the seed plan all take 1e-2."""
     from seqbench.analysis.collect import collect
-    from seqbench.analysis.findings.report import seed_plans
     from seqbench.analysis.findings.verdicts import at_chosen_lr
+    from seqbench.campaign import record_seed_plans
 
     first, finding = small_corpus(tmp_path), findings.BY_ID["U8"]
     second = tmp_path / "other.txt"
@@ -305,7 +307,7 @@ def test_every_report_plan_and_replication_chooses_the_lr_by_the_mean_over_compl
     assert set(grids.values()) == {(3e-3, 1e-2, 3e-2)}  # a partial-seed choice (3e-3, the bottom) would extend to 1e-3
     assert {row["run_id"] for row in replicated} == {None} and len(replicated) == 6
     assert "gateloop: – of 0.003, 0.01, 0.03 · joint kv: – of 0.003, 0.01, 0.03" in readme
-    assert seed_plans(finding, "cpu", first, results, curves, root, write=True) == {}
+    assert record_seed_plans(finding, "cpu", first, results, curves, root) == {}
 
     write_finished(root, sweep, [row for row in rows if row["seed"] == 2], lambda row: bpc[row["lr"]][row["seed"]])
     results, curves, arms, grids, replicated, readme = state()
@@ -316,7 +318,7 @@ def test_every_report_plan_and_replication_chooses_the_lr_by_the_mean_over_compl
     assert "lm/kv: each arm at the lr chosen on corpus.txt — gateloop: 0.01 · joint kv: 0.01." in readme
     table = results.assign(probe="lm/kv", lr=results["optimizer.lr"], arm=results["model.options.kv_projection"].fillna("gateloop"))
     assert set(at_chosen_lr(table, "final_bpc")["lr"]) == {1e-2}  # the verdicts and plots
-    plans = seed_plans(finding, "cpu", first, results, curves, root, write=True)
+    plans = record_seed_plans(finding, "cpu", first, results, curves, root)
     assert plans[0]["lrs"] == {"gateloop": 1e-2, "joint kv": 1e-2}
 
 

@@ -10,6 +10,7 @@ permutations (a·b)(i) = b(a(i)), each permutation a tuple of images.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass
@@ -60,7 +61,15 @@ def _cayley(name: str, elements: list, product, abelian: bool) -> Group:
 
 
 def group(name: str) -> Group:
-    """The group of a name: Z<m> for m ≥ 2 (Z2 is parity), A5, S5."""
+    """The group of a name: Z<m> for m ≥ 2 (Z2 is parity), A5, S5 — built once per process (S5's
+    Cayley table is 14,400 compositions; every state-tracking config and task asks for it)."""
+    if not isinstance(name, str):
+        raise ValueError(f"unknown group {name!r}; valid: {', '.join(GROUP_NAMES)}")
+    return _built(name)
+
+
+@functools.lru_cache(maxsize=32)
+def _built(name: str) -> Group:
     cyclic = re.fullmatch(r"Z(\d+)", str(name))
     if cyclic and int(cyclic.group(1)) >= 2:
         m = int(cyclic.group(1))

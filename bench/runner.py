@@ -338,3 +338,12 @@ class Run(submitit.helpers.Checkpointable):
 
 def run_in_foreground(config: RunConfig, *, root=None, sweep: str = "single", progress: bool | None = None) -> dict:
     return execute(config, Store(root).run(sweep, config.run_id()), progress=progress)
+
+
+def run_file(path, *, root=None, sweep: str = "single") -> dict:
+    """`seqbench run FILE`: the sweep folder's name is checked before the config is read (a crafted
+    name fails as itself, whatever the file), then the run trains in the foreground."""
+    from seqbench.bench.config import load_run_config
+
+    Store(root).sweep(sweep)
+    return run_in_foreground(load_run_config(path), root=root, sweep=sweep)

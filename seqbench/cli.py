@@ -92,10 +92,9 @@ def cmd_compare(args) -> None:
 
 
 def cmd_run(args) -> None:
-    from seqbench.bench.config import load_run_config
-    from seqbench.bench.runner import run_in_foreground
+    from seqbench.bench.runner import run_file
 
-    summary = run_in_foreground(load_run_config(args.config), root=args.root, sweep=args.sweep)
+    summary = run_file(args.config, root=args.root, sweep=args.sweep)
     print(json.dumps({k: v for k, v in summary.items() if k != "layers"}, indent=1, default=str))
 
 

@@ -35,9 +35,11 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 tests
 
+# the fast tier spreads over every core (pytest-xdist): nothing in it times anything or shares a cluster;
+# `make test` stays serial, its fault and Slurm tiers measure time and share one cluster
 test-fast: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=10 -m "not slow and not slurm and not faults" tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --durations=10 -m "not slow and not slurm and not faults" tests
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q benchmarks --benchmark-columns=median,iqr,rounds --benchmark-sort=name

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import math
 from collections.abc import Iterator
 
 import torch
+import torch.nn.functional as F
 
 from seqbench.core import Registry
 
@@ -128,4 +130,34 @@ class SliceAccuracy(Evaluation):
         for name, total in self.slice_total.items():
             if total:
                 metrics[f"accuracy/{name}"] = self.slice_correct[name] / total
+        return metrics
+
+
+class BitsPerByte(Evaluation):
+    """Bits per byte over every scored byte and, given `edges`, per bucket of positions in the window
+    (`bpc/to<edge>`: positions from the previous edge up to this one) — length generalisation read
+    from one pass over windows longer than the training length."""
+
+    def __init__(self, edges: list[int] = ()):
+        self.nats, self.count, self.edges = 0.0, 0, list(edges)
+        self.bucket_nats, self.bucket_count = [0.0] * len(self.edges), [0] * len(self.edges)
+
+    def update(self, logits, inputs, targets):
+        self.nats += F.cross_entropy(logits.double().flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="sum").item()
+        scored = targets != IGNORE
+        self.count += int(scored.sum())
+        if not self.edges:
+            return
+        nats = F.cross_entropy(logits.double().transpose(1, 2), targets, ignore_index=IGNORE, reduction="none")
+        low = 0
+        for index, edge in enumerate(self.edges):
+            self.bucket_nats[index] += nats[:, low:edge].sum().item()
+            self.bucket_count[index] += int(scored[:, low:edge].sum())
+            low = edge
+
+    def result(self):
+        metrics = {"bpc": self.nats / max(self.count, 1) / math.log(2), "scored_bytes": float(self.count)}
+        for edge, nats, count in zip(self.edges, self.bucket_nats, self.bucket_count):
+            if count:
+                metrics[f"bpc/to{edge}"] = nats / count / math.log(2)
         return metrics

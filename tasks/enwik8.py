@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
-import math
 import os
 import urllib.request
 import zipfile
@@ -23,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from seqbench.core import DiskFull, atomic_write, remove_stale_temporaries
-from seqbench.tasks.base import IGNORE, TASKS, Evaluation, Task, check_split, split_generator
+from seqbench.tasks.base import IGNORE, TASKS, BitsPerByte, Task, check_split, split_generator
 
 ENWIK8_URL = "http://mattmahoney.net/dc/enwik8.zip"
 ENWIK8_BYTES = 100_000_000
@@ -138,36 +136,6 @@ class ByteCorpus(Task):
 
     def evaluation(self):
         return BitsPerByte(self.position_edges() if self.test_seq_len > self.seq_len else [])
-
-
-class BitsPerByte(Evaluation):
-    """Bits per byte over every scored byte and, given `edges`, per bucket of positions in the window
-    (`bpc/to<edge>`: positions from the previous edge up to this one) — length generalisation read
-    from one pass over windows longer than the training length."""
-
-    def __init__(self, edges: list[int] = ()):
-        self.nats, self.count, self.edges = 0.0, 0, list(edges)
-        self.bucket_nats, self.bucket_count = [0.0] * len(self.edges), [0] * len(self.edges)
-
-    def update(self, logits, inputs, targets):
-        self.nats += F.cross_entropy(logits.double().flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="sum").item()
-        scored = targets != IGNORE
-        self.count += int(scored.sum())
-        if not self.edges:
-            return
-        nats = F.cross_entropy(logits.double().transpose(1, 2), targets, ignore_index=IGNORE, reduction="none")
-        low = 0
-        for index, edge in enumerate(self.edges):
-            self.bucket_nats[index] += nats[:, low:edge].sum().item()
-            self.bucket_count[index] += int(scored[:, low:edge].sum())
-            low = edge
-
-    def result(self):
-        metrics = {"bpc": self.nats / max(self.count, 1) / math.log(2), "scored_bytes": float(self.count)}
-        for edge, nats, count in zip(self.edges, self.bucket_nats, self.bucket_count):
-            if count:
-                metrics[f"bpc/to{edge}"] = nats / count / math.log(2)
-        return metrics
 
 
 @functools.lru_cache(maxsize=64)

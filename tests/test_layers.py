@@ -88,3 +88,10 @@ def test_the_cli_drives_no_store_executor_or_planning_itself():
 def test_orchestration_never_imports_the_cli():
     for name in ("campaign", "compare", "gpu_check"):
         assert "seqbench.cli" not in imported_modules(ROOT / "seqbench" / f"{name}.py"), name
+
+
+def test_no_module_outgrows_the_house_limit():
+    """~350 lines a module (kernels aside): one idea per file, read in one sitting."""
+    long = [f"{path.relative_to(ROOT)}: {n}" for folder in (*FOLDERS.values(), "seqbench") for path in (ROOT / folder).rglob("*.py")
+            if (n := len(path.read_text().splitlines())) > 350]
+    assert long == []

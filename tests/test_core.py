@@ -10,7 +10,7 @@ from seqbench.core import Registry, atomic_write, atomic_write_json, check_choic
 
 
 class Base:
-    pass
+    """The base class a test registry accepts (a stand-in for Mixer or Task)."""
 
 
 class Sub(Base):

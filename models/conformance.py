@@ -142,12 +142,17 @@ def run_checks(name: str, options: dict | None = None, *, time_limit_s: float = 
     except (Exception, SystemExit) as error:  # noqa: BLE001 — importing or building the mixer failed: one result says how
         yield Result("import and build", False, None, describe_error(error))
         return
+    hung = None
     for check in found:
+        if hung is not None:  # every check runs the forward: after one hang the rest would each wait out the limit too
+            yield Result(check.id, False, None, f"not run: '{hung}' did not finish within {time_limit_s:g} s")
+            continue
         try:
             with time_limit(time_limit_s):
                 passed, measured, detail = check.run()
         except (Exception, SystemExit) as error:  # noqa: BLE001 — a check that raises has failed; the message says how
             passed, measured, detail = False, None, describe_error(error)
+            hung = check.id if isinstance(error, CheckTimedOut) else None
         yield Result(check.id, passed, measured, detail)
 
 

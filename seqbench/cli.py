@@ -6,6 +6,7 @@ import inspect
 import json
 import os
 import sys
+import warnings
 from typing import Any
 
 from seqbench.arguments import build_parser
@@ -244,6 +245,11 @@ COMMANDS = {"models": cmd_models, "tasks": cmd_tasks, "build": cmd_build, "gpu-c
             "data": cmd_data, "findings": cmd_findings, "report": cmd_report}
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as the user reads it: what happened to which file, not the source line that noticed."""
+    return f"seqbench: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     import shlex
 
@@ -254,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.invocation = shlex.join(["seqbench", *(sys.argv[1:] if argv is None else argv)])
+    warnings.formatwarning = one_line_warning
     try:
         COMMANDS[args.command](args)
     except (ValueError, RunStopped) as error:

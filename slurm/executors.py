@@ -106,9 +106,11 @@ def submit(sweep: Sweep, *, executor: str = "local", root=None, dry_run: bool = 
                  f"{submission.busy[run_id]}, skipped" if run_id in submission.busy else
                  "would submit" if dry_run else "submit")
         echo(f"  {run_id}  {describe_run(run, sweep.axes.get(run_id, {}))}  [{state}]")
-    if dry_run or not todo:
+    if dry_run:
         return submission
-    sweep_dir.write_listing([run.run_id() for run in sweep.runs], sweep.executor, command)
+    sweep_dir.write_listing([run.run_id() for run in sweep.runs], sweep.executor, command)  # also re-lists a quarantined one
+    if not todo:
+        return submission
     if executor == "slurm":
         submission.submitted = _submit_slurm(sweep, todo, sweep_dir, parameters)
         echo(f"submitted {len(todo)} runs as a Slurm job array; follow with: seqbench status {sweep.name}")

@@ -208,7 +208,8 @@ def cmd_restore(args) -> None:
     from seqbench.bench.archive import restore
 
     added = restore(args.archive, args.root)
-    print("restored " + ", ".join(f"{sweep}: {n} run(s) added" for sweep, n in added.items()))
+    print("restored " + (", ".join(f"{sweep}: {n} run(s) added" for sweep, n in added.items())
+                         or f"nothing: {args.archive} holds no finished run"))
 
 
 def cmd_data(args) -> None:

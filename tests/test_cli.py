@@ -148,3 +148,16 @@ def test_every_subcommands_help_says_what_it_does_and_its_defaults(command, caps
     assert description.strip() and not description.startswith(("positional", "options")), text
     if command == "compare":
         assert "(default: all)" in text and "(default: cpu)" in text
+
+
+def test_restoring_an_archive_of_no_sweeps_says_so(tmp_path, capsys):
+    import io
+    import tarfile
+
+    manifest = json.dumps({"sweeps": {}, "files": {}}).encode()
+    with tarfile.open(tmp_path / "a.tar.gz", "w:gz") as tar:
+        member = tarfile.TarInfo("manifest.json")
+        member.size = len(manifest)
+        tar.addfile(member, io.BytesIO(manifest))
+    out = seqbench(capsys, "--root", str(tmp_path / "runs"), "restore", str(tmp_path / "a.tar.gz"))
+    assert out.strip() == f"restored nothing: {tmp_path / 'a.tar.gz'} holds no finished run"

@@ -60,9 +60,8 @@ def collect_all(sweep: str, root=None, *, save: bool = True) -> tuple[pd.DataFra
             provenance = stored.get("provenance", {})
             row.update({f"provenance.{k}": _cell(provenance.get(k)) for k in PROVENANCE_FIELDS})
         row["backend"] = run_dir.backends()
-        summary, status = run_dir.read_summary(), run_dir.read_status()
-        row["status"] = (summary or {}).get("status") or (status or {}).get("state") or "pending"
-        for key, value in (summary or {}).items():
+        row["status"], _ = run_dir.state()
+        for key, value in (run_dir.read_summary() or {}).items():
             if key not in ("run_id", "status"):  # a result never overwrites the config it came from
                 row[f"summary.{key}" if key in row else key] = _cell(value)
         rows.append(row)

@@ -103,6 +103,23 @@ class RunDir:
             return None
         return stored
 
+    def state(self) -> tuple[str, str | None]:
+        """(state, why) as a reader should see it: the summary's, else the status's, else pending —
+        except that a run whose status says running while no trainer holds it (its lease released, or
+        naming a process gone from this host) was killed without a word (SIGKILL, the OOM killer) and
+        is preempted: the next launch resumes it from its checkpoint. Read twice before saying so: a
+        trainer may finish or start between the reads."""
+        for attempt in range(2):
+            summary, status = self.read_summary(), self.read_status()
+            state = (summary or {}).get("status") or (status or {}).get("state") or "pending"
+            if state != "running":
+                return state, (status or {}).get("error")
+            holder = self.lease_holder()
+            if holder is not None and not holder["dead_here"]:
+                return state, None
+        where = f" ({holder.get('host')}:{holder.get('pid')})" if holder else ""
+        return "preempted", f"its trainer{where} died without a word (killed?); the next launch resumes it"
+
     def backends(self) -> str | None:
         """What ran each layer, from the run's provenance: "mixer/mode: backend" per distinct layer
         kind (e.g. "mamba/recurrent: cpp"), with why a kernel fell back where it did; None before

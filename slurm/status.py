@@ -28,11 +28,11 @@ def sweep_status(sweep: str, root=None) -> list[dict]:
     rows = []
     for run_id in sweep_dir.run_ids():
         run_dir = sweep_dir.run(run_id)
+        state, error = run_dir.state()
         summary, status = run_dir.read_summary(), run_dir.read_status()
-        state = (summary or {}).get("status") or (status or {}).get("state") or "pending"
         step = (summary or {}).get("steps", (status or {}).get("step"))
         latest = (jobs.get(run_id) or [{}])[-1]
-        row = {"run_id": run_id, "state": state, "step": step, "error": (status or {}).get("error"),
+        row = {"run_id": run_id, "state": state, "step": step, "error": error,
                "job_id": latest.get("job_id"), "jobs": [job["job_id"] for job in jobs.get(run_id, [])], "lease": None,
                "backend": run_dir.backends()}
         holder = run_dir.lease_holder()

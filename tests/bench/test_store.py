@@ -118,3 +118,31 @@ def test_a_run_file_with_a_byte_that_is_not_utf8_is_quarantined_and_named_not_a_
     assert sorted(p.name.split(".corrupt-")[0] for p in run.path.glob("*.corrupt-*")) == ["status.json", "summary.json"]
     runs, _ = collect("s", tmp_path, save=False)
     assert list(runs["status"]) == ["pending"]
+
+
+def test_a_foreground_run_killed_without_a_word_is_preempted_not_running(tmp_path):
+    """SIGKILL (or the OOM killer) leaves status.json at running: status and collect must not say so."""
+    import signal
+    import sys
+    import time
+
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps(tiny_run_config(steps=100_000, checkpoint_every=2)))
+    command = [sys.executable, "-m", "seqbench.cli", "--root", str(tmp_path / "runs"), "run", str(config)]
+    trainer = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sweep = Store(tmp_path / "runs").sweep("single")
+    try:
+        deadline = time.monotonic() + 120
+        while not (sweep.exists() and any((sweep.run(run_id).read_status() or {}).get("step", 0) >= 4
+                                          for run_id in sweep.run_ids())):
+            assert time.monotonic() < deadline and trainer.poll() is None, "the run never reached step 4"
+            time.sleep(0.2)
+        [row] = sweep_status("single", tmp_path / "runs")
+        assert row["state"] == "running" and row["lease"]  # alive: running, held by its trainer
+    finally:
+        trainer.send_signal(signal.SIGKILL)
+        trainer.wait()
+    [row] = sweep_status("single", tmp_path / "runs")
+    assert row["state"] == "preempted" and "died without a word" in row["error"] and str(trainer.pid) in row["error"]
+    runs, _ = collect("single", tmp_path / "runs")
+    assert list(runs["status"]) == ["preempted"]

@@ -55,22 +55,32 @@ def speed_summary(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+MODE_STYLES = ("-", "--", ":", "-.")  # a mode's line style; the colour is its mixer's (analysis/style.py)
+CAP_NAMES = {"capped_memory": "memory cap", "capped_time": "time cap"}  # a length not run, in a legend's words
+SPEED_COLUMNS = 5  # mixers per block of panels: ten mixers in two blocks, ~1,500 px wide
+
+
 def plot_speed(table: pd.DataFrame, out_dir: Path, title: str = "") -> list[Path]:
-    """Small multiples: a column per model, a colour per mode; rows: forward+backward time, its peak
-    memory, and per-token decode latency after a prefill. The legend of each panel carries the
-    fitted time exponent, and softmax attention's curve is repeated in grey in every time panel, so
-    "which mode of which model is fastest at which length" reads off one row."""
+    """Small multiples, a column per mixer in its own colour, a line style per mode; rows: forward+backward
+    time, its peak memory, and per-token decode latency after a prefill, wrapped into blocks of
+    SPEED_COLUMNS mixers. Each mode's legend entry carries its fitted time exponent and where it was not
+    run, and softmax attention's curve is repeated in grey in every time panel, so "which mode of which
+    mixer is fastest at which length" reads off one row."""
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = speed_summary(table).set_index(["model", "mode"])
     fb = table[(table["measure"] == "forward_backward") & (table["status"] == "ok")]
     step = table[(table["measure"] == "step") & (table["status"] == "ok")]
     baseline = fb[(fb["model"] == BASELINE[0]) & (fb["mode"] == BASELINE[1])].groupby("length")["median_ms"].median()
     model_names = sorted(table["model"].unique())
-    modes = sorted(table["mode"].unique())
-    palette = dict(zip(modes, sns.color_palette("tab10", len(modes))))
-    fig, axes = plt.subplots(3, len(model_names), figsize=(3.4 * len(model_names), 9.5), sharex=True, sharey="row", squeeze=False)
-    for column, model in enumerate(model_names):
-        time_ax, memory_ax, step_ax = axes[:, column]
+    colours = mixer_colours(model_names)
+    styles = {mode: MODE_STYLES[number % len(MODE_STYLES)] for number, mode in enumerate(sorted(table["mode"].unique()))}
+    blocks = math.ceil(len(model_names) / SPEED_COLUMNS)
+    columns = math.ceil(len(model_names) / blocks)  # balanced: six mixers as two blocks of three
+    fig, axes = plt.subplots(3 * blocks, columns, figsize=(3.0 * columns, 8.4 * blocks), sharex=True, sharey="row",
+                             squeeze=False)
+    for number, model in enumerate(model_names):
+        block, column = divmod(number, columns)
+        time_ax, memory_ax, step_ax = axes[3 * block:3 * block + 3, column]
         for mode, group in fb[fb["model"] == model].groupby("mode"):
             group = group.sort_values("length")
             exponent = summary.loc[(model, mode), "time_exponent"] if (model, mode) in summary.index else None
@@ -78,29 +88,47 @@ def plot_speed(table: pd.DataFrame, out_dir: Path, title: str = "") -> list[Path
             skipped = table[(table["model"] == model) & (table["mode"] == mode) & (table["measure"] == "forward_backward")
                             & (table["status"] != "ok")]
             if len(skipped):
-                label += f", not run ≥ {int(skipped['length'].min())} ({skipped['status'].iloc[0]})"
-            time_ax.plot(group["length"], group["median_ms"], "o-", color=palette[mode], label=label, markersize=3)
-            memory_ax.plot(group["length"], group["peak_memory_bytes"] / 2**20, "o-", color=palette[mode], markersize=3)
+                status = skipped["status"].iloc[0]
+                label += f", ≥ {int(skipped['length'].min())}: {CAP_NAMES.get(status, status)}"
+            line = {"color": colours[model], "linestyle": styles[mode], "marker": "o", "markersize": 3}
+            time_ax.plot(group["length"], group["median_ms"], label=label, **line)
+            memory_ax.plot(group["length"], group["peak_memory_bytes"] / 2**20, **line)
         if model != BASELINE[0] and len(baseline):
             time_ax.plot(baseline.index, baseline.values, "--", color="grey", linewidth=1, label="softmax (parallel)")
         decode = step[step["model"] == model].sort_values("length")
         if len(decode):
-            step_ax.plot(decode["length"], decode["median_ms"], "o-", color="black", markersize=3)
-        time_ax.set_title(model, fontsize=10)
+            step_ax.plot(decode["length"], decode["median_ms"], "o-", color=colours[model], markersize=3)
+        time_ax.set_title(model, fontsize=10, color=colours[model], fontweight="bold")
         time_ax.legend(fontsize=6, loc="upper left")
-        for ax in (time_ax, memory_ax, step_ax):
+        for ax, ylabel in ((time_ax, "forward+backward, ms"), (memory_ax, "peak memory, MiB"), (step_ax, "decode step, ms")):
             ax.set(xscale="log", yscale="log")
             ax.grid(True, which="major", linewidth=0.3)
-        step_ax.set_xlabel("length (decode: prefill length)")
-    axes[0, 0].set_ylabel("forward+backward, ms")
-    axes[1, 0].set_ylabel("peak memory, MiB")
-    axes[2, 0].set_ylabel("decode step, ms")
-    fig.suptitle(title or "cost against length", fontsize=11)
-    fig.tight_layout()
+            if column == 0:
+                ax.set_ylabel(ylabel)
+        step_ax.set_xlabel("length (decode: prefill)")
+    for number in range(len(model_names), blocks * columns):  # the last block's empty columns
+        block, column = divmod(number, columns)
+        for ax in axes[3 * block:3 * block + 3, column]:
+            ax.set_visible(False)
+    fig.suptitle(speed_title(table, title), fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (8.4 * blocks)))
     path = out_dir / "speed.png"
-    atomic_save_figure(fig, path, dpi=110)
+    atomic_save_figure(fig, path, dpi=100)
     plt.close(fig)
     return [path]
+
+
+def speed_title(table: pd.DataFrame, device: str = "") -> str:
+    """The protocol the curves were measured under, read from the rows themselves."""
+    def values(column):
+        found = sorted(table[column].dropna().unique()) if column in table else []
+        return "/".join(str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in found)
+
+    fb = table[table["measure"] == "forward_backward"] if "measure" in table else table
+    repeats = sorted(fb["repeats"].dropna().astype(int).unique()) if "repeats" in fb else []
+    protocol = [f"batch {values('batch_size')}" if values("batch_size") else "", f"d_model {values('d_model')}" if values("d_model") else "",
+                values("dtype"), f"median of {'/'.join(map(str, repeats))} repeats" if repeats else ""]
+    return " — ".join(part for part in ("cost against length", ", ".join(p for p in protocol if p), device) if part)
 
 
 def plot_gateloop_op(table: pd.DataFrame, out_dir: Path) -> Path:

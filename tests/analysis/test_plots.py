@@ -70,6 +70,29 @@ def test_speed_plots(tmp_path):
     assert_image(plot_gateloop_op(op, tmp_path))
 
 
+def test_the_speed_plot_wraps_ten_mixers_in_their_own_colours_with_a_style_per_mode(tmp_path, monkeypatch):
+    from seqbench import models
+    from seqbench.analysis.style import mixer_colours
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to read its artists
+    names = models.available()[:10]
+    rows = [{"model": m, "mode": mode, "backend": "torch", "length": l, "measure": "forward_backward", "status": "ok",
+             "median_ms": l * factor, "peak_memory_bytes": 1000.0 * l}
+            for m in names for mode, factor in (("chunked", 0.01), ("recurrent", 0.02)) for l in (256, 1024, 4096)]
+    [path] = plot_speed(pd.DataFrame(rows), tmp_path)
+    with Image.open(path) as image:
+        assert image.width <= 1600  # readable at the size written: ten mixers in two blocks of five
+    [figure] = figures
+    colours = mixer_colours(names)
+    titled = {ax.get_title(): ax for ax in figure.axes if ax.get_title()}
+    assert sorted(titled) == sorted(names)
+    for name, ax in titled.items():
+        own = [line for line in ax.lines if line.get_label() != "softmax (parallel)"]
+        assert {matplotlib.colors.to_hex(line.get_color()) for line in own} == {matplotlib.colors.to_hex(colours[name])}
+        assert len({line.get_linestyle() for line in own}) == 2  # a style per mode
+
+
 def test_accuracy_against_state_size_has_a_panel_per_cell_and_a_line_per_mixer(tmp_path):
     from seqbench.analysis.plots import ZOOLOGY_CELL, state_size_grid
 

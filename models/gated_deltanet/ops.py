@@ -24,6 +24,18 @@ from seqbench.models.gla.ops import in_chunks
 MODES = ("recurrent", "chunked")
 
 
+def solve_unit_lower(system: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """(I + A)⁻¹ B for the unit-lower-triangular systems of the delta rules' chunked forms, solved as
+    Uᵀ (I + A)ᵀ = Bᵀ: the same solve, about twice as fast in torch's batched CPU path (its backward too)."""
+    return torch.linalg.solve_triangular(system.mT, right.mT, upper=True, left=False, unitriangular=True).mT
+
+
+def chunk_by_chunk(*tensors: torch.Tensor):
+    """(B, N, …) tensors as N slices each, chunk-major and contiguous: the carry loop's matmuls then read
+    dense batches of matrices (strided slices make CPU bmm copy matrix by matrix, forward and backward)."""
+    return tuple(t.movedim(1, 0).contiguous().unbind(0) for t in tensors)
+
+
 def delta_rule_recurrent(q, k, v, beta, log_decay, state):
     outputs = []
     for t in range(q.shape[1]):
@@ -47,15 +59,15 @@ def delta_rule_chunked(q, k, v, beta, log_decay, state, chunk_size: int):
     ratio = torch.where(inclusive, cumulative[..., :, None] - cumulative[..., None, :], float("-inf")).exp()  # Γ_t/Γ_s, s ≤ t
     system = torch.eye(size, dtype=q.dtype, device=q.device) + bc[..., :, None] * ratio.tril(-1) * (kc @ kc.transpose(-1, -2))
     right = torch.cat([bc[..., None] * vc, (bc * cumulative.exp())[..., None] * kc], dim=-1)
-    solved = torch.linalg.solve_triangular(system, right, upper=False, unitriangular=True)
+    solved = solve_unit_lower(system, right)
     corrected_values, correction_keys = solved[..., :values], solved[..., values:]  # Ũ, W
     scores = ratio * (qc @ kc.transpose(-1, -2))
     decayed_q = qc * cumulative.exp()[..., None]
     end_keys = (kc * (cumulative[..., -1:] - cumulative).exp()[..., None]).transpose(-1, -2)  # (Γ_C/Γ_s) k_s
     chunk_decay = cumulative[..., -1].exp()[..., None, None]
     outputs = []
-    for u_tilde, w, p, dq, ek, decay in zip(*(t.unbind(1) for t in (corrected_values, correction_keys, scores, decayed_q,
-                                                             end_keys, chunk_decay))):
+    for u_tilde, w, p, dq, ek, decay in zip(*chunk_by_chunk(corrected_values, correction_keys, scores, decayed_q, end_keys,
+                                                            chunk_decay)):
         corrected = u_tilde - w @ state  # u = Ũ − W S₀
         outputs.append(dq @ state + p @ corrected)
         state = state * decay + ek @ corrected

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 
+from seqbench.models.gated_deltanet.ops import chunk_by_chunk, solve_unit_lower
 from seqbench.models.gla.ops import decayed_products, in_chunks
 
 MODES = ("recurrent", "chunked")
@@ -52,7 +53,7 @@ def dplr_chunked(q, k, v, a, b, log_decay, state, chunk_size: int):
     (ab, ak), (qb, qk) = ((half[..., :size], half[..., size:]) for half in (pairs[..., :size, :], pairs[..., size:, :]))
     system = torch.eye(size, dtype=q.dtype, device=q.device) - ab
     right = torch.cat([ak @ vc, ac * before.exp()], dim=-1)
-    solved = torch.linalg.solve_triangular(system, right, upper=False, unitriangular=True)
+    solved = solve_unit_lower(system, right)
     from_values, from_state = solved[..., :v.shape[-1]], solved[..., v.shape[-1]:]  # u = P + W S₀
     read_weights, own = qb, qk @ vc
     decayed_q = qc * cumulative.exp()
@@ -60,8 +61,8 @@ def dplr_chunked(q, k, v, a, b, log_decay, state, chunk_size: int):
     end_b, added = (bc * to_end).transpose(-1, -2), (kc * to_end).transpose(-1, -2) @ vc
     chunk_decay = cumulative[..., -1, :].exp().unsqueeze(-1)
     outputs = []
-    for p, w, r, o, dq, eb, add, decay in zip(*(t.unbind(1) for t in (from_values, from_state, read_weights, own, decayed_q, end_b,
-                                                                      added, chunk_decay))):
+    for p, w, r, o, dq, eb, add, decay in zip(*chunk_by_chunk(from_values, from_state, read_weights, own, decayed_q, end_b, added,
+                                                              chunk_decay)):
         read = p + w @ state  # u_t = S_{t−1}ᵀ a_t
         outputs.append(dq @ state + r @ read + o)
         state = state * decay + eb @ read + add

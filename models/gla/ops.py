@@ -60,20 +60,23 @@ def gla_chunked(q, k, v, log_decay, state, chunk_size: int):
     cumulative = gc.cumsum(-2)  # G_t inside each chunk
     size = qc.shape[-2]
     causal = torch.ones(size, size, dtype=torch.bool, device=q.device).tril()
-    if log_decay.shape[-1] > 1:  # a decay per key channel
+    to_end = (cumulative[..., -1:, :] - cumulative).exp()  # exp(G_C − G_s) ≤ 1
+    per_key = log_decay.shape[-1] > 1
+    if per_key:  # a decay per key channel
         scores = decayed_products(qc, kc, cumulative, cumulative, causal)
-    else:  # one per head: the decay factors out of the key sum
+        added = (kc * to_end).transpose(-1, -2) @ vc  # each chunk's own contribution to the state (B, N, H, K, V)
+    else:  # one per head: the decay factors out of every key sum, so it scales values and outputs, never a shared key
         between = torch.where(causal, cumulative[..., 0, None] - cumulative[..., None, :, 0], float("-inf")).exp()
         scores = (qc @ kc.transpose(-1, -2)) * between
+        added = kc.transpose(-1, -2) @ (vc * to_end)
     within = scores @ vc
-    to_end = (cumulative[..., -1:, :] - cumulative).exp()  # exp(G_C − G_s) ≤ 1
-    added = (kc * to_end).transpose(-1, -2) @ vc  # each chunk's own contribution to the state (B, N, H, K, V)
     chunk_decay = cumulative[..., -1, :].exp().unsqueeze(-1)  # (B, N, H, K or 1, 1)
     starts = []
     for decay, contribution in zip(chunk_decay.unbind(1), added.unbind(1)):  # unbind: one gradient stack, not N zero-filled copies
         starts.append(state)
         state = state * decay + contribution
-    carried = (qc * cumulative.exp()) @ torch.stack(starts, 1)
+    starts = torch.stack(starts, 1)
+    carried = (qc * cumulative.exp()) @ starts if per_key else (qc @ starts) * cumulative.exp()
     return (within + carried).transpose(2, 3).flatten(1, 2)[:, :length], state
 
 

@@ -118,7 +118,7 @@ class RunDir:
             if holder is not None and not holder["dead_here"]:
                 return state, None
         where = f" ({holder.get('host')}:{holder.get('pid')})" if holder else ""
-        return "preempted", f"its trainer{where} died without a word (killed?); the next launch resumes it"
+        return "preempted", f"its trainer{where} died without a word (killed?); the next launch takes it up again"
 
     def backends(self) -> str | None:
         """What ran each layer, from the run's provenance: "mixer/mode: backend" per distinct layer

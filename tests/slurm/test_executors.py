@@ -104,3 +104,49 @@ def test_a_killed_launcher_leaves_no_worker_training(tmp_path, how):
     assert sweep_processes() == [], "a worker outlived its launcher"
     status = Store(root).sweep("orphans").run(run_id).read_status()
     assert status["state"] == "preempted" and (Store(root).sweep("orphans").run(run_id).path / "checkpoint.pt").exists()
+
+
+SLOW_SPEED_SWEEP = """
+name = "orphan-speed"
+[base]
+kind = "speed"
+model = { name = "softmax_attention", d_model = 32 }
+speed = { lengths = [64, 128, 256, 512, 1024, 2048, 4096, 8192], batch_size = 2, repeats = 200, threads = 1, time_budget_s = 600.0 }
+"""
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_a_killed_speed_launcher_leaves_no_worker_measuring(tmp_path, how):
+    """As for a sweep: `seqbench speed`'s worker stops with its launcher, so a relaunch's timings never
+    overlap an orphan's; the run reads as preempted (its worker gone), not running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sweep_file = tmp_path / "speed.toml"
+    sweep_file.write_text(SLOW_SPEED_SWEEP)
+    root = tmp_path / "runs"
+    launcher = subprocess.Popen([sys.executable, "-m", "seqbench.cli", "--root", str(root), "speed", str(sweep_file),
+                                 "--out", str(tmp_path / "report")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def workers():
+        found = subprocess.run(["pgrep", "-f", str(root)], capture_output=True, text=True).stdout.split()
+        return [pid for pid in found if int(pid) != launcher.pid]
+
+    deadline = time.monotonic() + 120
+    while not [row for row in (sweep_status("orphan-speed", root) if (root / "orphan-speed").is_dir() else [])
+               if row["state"] == "running" and row["lease"]]:
+        assert time.monotonic() < deadline and launcher.poll() is None, "the speed run never started"
+        time.sleep(0.5)
+    os.kill(launcher.pid, getattr(signal, how))
+    launcher.wait(timeout=90)
+    deadline = time.monotonic() + 90
+    while workers() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert workers() == [], "a speed worker outlived its launcher"
+    [row] = sweep_status("orphan-speed", root)
+    assert row["state"] == "preempted"

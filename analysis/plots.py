@@ -26,7 +26,8 @@ from seqbench.analysis.style import atomic_save_figure, draw_chance, length_slic
 CURVE_POINTS = 200  # per training curve; the 20-step running mean makes more points redundant
 
 
-def _label(column: str) -> str:
+def field_label(column: str) -> str:
+    """A config field as a reader names it: model, heads, lr, seq_len — not model.options.heads."""
     if column == "model.name":
         return "model"
     return column.removeprefix("model.options.").removeprefix("model.").removeprefix("optimizer.").removeprefix("task.options.")
@@ -51,7 +52,7 @@ def merge_linked_axes(table: pd.DataFrame, axes: list[str]) -> tuple[pd.DataFram
         if len(group) == 1:
             names.append(group[0])
             continue
-        name = " · ".join(_label(column) for column in group)
+        name = " · ".join(field_label(column) for column in group)
         merged[name] = merged[group].astype(str).agg(" · ".join, axis=1)
         names.append(name)
     return merged, names
@@ -149,7 +150,7 @@ def final_grid(runs: pd.DataFrame) -> sns.FacetGrid:
     seeds = table.groupby([c for c in layout.values() if c], dropna=False).size()
     interval = seeds.min() >= MIN_SEEDS_FOR_INTERVAL
     hue = layout["hue"] or layout["x"]
-    names = {column: _label(column) for column in layout.values() if column}
+    names = {column: field_label(column) for column in layout.values() if column}
     table, layout = table.rename(columns=names), {k: names.get(v) for k, v in layout.items()}
     hue = names[hue]
     palette = mixer_colours(table[hue].unique()) if hue == "model" else None
@@ -184,7 +185,7 @@ def final_grid(runs: pd.DataFrame) -> sns.FacetGrid:
         lines.append(textwrap.fill(("chosen lr — " if lr_column == "chosen_lr" else "lr — ")
                                    + "; ".join(f"{model}: {lrs}" for model, lrs in chosen.items()), width=max(60, int(70 * width / 5))))
     grid.figure.suptitle("\n".join(lines), fontsize=9)
-    grid.set_axis_labels(_label(layout["x"]) if layout["x"] != "model" else "model", label)
+    grid.set_axis_labels(field_label(layout["x"]) if layout["x"] != "model" else "model", label)
     grid.figure.tight_layout()
     return grid
 
@@ -198,7 +199,7 @@ def plot_curves(runs: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
     mixer = indexed["model.name"].astype(str) if "model.name" in indexed.columns else pd.Series("run", index=indexed.index)
     rest = None
     for column in axes_:
-        part = f"{_label(column)}=" + indexed[column].astype(str)
+        part = f"{field_label(column)}=" + indexed[column].astype(str)
         rest = part if rest is None else rest + ", " + part
     seeds = runs.groupby([mixer.reindex(runs["run_id"]).values, *([rest.reindex(runs["run_id"]).values] if rest is not None else [])]).size()
     interval = len(seeds) and seeds.min() >= MIN_SEEDS_FOR_INTERVAL

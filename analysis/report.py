@@ -102,12 +102,16 @@ def paired_comparisons(runs: pd.DataFrame) -> pd.DataFrame:
     """Every pair of configurations (arms) at their chosen lrs, best mean first: per-seed differences
     of the test metric, signed so that positive favours the first, their mean and 95% t-interval —
     the numbers a README quotes (protocol.paired_differences, protocol.interval)."""
-    from seqbench.analysis.plots import final_table
+    from seqbench.analysis.plots import field_label, final_table
     from seqbench.analysis.protocol import interval, paired_differences
 
     table, metric, higher, _ = final_table(runs)
     axes = configuration_columns(table) or ["model.name"]
-    arm = table[axes].astype(str).agg(", ".join, axis=1) if len(table) else pd.Series(dtype=str)
+    if axes == ["model.name"]:  # the mixers alone: their names say it
+        arm = table["model.name"].astype(str)
+    else:  # "heads=2, short_conv=4": a bare "2, 4" names nothing
+        arm = table[axes].apply(lambda row: ", ".join(f"{field_label(c)}={row[c]}" for c in axes), axis=1) if len(table) \
+            else pd.Series(dtype=str)
     table = table.assign(arm=arm)
     means = table.groupby("arm")[metric].mean().sort_values(ascending=not higher)
     rows = []

@@ -91,3 +91,16 @@ def test_paired_comparisons_are_the_per_seed_differences_at_each_arms_chosen_lr(
     half = 4.302652729911275 * pd.Series(differences).std() / math.sqrt(3)
     assert (pair["a"], pair["b"], pair["seeds"]) == ("a", "b", 3)
     assert pair["a − b"] == pytest.approx(0.30) and (pair["low"], pair["high"]) == pytest.approx((0.30 - half, 0.30 + half))
+
+
+def test_paired_arms_beyond_the_mixer_are_named_by_their_fields():
+    import pandas as pd
+
+    from seqbench.analysis.report import paired_comparisons
+
+    rows = [{"run_id": f"{heads}{conv}{seed}", "model.name": "gateloop", "model.options.heads": heads,
+             "model.options.short_conv": conv, "optimizer.lr": 1e-3, "seed": seed, "status": "completed",
+             "validation_accuracy": 0.5, "final_accuracy": 0.2 * heads + 0.1 * conv + 0.01 * seed}
+            for heads in (1, 2) for conv in (0, 4) for seed in range(3)]
+    pairs = paired_comparisons(pd.DataFrame(rows))
+    assert pairs.iloc[0][["a", "b"]].tolist() == ["heads=2, short_conv=4", "heads=1, short_conv=4"]

@@ -78,7 +78,8 @@ def final_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, str, bool, str]:
             return done, metric, higher, "one lr per configuration, set in the sweep"
         if validation_metric(metric) in done.columns:
             return best_over_lr(runs, metric=metric), metric, higher, "best lr per configuration, chosen on mean validation over seeds"
-    return done, metric, higher, "one lr for all" if LR in done.columns else "as run"
+    lrs = done[LR].dropna().unique() if LR in done.columns else []
+    return done, metric, higher, f"one lr for all ({lrs[0]:g})" if len(lrs) == 1 else "as run"
 
 
 METRIC_NAMES = {"accuracy": "accuracy", "bpc": "bits per byte", "loss": "loss"}

@@ -85,8 +85,8 @@ class TrainConfig(RunSpec):
 
     def size(self) -> dict[str, int]:
         """Parameters and decoding-state scalars per sequence (all layers), counted on the meta device."""
-        vocab = tasks.TASKS.get_class(self.task.name).vocab_size_of(self.task.options)
-        return meta_size(self.model.structure(), vocab, self.task.options.get("seq_len"))
+        task = tasks.TASKS.get_class(self.task.name)
+        return meta_size(self.model.structure(), task.vocab_size_of(self.task.options), task.seq_len_of(self.task.options))
 
 
 MEASURES = ("forward", "forward_backward", "step")

@@ -54,6 +54,12 @@ class Task(abc.ABC):
         return cls(**options).vocab_size
 
     @classmethod
+    def seq_len_of(cls, options: dict) -> int | None:
+        """The training window these options give, without reading data: the length a state that grows
+        with the context (softmax attention's KV cache) is counted at, as the runner counts it."""
+        return getattr(cls(**options), "seq_len", None)
+
+    @classmethod
     def content_identity(cls, options: dict) -> dict | None:
         """What identifies the data these options read, by content (a corpus's size and sha256), so
         that two different files under one name never share a run id; None for generated data."""

@@ -61,6 +61,9 @@ def open_bytes(path: Path) -> np.memmap:
     return np.memmap(path, dtype=np.uint8, mode="r")
 
 
+DEFAULT_SEQ_LEN = 256  # bytes per training window unless seq_len says otherwise
+
+
 class ByteCorpus(Task):
     """Shared by enwik8 and `bytes`: splits, random training windows, whole-split evaluation."""
 
@@ -87,9 +90,13 @@ class ByteCorpus(Task):
         return 256
 
     @classmethod
+    def seq_len_of(cls, options: dict) -> int:
+        return options.get("seq_len", DEFAULT_SEQ_LEN)
+
+    @classmethod
     def check_values(cls, options: dict) -> None:
         """Option values only: the data may live on the cluster's file system, not here."""
-        seq_len, eval_bytes = options.get("seq_len", 256), options.get("eval_bytes")
+        seq_len, eval_bytes = options.get("seq_len", DEFAULT_SEQ_LEN), options.get("eval_bytes")
         if not isinstance(seq_len, int) or isinstance(seq_len, bool) or seq_len < 1:
             raise ValueError(f"{cls.registry_name}: seq_len must be a positive integer, got {seq_len!r}")
         test_seq_len = options.get("test_seq_len")
@@ -179,7 +186,7 @@ class Bytes(ByteCorpus):
         test_seq_len: the test split's window length (None = seq_len); longer windows give bits per byte per position bucket (bpc/to<edge>)
     """
 
-    def __init__(self, *, path: str, seq_len: int = 256, eval_bytes: int | None = None, data_dir: str | None = None,
+    def __init__(self, *, path: str, seq_len: int = DEFAULT_SEQ_LEN, eval_bytes: int | None = None, data_dir: str | None = None,
                  test_seq_len: int | None = None):
         self.given = find_corpus(path, data_dir)
         super().__init__(locate_corpus(path, data_dir), seq_len, eval_bytes, test_seq_len)
@@ -216,7 +223,7 @@ class Enwik8(ByteCorpus):
         eval_bytes: score only the first eval_bytes of a split (None = the whole split)
     """
 
-    def __init__(self, *, seq_len: int = 256, data_dir: str | None = None, download: bool = False,
+    def __init__(self, *, seq_len: int = DEFAULT_SEQ_LEN, data_dir: str | None = None, download: bool = False,
                  eval_bytes: int | None = None):
         super().__init__(locate_enwik8(data_dir, download), seq_len, eval_bytes)
         if len(self.data) != ENWIK8_BYTES:

@@ -109,7 +109,7 @@ class RunDir:
         naming a process gone from this host) was killed without a word (SIGKILL, the OOM killer) and
         is preempted: the next launch resumes it from its checkpoint. Read twice before saying so: a
         trainer may finish or start between the reads."""
-        for attempt in range(2):
+        for _ in range(2):
             summary, status = self.read_summary(), self.read_status()
             state = (summary or {}).get("status") or (status or {}).get("state") or "pending"
             if state != "running":

@@ -61,14 +61,26 @@ def test_status_and_the_collected_table_show_each_runs_backend(tmp_path):
     assert set(runs["backend"]) == {"mamba/recurrent: cpp", "retnet/chunked: torch"}
 
 
+def signal_launcher_and_wait(launcher, how: str, workers) -> list:
+    """Send the launcher `how`, then give its workers 90 s to go; returns those still there."""
+    import os
+    import signal
+    import time
+
+    os.kill(launcher.pid, getattr(signal, how))
+    launcher.wait(timeout=90)
+    deadline = time.monotonic() + 90
+    while workers() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return workers()
+
+
 @pytest.mark.faults
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
 def test_a_killed_launcher_leaves_no_worker_training(tmp_path, how):
     """SIGTERM stops the launcher's workers as Ctrl-C does; SIGKILL runs no handler, and submitit's local
     job controller outlives it by design — each worker watches its launcher and stops itself. Either
     way, within seconds nothing of the sweep runs and the run is preempted at a checkpoint, resumable."""
-    import os
-    import signal
     import subprocess
     import sys
     import time
@@ -96,12 +108,7 @@ def test_a_killed_launcher_leaves_no_worker_training(tmp_path, how):
     while not training() and time.monotonic() < deadline:
         time.sleep(0.5)
     [run_id] = training()
-    os.kill(launcher.pid, getattr(signal, how))
-    launcher.wait(timeout=90)
-    deadline = time.monotonic() + 90
-    while sweep_processes() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert sweep_processes() == [], "a worker outlived its launcher"
+    assert signal_launcher_and_wait(launcher, how, sweep_processes) == [], "a worker outlived its launcher"
     status = Store(root).sweep("orphans").run(run_id).read_status()
     assert status["state"] == "preempted" and (Store(root).sweep("orphans").run(run_id).path / "checkpoint.pt").exists()
 
@@ -120,8 +127,6 @@ speed = { lengths = [64, 128, 256, 512, 1024, 2048, 4096, 8192], batch_size = 2,
 def test_a_killed_speed_launcher_leaves_no_worker_measuring(tmp_path, how):
     """As for a sweep: `seqbench speed`'s worker stops with its launcher, so a relaunch's timings never
     overlap an orphan's; the run reads as preempted (its worker gone), not running."""
-    import os
-    import signal
     import subprocess
     import sys
     import time
@@ -142,11 +147,6 @@ def test_a_killed_speed_launcher_leaves_no_worker_measuring(tmp_path, how):
                if row["state"] == "running" and row["lease"]]:
         assert time.monotonic() < deadline and launcher.poll() is None, "the speed run never started"
         time.sleep(0.5)
-    os.kill(launcher.pid, getattr(signal, how))
-    launcher.wait(timeout=90)
-    deadline = time.monotonic() + 90
-    while workers() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert workers() == [], "a speed worker outlived its launcher"
+    assert signal_launcher_and_wait(launcher, how, workers) == [], "a speed worker outlived its launcher"
     [row] = sweep_status("orphan-speed", root)
     assert row["state"] == "preempted"

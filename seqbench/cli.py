@@ -186,8 +186,9 @@ def format_paired(path) -> str:
 
     table = pd.read_csv(path)
     return "\n".join(["paired by seed, at each arm's chosen lr (positive favours the first):",
-                      *(f"  {r['a']} − {r['b']} = {r['a − b']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] ({r['metric']}, "
-                        f"{r['seeds']} seeds)" for _, r in table.iterrows())])
+                      *(f"  {r['a']} − {r['b']} = {r['a − b']:+.3f} "
+                        + (f"[{r['low']:+.3f}, {r['high']:+.3f}] ({r['metric']}, {r['seeds']} seeds)" if r["seeds"] > 1
+                           else f"({r['metric']}, {r['seeds']} seed: no interval)") for _, r in table.iterrows())])
 
 
 def cmd_cancel(args) -> None:

@@ -161,3 +161,13 @@ def test_restoring_an_archive_of_no_sweeps_says_so(tmp_path, capsys):
         tar.addfile(member, io.BytesIO(manifest))
     out = seqbench(capsys, "--root", str(tmp_path / "runs"), "restore", str(tmp_path / "a.tar.gz"))
     assert out.strip() == f"restored nothing: {tmp_path / 'a.tar.gz'} holds no finished run"
+
+
+def test_paired_lines_give_an_interval_only_where_there_are_seeds_to_make_one(tmp_path):
+    from seqbench.cli import format_paired
+
+    (tmp_path / "paired.csv").write_text("a,b,metric,seeds,a − b,low,high\n"
+                                         "x,y,final_accuracy,3,0.5,0.4,0.6\nx,z,final_accuracy,1,0.3,,\n")
+    lines = format_paired(tmp_path / "paired.csv").splitlines()
+    assert lines[1] == "  x − y = +0.500 [+0.400, +0.600] (final_accuracy, 3 seeds)"
+    assert lines[2] == "  x − z = +0.300 (final_accuracy, 1 seed: no interval)"
